@@ -1,0 +1,380 @@
+//! `DataFrame`: a lazy query with a Spark-style builder API. Builders only plan; the actions
+//! (`collect`, `show`, `count`, `explain`) run the plan on the session's engine.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, Int64Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
+use datafusion::functions::expr_fn::coalesce;
+use datafusion::functions_aggregate::count::count_all;
+use datafusion::logical_expr::{Expr, SortExpr};
+
+use crate::error::{Result, SabotError};
+use crate::execution::{Engine, ExecutedQuery, PreparedQuery};
+use crate::session::SessionInner;
+
+/// How rows of two DataFrames are matched in [`DataFrame::join`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinType {
+    /// Rows with a match on both sides.
+    Inner,
+    /// Every left row; right columns null where nothing matches.
+    Left,
+    /// Every right row; left columns null where nothing matches.
+    Right,
+    /// Every row of both sides.
+    Full,
+    /// Left rows that have a match (left columns only).
+    Semi,
+    /// Left rows that have no match (left columns only).
+    Anti,
+}
+
+impl From<JoinType> for datafusion::common::JoinType {
+    fn from(join_type: JoinType) -> Self {
+        use datafusion::common::JoinType as DataFusionJoin;
+        match join_type {
+            JoinType::Inner => DataFusionJoin::Inner,
+            JoinType::Left => DataFusionJoin::Left,
+            JoinType::Right => DataFusionJoin::Right,
+            JoinType::Full => DataFusionJoin::Full,
+            JoinType::Semi => DataFusionJoin::LeftSemi,
+            JoinType::Anti => DataFusionJoin::LeftAnti,
+        }
+    }
+}
+
+/// The keys of a join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOn {
+    /// Columns named the same on both sides; the result keeps one column per key, as
+    /// SQL's `USING` and Spark's `join(other, on)` do.
+    Columns(Vec<String>),
+    /// (left column, right column) pairs; the result keeps every column of both sides.
+    Pairs(Vec<(String, String)>),
+}
+
+impl From<&str> for JoinOn {
+    fn from(column: &str) -> Self {
+        JoinOn::Columns(vec![column.to_string()])
+    }
+}
+
+impl<const N: usize> From<[&str; N]> for JoinOn {
+    fn from(columns: [&str; N]) -> Self {
+        JoinOn::Columns(columns.iter().map(|column| column.to_string()).collect())
+    }
+}
+
+impl From<&[&str]> for JoinOn {
+    fn from(columns: &[&str]) -> Self {
+        JoinOn::Columns(columns.iter().map(|column| column.to_string()).collect())
+    }
+}
+
+impl<const N: usize> From<[(&str, &str); N]> for JoinOn {
+    fn from(pairs: [(&str, &str); N]) -> Self {
+        JoinOn::Pairs(
+            pairs
+                .iter()
+                .map(|(left, right)| (left.to_string(), right.to_string()))
+                .collect(),
+        )
+    }
+}
+
+/// A lazy query. Cloning is cheap; builder methods return a new DataFrame.
+#[derive(Clone)]
+pub struct DataFrame {
+    frame: datafusion::dataframe::DataFrame,
+    session: Arc<SessionInner>,
+    engine: Engine,
+}
+
+/// A DataFrame grouped by keys, waiting for its aggregates: see [`DataFrame::group_by`].
+pub struct GroupedData {
+    frame: DataFrame,
+    keys: Vec<Expr>,
+}
+
+impl GroupedData {
+    /// One row per group: the keys, then `aggregates` (e.g. `sum(col("x")).alias("total")`).
+    pub fn agg(self, aggregates: impl IntoIterator<Item = Expr>) -> Result<DataFrame> {
+        let aggregates = aggregates.into_iter().collect();
+        self.frame
+            .map(|frame| frame.aggregate(self.keys, aggregates))
+    }
+}
+
+impl DataFrame {
+    pub(crate) fn new(
+        frame: datafusion::dataframe::DataFrame,
+        session: Arc<SessionInner>,
+        engine: Engine,
+    ) -> Self {
+        DataFrame {
+            frame,
+            session,
+            engine,
+        }
+    }
+
+    fn map(
+        self,
+        build: impl FnOnce(
+            datafusion::dataframe::DataFrame,
+        ) -> datafusion::error::Result<datafusion::dataframe::DataFrame>,
+    ) -> Result<DataFrame> {
+        let frame = build(self.frame)?;
+        Ok(DataFrame { frame, ..self })
+    }
+
+    /// The engine that will run this DataFrame's actions.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Runs this DataFrame's actions on `engine` instead of the session's default.
+    pub fn with_engine(self, engine: Engine) -> Self {
+        DataFrame { engine, ..self }
+    }
+
+    /// The columns of the result.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(self.frame.schema().as_arrow().clone())
+    }
+
+    /// Keeps the given expressions as the result's columns.
+    pub fn select(self, columns: impl IntoIterator<Item = Expr>) -> Result<DataFrame> {
+        let columns: Vec<Expr> = columns.into_iter().collect();
+        self.map(|frame| frame.select(columns))
+    }
+
+    /// Keeps the named columns.
+    pub fn select_columns(self, columns: &[&str]) -> Result<DataFrame> {
+        self.map(|frame| frame.select_columns(columns))
+    }
+
+    /// Keeps the rows for which `predicate` is true.
+    pub fn filter(self, predicate: Expr) -> Result<DataFrame> {
+        self.map(|frame| frame.filter(predicate))
+    }
+
+    /// Adds column `name` computed by `expr`, replacing a column of that name if there is one.
+    pub fn with_column(self, name: &str, expr: Expr) -> Result<DataFrame> {
+        self.map(|frame| frame.with_column(name, expr))
+    }
+
+    /// Gives the DataFrame a table name, so that its columns can be qualified (`alias.column`).
+    pub fn alias(self, name: &str) -> Result<DataFrame> {
+        self.map(|frame| frame.alias(name))
+    }
+
+    /// Groups rows by `keys`; finish with [`GroupedData::agg`].
+    pub fn group_by(self, keys: impl IntoIterator<Item = Expr>) -> GroupedData {
+        GroupedData {
+            frame: self,
+            keys: keys.into_iter().collect(),
+        }
+    }
+
+    /// Joins with `right` on `on` (column names, or column pairs), keeping rows as `how` says.
+    pub fn join(self, right: DataFrame, on: impl Into<JoinOn>, how: JoinType) -> Result<DataFrame> {
+        match on.into() {
+            JoinOn::Pairs(pairs) => {
+                let left_columns: Vec<&str> = pairs.iter().map(|(left, _)| left.as_str()).collect();
+                let right_columns: Vec<&str> =
+                    pairs.iter().map(|(_, right)| right.as_str()).collect();
+                self.map(|frame| {
+                    frame.join(right.frame, how.into(), &left_columns, &right_columns, None)
+                })
+            }
+            JoinOn::Columns(keys) => self.join_using(right, &keys, how),
+        }
+    }
+
+    fn join_using(self, right: DataFrame, keys: &[String], how: JoinType) -> Result<DataFrame> {
+        if keys.is_empty() {
+            return Err(SabotError::invalid_argument(
+                "a join needs at least one key column",
+            ));
+        }
+        let left_columns = qualified_columns(&self.frame);
+        let right_columns = qualified_columns(&right.frame);
+        let mut key_columns = Vec::with_capacity(keys.len());
+        for key in keys {
+            let left_key = find_column(&left_columns, key, "left")?;
+            let right_key = find_column(&right_columns, key, "right")?;
+            key_columns.push((key.as_str(), left_key, right_key));
+        }
+        let key_names: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let joined =
+            self.map(|frame| frame.join(right.frame, how.into(), &key_names, &key_names, None))?;
+        if matches!(how, JoinType::Semi | JoinType::Anti) {
+            return Ok(joined);
+        }
+
+        let is_key = |column: &Column| keys.iter().any(|key| *key == column.name);
+        let mut projection: Vec<Expr> = key_columns
+            .into_iter()
+            .map(|(name, left_key, right_key)| {
+                let left_key = Expr::Column(left_key);
+                let right_key = Expr::Column(right_key);
+                let merged = match how {
+                    JoinType::Right => right_key,
+                    JoinType::Full => coalesce(vec![left_key, right_key]),
+                    _ => left_key,
+                };
+                merged.alias(name)
+            })
+            .collect();
+        projection.extend(
+            left_columns
+                .into_iter()
+                .chain(right_columns)
+                .filter(|column| !is_key(column))
+                .map(Expr::Column),
+        );
+        joined.select(projection)
+    }
+
+    /// Sorts by the given keys (e.g. `col("x").sort(false, true)` for descending).
+    pub fn order_by(self, keys: impl IntoIterator<Item = SortExpr>) -> Result<DataFrame> {
+        let keys: Vec<SortExpr> = keys.into_iter().collect();
+        self.map(|frame| frame.sort(keys))
+    }
+
+    /// Keeps the first `rows` rows.
+    pub fn limit(self, rows: usize) -> Result<DataFrame> {
+        self.map(|frame| frame.limit(0, Some(rows)))
+    }
+
+    /// Keeps one copy of each distinct row.
+    pub fn distinct(self) -> Result<DataFrame> {
+        self.map(|frame| frame.distinct())
+    }
+
+    /// Appends the rows of `other` (columns matched by position, duplicates kept: `UNION ALL`).
+    pub fn union(self, other: DataFrame) -> Result<DataFrame> {
+        self.map(|frame| frame.union(other.frame))
+    }
+
+    /// Runs the query and returns its result.
+    pub fn collect(self) -> Result<Vec<RecordBatch>> {
+        Ok(self.execute()?.batches)
+    }
+
+    /// Runs the query and returns its result with what it scanned and any fallbacks.
+    pub fn execute(self) -> Result<ExecutedQuery> {
+        let engine = self.engine;
+        let session = Arc::clone(&self.session);
+        let (state, plan) = self.frame.into_parts();
+        let started = Instant::now();
+        let executed = session.block_on(async move {
+            PreparedQuery::plan(&state, &plan, engine)
+                .await?
+                .run(&state)
+                .await
+        });
+        record(&session, &executed, started);
+        executed
+    }
+
+    /// Runs the query and prints its result as a table.
+    pub fn show(self) -> Result<()> {
+        let batches = self.collect()?;
+        println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        Ok(())
+    }
+
+    /// Runs the query and returns how many rows it produces.
+    pub fn count(self) -> Result<usize> {
+        let batches = self
+            .map(|frame| frame.aggregate(vec![], vec![count_all().alias("count")]))?
+            .collect()?;
+        let count = batches
+            .iter()
+            .find(|batch| batch.num_rows() > 0)
+            .and_then(|batch| batch.column(0).as_any().downcast_ref::<Int64Array>())
+            .filter(|counts| !counts.is_null(0))
+            .map(|counts| counts.value(0))
+            .ok_or_else(|| SabotError::Execution {
+                message: "count(*) returned no value".to_string(),
+            })?;
+        usize::try_from(count).map_err(|_| SabotError::Execution {
+            message: format!("count(*) returned a negative count {count}"),
+        })
+    }
+
+    /// The plan as text: the optimized logical plan and the physical plan of this DataFrame's
+    /// engine, with any fallbacks. With `analyze`, the query runs and each operator shows its
+    /// measured rows and time.
+    pub fn explain(self, analyze: bool) -> Result<String> {
+        let engine = self.engine;
+        let session = Arc::clone(&self.session);
+        let (state, plan) = self.frame.into_parts();
+        let started = Instant::now();
+        let explained = session.block_on(async move {
+            let optimized = state.optimize(&plan)?;
+            let prepared = PreparedQuery::plan(&state, &optimized, engine).await?;
+            let mut text = format!(
+                "== Optimized logical plan ==\n{}\n\n== Physical plan (engine: {engine}) ==\n",
+                optimized.display_indent()
+            );
+            if analyze {
+                let executed = prepared.run(&state).await?;
+                text.push_str(&prepared.display(true));
+                Ok((text, Some(executed)))
+            } else {
+                text.push_str(&prepared.display(false));
+                Ok((text, None))
+            }
+        });
+        match explained {
+            Ok((text, executed)) => {
+                if let Some(executed) = executed {
+                    session.stats.record_success(&executed, started.elapsed());
+                }
+                Ok(text)
+            }
+            Err(error) => {
+                session.stats.record_failure(started.elapsed());
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Counts a query that ran (or failed) in the session's statistics.
+fn record(session: &SessionInner, executed: &Result<ExecutedQuery>, started: Instant) {
+    match executed {
+        Ok(executed) => session.stats.record_success(executed, started.elapsed()),
+        Err(_) => session.stats.record_failure(started.elapsed()),
+    }
+}
+
+fn qualified_columns(frame: &datafusion::dataframe::DataFrame) -> Vec<Column> {
+    frame
+        .schema()
+        .iter()
+        .map(|(qualifier, field)| Column::new(qualifier.cloned(), field.name()))
+        .collect()
+}
+
+fn find_column(columns: &[Column], name: &str, side: &str) -> Result<Column> {
+    let mut matches = columns.iter().filter(|column| column.name == name);
+    match (matches.next(), matches.next()) {
+        (Some(column), None) => Ok(column.clone()),
+        (None, _) => Err(SabotError::Plan {
+            message: format!("join key '{name}' is not a column of the {side} input"),
+        }),
+        (Some(_), Some(_)) => Err(SabotError::Plan {
+            message: format!(
+                "join key '{name}' is ambiguous in the {side} input: alias the input first"
+            ),
+        }),
+    }
+}

@@ -1,0 +1,295 @@
+//! The `sabot` command-line tool: run SQL over Parquet and CSV files, generate TPC-H data and
+//! benchmark Sabot against DataFusion.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sabot::tpch::bench::{BenchConfig, QueryTiming};
+use sabot::tpch::{QuerySelection, generate};
+use sabot::{CsvOptions, Engine, OutputFormat, Result, Sabot, SabotError};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Sabot: analytics on Apache Arrow. Run SQL over Parquet and CSV files, generate TPC-H data,
+/// and benchmark Sabot against DataFusion.
+#[derive(Parser)]
+#[command(name = "sabot", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    session: SessionArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct SessionArgs {
+    /// Worker threads that run queries [default: one per core]
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Most memory a query's hash tables and sorts may hold, in bytes; suffixes K, M, G (powers
+    /// of 1024) are accepted, e.g. 4G [default: no limit]
+    #[arg(long, global = true, value_parser = parse_bytes)]
+    memory_limit: Option<usize>,
+    /// Directory for generated and cached data [default: $SABOT_DATA_DIR, else ./sabot-data]
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one SQL statement and print its result
+    Sql(SqlArgs),
+    /// TPC-H data
+    #[command(subcommand)]
+    Tpch(TpchCommand),
+    /// Benchmarks that compare engines side by side in one run
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["query", "file"])))]
+struct SqlArgs {
+    /// Register the eight TPC-H tables found in DIR (DIR/<table>.parquet)
+    #[arg(long, value_name = "DIR")]
+    tpch: Option<PathBuf>,
+    /// Register a table: NAME=PATH, where PATH is a .parquet or .csv file (CSV with a header
+    /// row) or a directory of Parquet files; may be repeated
+    #[arg(long = "table", value_name = "NAME=PATH", value_parser = parse_table)]
+    tables: Vec<(String, PathBuf)>,
+    /// Output format: table, csv (header row, dates as YYYY-MM-DD, numbers at full precision) or json
+    #[arg(long, default_value = "table")]
+    format: OutputFormat,
+    /// Engine that runs the query: sabot or datafusion
+    #[arg(long, default_value = "sabot")]
+    engine: Engine,
+    /// The SQL statement
+    query: Option<String>,
+    /// Read the SQL statement from FILE instead
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TpchCommand {
+    /// Generate the eight TPC-H tables as Parquet files, OUT/<table>.parquet
+    Gen {
+        /// Scale factor, 0.01 to 100 (1 is about 1 GB of raw data, 6 million lineitem rows)
+        #[arg(long)]
+        sf: f64,
+        /// Output directory (created if missing)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Run TPC-H queries on each engine: 1 warm-up and N timed runs, medians, totals and the
+    /// ratio between two engines. Data is generated on first use and cached under the data directory.
+    Tpch {
+        /// Scale factor, 0.01 to 100
+        #[arg(long, default_value_t = 1.0)]
+        sf: f64,
+        /// Queries to run, e.g. 1,3,5-9 [default: 1-22]
+        #[arg(long)]
+        queries: Option<QuerySelection>,
+        /// Timed runs per query and engine, after one warm-up run
+        #[arg(long, default_value_t = 3)]
+        iterations: usize,
+        /// Comma-separated engines to compare
+        #[arg(long, default_value = "sabot,datafusion", value_delimiter = ',')]
+        engine: Vec<Engine>,
+        /// Also write the results as JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Sql(args) => run_sql(&cli.session, args),
+        Command::Tpch(TpchCommand::Gen { sf, out }) => generate_with_progress(
+            sf,
+            &out,
+            session(&cli.session, Engine::default())?.settings().threads,
+        ),
+        Command::Bench(BenchCommand::Tpch {
+            sf,
+            queries,
+            iterations,
+            engine,
+            json,
+        }) => {
+            let config = BenchConfig {
+                scale_factor: sf,
+                queries: queries.unwrap_or_else(QuerySelection::all),
+                iterations,
+                engines: engine,
+            };
+            run_bench(&cli.session, &config, json.as_deref())
+        }
+    }
+}
+
+fn session(args: &SessionArgs, engine: Engine) -> Result<Sabot> {
+    let mut builder = Sabot::builder().engine(engine);
+    if let Some(threads) = args.threads {
+        builder = builder.threads(threads);
+    }
+    if let Some(bytes) = args.memory_limit {
+        builder = builder.memory_limit(bytes);
+    }
+    if let Some(dir) = &args.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    builder.build()
+}
+
+fn run_sql(session_args: &SessionArgs, args: SqlArgs) -> Result<()> {
+    let sql = match (&args.query, &args.file) {
+        (Some(query), _) => query.clone(),
+        (None, Some(file)) => std::fs::read_to_string(file).map_err(|error| SabotError::Io {
+            path: file.clone(),
+            source: error,
+        })?,
+        (None, None) => {
+            return Err(SabotError::InvalidArgument {
+                message: "give a query or -f FILE".to_string(),
+            });
+        }
+    };
+    let sabot = session(session_args, args.engine)?;
+    if let Some(dir) = &args.tpch {
+        sabot::tpch::register(&sabot, dir)?;
+    }
+    for (name, path) in &args.tables {
+        register_table(&sabot, name, path)?;
+    }
+    let frame = sabot.sql(&sql)?;
+    let schema = frame.schema();
+    let batches = frame.collect()?;
+    let mut stdout = std::io::stdout().lock();
+    sabot::format::write_batches(&batches, &schema, args.format, &mut stdout)?;
+    stdout.flush().map_err(|error| SabotError::Io {
+        path: PathBuf::from("<stdout>"),
+        source: error,
+    })
+}
+
+fn register_table(sabot: &Sabot, name: &str, path: &Path) -> Result<()> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        sabot.register_csv(name, path, CsvOptions::default())
+    } else {
+        sabot.register_parquet(name, path)
+    }
+}
+
+fn generate_with_progress(sf: f64, out: &Path, threads: usize) -> Result<()> {
+    generate::validate_scale_factor(sf)?;
+    let total: u64 = sabot::tpch::Table::ALL
+        .iter()
+        .map(|&table| generate::estimated_rows(table, sf))
+        .sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {human_pos}/{human_len} rows ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("TPC-H SF {sf}"));
+    let generated = generate::generate(sf, out, threads, &|rows| bar.inc(rows));
+    bar.finish_and_clear();
+    generated?;
+    eprintln!("wrote the 8 TPC-H tables at SF {sf} to {}", out.display());
+    Ok(())
+}
+
+fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Path>) -> Result<()> {
+    generate::validate_scale_factor(config.scale_factor)?;
+    let sabot = session(session_args, Engine::default())?;
+    let dir = sabot::tpch::cache_dir(&sabot.settings().data_dir, config.scale_factor);
+    if generate::is_complete(&dir) {
+        eprintln!(
+            "using cached TPC-H SF {} data in {}",
+            config.scale_factor,
+            dir.display()
+        );
+    } else {
+        generate_with_progress(config.scale_factor, &dir, sabot.settings().threads)?;
+    }
+    sabot::tpch::register(&sabot, &dir)?;
+    let report = sabot::tpch::bench::run(&sabot, config, |timing: &QueryTiming| {
+        eprintln!(
+            "Q{:<2} {:<10} median {:.3} s",
+            timing.query, timing.engine, timing.median_s
+        );
+    })?;
+    println!("{}", report.to_table());
+    if let Some(path) = json {
+        std::fs::write(path, report.to_json()?).map_err(|error| SabotError::Io {
+            path: path.to_path_buf(),
+            source: error,
+        })?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn parse_table(text: &str) -> std::result::Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.trim().is_empty() && !path.trim().is_empty() => {
+            Ok((name.trim().to_string(), PathBuf::from(path.trim())))
+        }
+        _ => Err(format!("expected NAME=PATH, got '{text}'")),
+    }
+}
+
+fn parse_bytes(text: &str) -> std::result::Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("expected a byte count such as 4G or 1048576, got '{text}'"))?;
+    let shift = match suffix
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        other => {
+            return Err(format!(
+                "unknown size suffix '{other}' in '{text}': use K, M, G or T"
+            ));
+        }
+    };
+    number
+        .checked_mul(1usize << shift)
+        .ok_or_else(|| format!("byte count '{text}' is too large"))
+}

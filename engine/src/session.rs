@@ -1,0 +1,384 @@
+//! The `Sabot` session: configuration, table registration, SQL entry point, statistics and
+//! shutdown. A session owns the worker threads that run its queries; its API is blocking.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::dataframe::DataFrame;
+use crate::error::{Result, SabotError};
+use crate::execution::Engine;
+use crate::stats::{Stats, StatsCounters};
+
+/// Environment variable naming the default data directory.
+pub const DATA_DIR_ENV: &str = "SABOT_DATA_DIR";
+/// Data directory used when neither the builder nor [`DATA_DIR_ENV`] names one.
+pub const DEFAULT_DATA_DIR: &str = "sabot-data";
+
+/// How long `shutdown` waits for running tasks to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How a CSV file is read.
+#[derive(Debug, Clone)]
+pub struct CsvOptions {
+    /// Whether the first line names the columns (default: true).
+    pub has_header: bool,
+    /// Field delimiter (default: `,`).
+    pub delimiter: u8,
+    /// The file's schema; inferred from the first rows when `None`.
+    pub schema: Option<SchemaRef>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            has_header: true,
+            delimiter: b',',
+            schema: None,
+        }
+    }
+}
+
+/// Configures and builds a [`Sabot`] session.
+#[derive(Debug, Clone, Default)]
+pub struct SabotBuilder {
+    threads: Option<usize>,
+    memory_limit_bytes: Option<usize>,
+    data_dir: Option<PathBuf>,
+    engine: Engine,
+}
+
+impl SabotBuilder {
+    /// Worker threads that run queries (default: one per core).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Most memory that a query's hash tables and sorts may hold, in bytes (default: no limit).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit_bytes = Some(bytes);
+        self
+    }
+
+    /// Directory for data the session generates and caches, such as TPC-H data sets
+    /// (default: `$SABOT_DATA_DIR`, else `./sabot-data`).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The engine that runs this session's queries unless a query picks another.
+    pub fn engine(mut self, engine: Engine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Starts the session and its worker threads.
+    pub fn build(self) -> Result<Sabot> {
+        let threads = match self.threads {
+            Some(0) => return Err(SabotError::invalid_argument("threads must be at least 1")),
+            Some(threads) => threads,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if self.memory_limit_bytes == Some(0) {
+            return Err(SabotError::invalid_argument(
+                "memory limit must be more than 0 bytes",
+            ));
+        }
+        let data_dir = self.data_dir.unwrap_or_else(|| {
+            std::env::var_os(DATA_DIR_ENV)
+                .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from)
+        });
+
+        let mut runtime_env = RuntimeEnvBuilder::new();
+        if let Some(bytes) = self.memory_limit_bytes {
+            runtime_env = runtime_env.with_memory_limit(bytes, 1.0);
+        }
+        let config = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_information_schema(true);
+        let context = SessionContext::new_with_config_rt(config, runtime_env.build_arc()?);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sabot-worker")
+            .enable_all()
+            .build()
+            .map_err(|error| SabotError::Execution {
+                message: format!("cannot start {threads} worker threads: {error}"),
+            })?;
+
+        Ok(Sabot {
+            inner: Arc::new(SessionInner {
+                context,
+                handle: runtime.handle().clone(),
+                runtime: Mutex::new(Some(runtime)),
+                shut_down: AtomicBool::new(false),
+                stats: StatsCounters::default(),
+                settings: Settings {
+                    threads,
+                    memory_limit_bytes: self.memory_limit_bytes,
+                    data_dir,
+                    engine: self.engine,
+                },
+            }),
+        })
+    }
+}
+
+/// What a session was built with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub threads: usize,
+    pub memory_limit_bytes: Option<usize>,
+    pub data_dir: PathBuf,
+    pub engine: Engine,
+}
+
+pub(crate) struct SessionInner {
+    context: SessionContext,
+    handle: tokio::runtime::Handle,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    shut_down: AtomicBool,
+    pub(crate) stats: StatsCounters,
+    settings: Settings,
+}
+
+impl SessionInner {
+    /// Runs `future` on the session's workers and waits for it. Safe to call from any thread,
+    /// including a thread of another async runtime.
+    pub(crate) fn block_on<T, F>(&self, future: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T>> + Send + 'static,
+    {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(SabotError::ShutDown);
+        }
+        let task = self.handle.spawn(future);
+        futures::executor::block_on(task).map_err(|error| SabotError::Execution {
+            message: format!("query task failed: {error}"),
+        })?
+    }
+}
+
+/// A Sabot session: register tables, run SQL or build DataFrames, read statistics.
+///
+/// Cloning a `Sabot` gives another handle to the same session.
+#[derive(Clone)]
+pub struct Sabot {
+    inner: Arc<SessionInner>,
+}
+
+impl Sabot {
+    /// A session on this machine with default settings.
+    pub fn local() -> Result<Sabot> {
+        Sabot::builder().build()
+    }
+
+    /// A builder for a session with chosen settings.
+    pub fn builder() -> SabotBuilder {
+        SabotBuilder::default()
+    }
+
+    /// The settings this session was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Registers a Parquet file, or a directory of Parquet files, as table `name`.
+    pub fn register_parquet(&self, name: &str, path: impl AsRef<Path>) -> Result<()> {
+        let path = existing_path(path.as_ref())?;
+        let context = self.inner.context.clone();
+        let (table, location, extension) = table_location(name, &path, ".parquet");
+        let registered = self.inner.block_on(async move {
+            let options = ParquetReadOptions::default().file_extension(&extension);
+            context
+                .register_parquet(&table, &location, options)
+                .await
+                .map_err(SabotError::from)
+        });
+        registered.map_err(|error| unreadable(error, &path, "Parquet"))
+    }
+
+    /// Registers a CSV file, or a directory of CSV files, as table `name`.
+    pub fn register_csv(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+        options: CsvOptions,
+    ) -> Result<()> {
+        let path = existing_path(path.as_ref())?;
+        let context = self.inner.context.clone();
+        let (table, location, extension) = table_location(name, &path, ".csv");
+        let registered = self.inner.block_on(async move {
+            let mut read_options = CsvReadOptions::new()
+                .has_header(options.has_header)
+                .delimiter(options.delimiter)
+                .file_extension(&extension);
+            if let Some(schema) = options.schema.as_deref() {
+                read_options = read_options.schema(schema);
+            }
+            context
+                .register_csv(&table, &location, read_options)
+                .await
+                .map_err(SabotError::from)
+        });
+        registered.map_err(|error| unreadable(error, &path, "CSV"))
+    }
+
+    /// Registers in-memory batches as table `name`. Every batch must have `schema`.
+    pub fn register_batches(
+        &self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<()> {
+        let partitions = spread(batches, self.inner.settings.threads);
+        let table = MemTable::try_new(schema, partitions)?;
+        self.inner.context.register_table(name, Arc::new(table))?;
+        Ok(())
+    }
+
+    /// Names of the tables registered in this session, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        let catalog = self.inner.context.catalog("datafusion");
+        let mut names = catalog
+            .and_then(|catalog| catalog.schema("public"))
+            .map(|schema| schema.table_names())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Plans a SQL statement. Nothing runs until an action (`collect`, `show`, `count`).
+    pub fn sql(&self, text: &str) -> Result<DataFrame> {
+        let context = self.inner.context.clone();
+        let text = text.to_string();
+        let frame = self
+            .inner
+            .block_on(async move { context.sql(&text).await.map_err(SabotError::from) })?;
+        Ok(DataFrame::new(
+            frame,
+            Arc::clone(&self.inner),
+            self.inner.settings.engine,
+        ))
+    }
+
+    /// A DataFrame over a registered table.
+    pub fn table(&self, name: &str) -> Result<DataFrame> {
+        let context = self.inner.context.clone();
+        let name = name.to_string();
+        let frame = self.inner.block_on(async move {
+            context.table(name.as_str()).await.map_err(SabotError::from)
+        })?;
+        Ok(DataFrame::new(
+            frame,
+            Arc::clone(&self.inner),
+            self.inner.settings.engine,
+        ))
+    }
+
+    /// What this session has done so far.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Stops the session's worker threads. Queries started after this fail with
+    /// [`SabotError::ShutDown`]; calling it twice is harmless.
+    pub fn shutdown(&self) {
+        self.inner.shut_down.store(true, Ordering::Release);
+        let runtime = self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        match runtime {
+            // Blocking inside another async runtime is not allowed: let the threads wind down.
+            Some(runtime) if tokio::runtime::Handle::try_current().is_ok() => {
+                runtime.shutdown_background()
+            }
+            Some(runtime) => runtime.shutdown_timeout(SHUTDOWN_GRACE),
+            None => {}
+        }
+    }
+
+    /// Whether [`Sabot::shutdown`] has been called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for SessionInner {
+    fn drop(&mut self) {
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn existing_path(path: &Path) -> Result<PathBuf> {
+    if path.exists() {
+        Ok(path.to_path_buf())
+    } else {
+        Err(SabotError::FileNotFound {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The table name, the location string DataFusion lists, and the file extension it keeps:
+/// a single file is taken whatever its extension, a directory keeps files with `default_extension`.
+fn table_location(name: &str, path: &Path, default_extension: &str) -> (String, String, String) {
+    let extension = if path.is_file() {
+        path.extension().map_or_else(String::new, |extension| {
+            format!(".{}", extension.to_string_lossy())
+        })
+    } else {
+        default_extension.to_string()
+    };
+    (
+        name.to_string(),
+        path.to_string_lossy().into_owned(),
+        extension,
+    )
+}
+
+/// Turns a registration failure into an error that names the file, unless it already does.
+fn unreadable(error: SabotError, path: &Path, format: &'static str) -> SabotError {
+    match error {
+        SabotError::Execution { message }
+        | SabotError::Plan { message }
+        | SabotError::NotSupported { message } => SabotError::UnreadableFile {
+            path: path.to_path_buf(),
+            format,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Deals batches round-robin into up to `partitions` partitions so scans run in parallel.
+fn spread(batches: Vec<RecordBatch>, partitions: usize) -> Vec<Vec<RecordBatch>> {
+    let count = partitions.clamp(1, batches.len().max(1));
+    let mut spread = vec![Vec::new(); count];
+    for (index, batch) in batches.into_iter().enumerate() {
+        spread[index % count].push(batch);
+    }
+    spread
+}

@@ -1,0 +1,283 @@
+//! The TPC-H benchmark runner: each query on each engine, one warm-up and N timed runs, medians,
+//! totals and the ratio between two engines, as a table or as JSON.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Result, SabotError};
+use crate::execution::Engine;
+use crate::session::Sabot;
+use crate::tpch::{QuerySelection, query};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub scale_factor: f64,
+    pub queries: QuerySelection,
+    /// Timed runs per query and engine, after one warm-up run.
+    pub iterations: usize,
+    pub engines: Vec<Engine>,
+}
+
+/// One query on one engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryTiming {
+    pub query: usize,
+    pub engine: String,
+    /// Seconds of each timed run, planning included.
+    pub runs_s: Vec<f64>,
+    pub median_s: f64,
+    /// Rows in the query's result.
+    pub rows: usize,
+    /// Parts of the plan that ran on DataFusion although `engine` was Sabot.
+    pub fallbacks: Vec<String>,
+}
+
+/// The results of a benchmark run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub benchmark: &'static str,
+    pub scale_factor: f64,
+    pub iterations: usize,
+    pub threads: usize,
+    pub engines: Vec<String>,
+    pub timings: Vec<QueryTiming>,
+    /// Sum of medians per engine, in the order of `engines`.
+    pub totals_s: Vec<f64>,
+}
+
+/// Runs the benchmark on `sabot`, whose session must have the TPC-H tables registered.
+/// `on_timing` is called as each (query, engine) finishes.
+pub fn run(
+    sabot: &Sabot,
+    config: &BenchConfig,
+    mut on_timing: impl FnMut(&QueryTiming),
+) -> Result<BenchReport> {
+    if config.iterations == 0 {
+        return Err(SabotError::invalid_argument(
+            "iterations must be at least 1",
+        ));
+    }
+    if config.engines.is_empty() {
+        return Err(SabotError::invalid_argument("name at least one engine"));
+    }
+    let mut timings = Vec::new();
+    for &number in &config.queries.0 {
+        let sql = query(number)?;
+        for &engine in &config.engines {
+            let timing = time_query(sabot, number, sql, engine, config.iterations)?;
+            on_timing(&timing);
+            timings.push(timing);
+        }
+    }
+    let totals_s = config
+        .engines
+        .iter()
+        .map(|engine| {
+            timings
+                .iter()
+                .filter(|timing| timing.engine == engine.name())
+                .map(|timing| timing.median_s)
+                .sum()
+        })
+        .collect();
+    Ok(BenchReport {
+        benchmark: "tpch",
+        scale_factor: config.scale_factor,
+        iterations: config.iterations,
+        threads: sabot.settings().threads,
+        engines: config
+            .engines
+            .iter()
+            .map(|engine| engine.name().to_string())
+            .collect(),
+        timings,
+        totals_s,
+    })
+}
+
+fn time_query(
+    sabot: &Sabot,
+    number: usize,
+    sql: &str,
+    engine: Engine,
+    iterations: usize,
+) -> Result<QueryTiming> {
+    let run_once = || -> Result<(f64, usize, Vec<String>)> {
+        let started = Instant::now();
+        let executed = sabot.sql(sql)?.with_engine(engine).execute()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let rows = executed.batches.iter().map(|batch| batch.num_rows()).sum();
+        let fallbacks = executed.fallbacks.iter().map(ToString::to_string).collect();
+        Ok((seconds, rows, fallbacks))
+    };
+    let (_, rows, fallbacks) = run_once().map_err(|error| in_query(number, engine, error))?;
+    let mut runs_s = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let (seconds, _, _) = run_once().map_err(|error| in_query(number, engine, error))?;
+        runs_s.push(seconds);
+    }
+    Ok(QueryTiming {
+        query: number,
+        engine: engine.name().to_string(),
+        median_s: median(&runs_s),
+        runs_s,
+        rows,
+        fallbacks,
+    })
+}
+
+fn in_query(number: usize, engine: Engine, error: SabotError) -> SabotError {
+    SabotError::Execution {
+        message: format!("TPC-H Q{number} on {engine}: {error}"),
+    }
+}
+
+/// The median of a non-empty list (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[middle],
+        _ => (sorted[middle - 1] + sorted[middle]) / 2.0,
+    }
+}
+
+impl BenchReport {
+    fn median_of(&self, query: usize, engine: &str) -> Option<f64> {
+        self.timings
+            .iter()
+            .find(|timing| timing.query == query && timing.engine == engine)
+            .map(|timing| timing.median_s)
+    }
+
+    /// The report as a text table: medians per query and engine, the ratio of the first engine
+    /// to the second where there are two, and what fell back to DataFusion.
+    pub fn to_table(&self) -> String {
+        let mut text = format!(
+            "TPC-H SF {}: median of {} run(s) after 1 warm-up, seconds; {} thread(s)\n",
+            self.scale_factor, self.iterations, self.threads
+        );
+        let ratio_header =
+            (self.engines.len() == 2).then(|| format!("{}/{}", self.engines[0], self.engines[1]));
+        let mut header = format!("{:<6}", "query");
+        for engine in &self.engines {
+            let _ = write!(header, " {engine:>11}");
+        }
+        if let Some(ratio) = &ratio_header {
+            let _ = write!(header, " {ratio:>18}");
+        }
+        header.push_str("  fallback");
+        text.push_str(&header);
+        text.push('\n');
+
+        let mut queries: Vec<usize> = self.timings.iter().map(|timing| timing.query).collect();
+        queries.dedup();
+        for query in queries {
+            let mut line = format!("{:<6}", format!("Q{query}"));
+            let medians: Vec<Option<f64>> = self
+                .engines
+                .iter()
+                .map(|engine| self.median_of(query, engine))
+                .collect();
+            for median in &medians {
+                let _ = write!(line, " {:>11.3}", median.unwrap_or(f64::NAN));
+            }
+            if ratio_header.is_some() {
+                let ratio = medians[0]
+                    .zip(medians[1])
+                    .map_or(f64::NAN, |(first, second)| first / second);
+                let _ = write!(line, " {ratio:>18.2}");
+            }
+            let fallbacks: Vec<&str> = self
+                .timings
+                .iter()
+                .filter(|timing| timing.query == query)
+                .flat_map(|timing| timing.fallbacks.iter().map(String::as_str))
+                .collect();
+            let _ = write!(
+                line,
+                "  {}",
+                if fallbacks.is_empty() {
+                    "-".to_string()
+                } else {
+                    fallbacks.join("; ")
+                }
+            );
+            text.push_str(line.trim_end());
+            text.push('\n');
+        }
+
+        let mut total = format!("{:<6}", "total");
+        for seconds in &self.totals_s {
+            let _ = write!(total, " {seconds:>11.3}");
+        }
+        if ratio_header.is_some() {
+            let _ = write!(total, " {:>18.2}", self.totals_s[0] / self.totals_s[1]);
+        }
+        text.push_str(&total);
+        text.push('\n');
+        text
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|error| SabotError::Execution {
+            message: format!("cannot write the report as JSON: {error}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn table_shows_ratio_and_totals_for_two_engines() {
+        let timing = |query: usize, engine: &str, median_s: f64| QueryTiming {
+            query,
+            engine: engine.to_string(),
+            runs_s: vec![median_s],
+            median_s,
+            rows: 1,
+            fallbacks: Vec::new(),
+        };
+        let report = BenchReport {
+            benchmark: "tpch",
+            scale_factor: 1.0,
+            iterations: 1,
+            threads: 2,
+            engines: vec!["sabot".into(), "datafusion".into()],
+            timings: vec![
+                timing(1, "sabot", 1.0),
+                timing(1, "datafusion", 2.0),
+                timing(6, "sabot", 3.0),
+                timing(6, "datafusion", 2.0),
+            ],
+            totals_s: vec![4.0, 4.0],
+        };
+        let table = report.to_table();
+        let q1 = table.lines().find(|line| line.starts_with("Q1 ")).unwrap();
+        assert!(q1.contains("0.50"), "{q1}");
+        let q6 = table.lines().find(|line| line.starts_with("Q6 ")).unwrap();
+        assert!(q6.contains("1.50"), "{q6}");
+        let total = table
+            .lines()
+            .find(|line| line.starts_with("total"))
+            .unwrap();
+        assert!(total.contains("1.00"), "{total}");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        assert_eq!(json["timings"][3]["median_s"], 2.0);
+    }
+}

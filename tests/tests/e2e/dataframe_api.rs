@@ -1,0 +1,382 @@
+//! The DataFrame builder API, in-memory and CSV tables, explain and session statistics.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use sabot::expr::{asc, avg, col, count, desc, lit, sum};
+use sabot::{CsvOptions, Engine, JoinType, Sabot};
+
+fn session() -> Sabot {
+    let sabot = Sabot::builder()
+        .threads(2)
+        .build()
+        .expect("start a session");
+    let employees = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("dept", DataType::Utf8, false),
+        Field::new("salary", DataType::Float64, false),
+    ]));
+    let first = RecordBatch::try_new(
+        employees.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec!["eng", "eng", "ops"])),
+            Arc::new(Float64Array::from(vec![100.0, 120.0, 80.0])),
+        ],
+    )
+    .unwrap();
+    let second = RecordBatch::try_new(
+        employees.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![4, 5])),
+            Arc::new(StringArray::from(vec!["sales", "eng"])),
+            Arc::new(Float64Array::from(vec![90.0, 110.0])),
+        ],
+    )
+    .unwrap();
+    sabot
+        .register_batches("employees", employees, vec![first, second])
+        .unwrap();
+
+    let departments = Arc::new(Schema::new(vec![
+        Field::new("dept", DataType::Utf8, false),
+        Field::new("floor", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        departments.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["eng", "ops", "hr"])),
+            Arc::new(Int64Array::from(vec![3, 1, 2])),
+        ],
+    )
+    .unwrap();
+    sabot
+        .register_batches("departments", departments, vec![batch])
+        .unwrap();
+    sabot
+}
+
+fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|batch| {
+            let array = arrow::compute::cast(batch.column(column), &DataType::Utf8).unwrap();
+            let array = array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone();
+            (0..array.len())
+                .map(|row| {
+                    if array.is_null(row) {
+                        "null".to_string()
+                    } else {
+                        array.value(row).to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn filter_select_and_order() {
+    let batches = session()
+        .table("employees")
+        .unwrap()
+        .filter(col("salary").gt_eq(lit(100.0)))
+        .unwrap()
+        .select([col("id"), col("salary")])
+        .unwrap()
+        .order_by([desc(col("salary"))])
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&batches, 0), ["2", "5", "1"]);
+}
+
+#[test]
+fn with_column_computes_and_replaces() {
+    let frame = session()
+        .table("employees")
+        .unwrap()
+        .with_column("bonus", col("salary") * lit(0.1))
+        .unwrap()
+        .with_column("salary", col("salary") + col("bonus"))
+        .unwrap()
+        .order_by([asc(col("id"))])
+        .unwrap();
+    let names: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .collect();
+    assert_eq!(names, ["id", "dept", "salary", "bonus"]);
+    let batches = frame
+        .select_columns(&["salary"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(
+        strings(&batches, 0),
+        ["110.0", "132.0", "88.0", "99.0", "121.0"]
+    );
+}
+
+#[test]
+fn group_by_aggregates() {
+    let batches = session()
+        .table("employees")
+        .unwrap()
+        .group_by([col("dept")])
+        .agg([
+            sum(col("salary")).alias("total"),
+            count(col("id")).alias("people"),
+            avg(col("salary")).alias("mean"),
+        ])
+        .unwrap()
+        .order_by([asc(col("dept"))])
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&batches, 0), ["eng", "ops", "sales"]);
+    assert_eq!(strings(&batches, 1), ["330.0", "80.0", "90.0"]);
+    assert_eq!(strings(&batches, 2), ["3", "1", "1"]);
+    assert_eq!(strings(&batches, 3), ["110.0", "80.0", "90.0"]);
+}
+
+#[test]
+fn join_on_a_shared_column_keeps_one_key() {
+    let sabot = session();
+    let employees = sabot.table("employees").unwrap();
+    let departments = sabot.table("departments").unwrap();
+    let joined = employees
+        .join(departments, "dept", JoinType::Inner)
+        .unwrap();
+    let names: Vec<String> = joined
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .collect();
+    assert_eq!(names, ["dept", "id", "salary", "floor"]);
+    let batches = joined
+        .order_by([asc(col("id"))])
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&batches, 1), ["1", "2", "3", "5"]);
+    assert_eq!(strings(&batches, 3), ["3", "3", "1", "3"]);
+}
+
+#[test]
+fn outer_semi_and_anti_joins() {
+    let sabot = session();
+    let employees = || sabot.table("employees").unwrap();
+    let departments = || sabot.table("departments").unwrap();
+
+    let full = employees()
+        .join(departments(), "dept", JoinType::Full)
+        .unwrap();
+    assert_eq!(full.clone().count().unwrap(), 6);
+    let merged_keys = full
+        .order_by([asc(col("dept")), asc(col("id"))])
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(
+        strings(&merged_keys, 0),
+        ["eng", "eng", "eng", "hr", "ops", "sales"]
+    );
+
+    let left = employees()
+        .join(departments(), "dept", JoinType::Left)
+        .unwrap();
+    let sales = left
+        .filter(col("dept").eq(lit("sales")))
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&sales, 3), ["null"]);
+
+    let with_department = employees()
+        .join(departments(), "dept", JoinType::Semi)
+        .unwrap();
+    assert_eq!(with_department.count().unwrap(), 4);
+    let without = employees()
+        .join(departments(), "dept", JoinType::Anti)
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&without, 0), ["4"]);
+}
+
+#[test]
+fn join_on_column_pairs_keeps_both_sides() {
+    let sabot = session();
+    let departments = sabot
+        .table("departments")
+        .unwrap()
+        .select([col("dept").alias("name"), col("floor")])
+        .unwrap();
+    let joined = sabot
+        .table("employees")
+        .unwrap()
+        .join(departments, [("dept", "name")], JoinType::Inner)
+        .unwrap();
+    assert_eq!(joined.schema().fields().len(), 5);
+    assert_eq!(joined.count().unwrap(), 4);
+}
+
+#[test]
+fn missing_join_key_is_named() {
+    let sabot = session();
+    let error = sabot
+        .table("employees")
+        .unwrap()
+        .join(
+            sabot.table("departments").unwrap(),
+            "floor",
+            JoinType::Inner,
+        )
+        .err()
+        .expect("employees has no floor column");
+    assert!(
+        error
+            .to_string()
+            .contains("'floor' is not a column of the left input"),
+        "{error}"
+    );
+}
+
+#[test]
+fn limit_distinct_union_and_count() {
+    let sabot = session();
+    let departments = sabot
+        .table("employees")
+        .unwrap()
+        .select_columns(&["dept"])
+        .unwrap();
+    assert_eq!(departments.clone().distinct().unwrap().count().unwrap(), 3);
+    assert_eq!(
+        departments
+            .clone()
+            .union(departments.clone())
+            .unwrap()
+            .count()
+            .unwrap(),
+        10
+    );
+    assert_eq!(
+        departments
+            .limit(2)
+            .unwrap()
+            .collect()
+            .unwrap()
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum::<usize>(),
+        2
+    );
+}
+
+#[test]
+fn sql_and_dataframes_see_the_same_tables() {
+    let sabot = session();
+    assert_eq!(sabot.table_names(), ["departments", "employees"]);
+    let batches = sabot
+        .sql("SELECT dept, max(salary) AS top FROM employees GROUP BY dept ORDER BY top DESC")
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&batches, 0), ["eng", "sales", "ops"]);
+}
+
+#[test]
+fn csv_tables_are_read_with_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cities.txt");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, "name;people\nLyon;513000\nNantes;320000").unwrap();
+    let sabot = Sabot::builder().threads(1).build().unwrap();
+    let options = CsvOptions {
+        delimiter: b';',
+        ..CsvOptions::default()
+    };
+    sabot.register_csv("cities", &path, options).unwrap();
+    let batches = sabot
+        .sql("SELECT name FROM cities WHERE people > 400000")
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&batches, 0), ["Lyon"]);
+}
+
+#[test]
+fn explain_names_the_engine_and_fallbacks() {
+    let sabot = session();
+    let plan = sabot
+        .sql("SELECT dept, sum(salary) FROM employees GROUP BY dept")
+        .unwrap()
+        .explain(false)
+        .unwrap();
+    assert!(plan.contains("Optimized logical plan"), "{plan}");
+    assert!(plan.contains("engine: sabot"), "{plan}");
+    assert!(
+        plan.contains("fallback: whole plan ran on DataFusion"),
+        "{plan}"
+    );
+    assert!(plan.contains("AggregateExec"), "{plan}");
+
+    let analyzed = sabot
+        .sql("SELECT dept, sum(salary) FROM employees GROUP BY dept")
+        .unwrap()
+        .with_engine(Engine::DataFusion)
+        .explain(true)
+        .unwrap();
+    assert!(analyzed.contains("engine: datafusion"), "{analyzed}");
+    assert!(!analyzed.contains("fallback"), "{analyzed}");
+    assert!(analyzed.contains("output_rows="), "{analyzed}");
+}
+
+#[test]
+fn stats_count_queries_and_scanned_rows() {
+    let sabot = session();
+    assert_eq!(sabot.stats().queries_run, 0);
+    sabot
+        .sql("SELECT * FROM employees")
+        .unwrap()
+        .collect()
+        .unwrap();
+    sabot
+        .sql("SELECT floor FROM departments WHERE floor > 1")
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert!(sabot.sql("SELECT 1/0").unwrap().collect().is_err());
+    let stats = sabot.stats();
+    assert_eq!(stats.queries_run, 2, "{stats}");
+    assert_eq!(stats.queries_failed, 1, "{stats}");
+    assert_eq!(stats.rows_scanned, 5 + 3, "{stats}");
+    assert_eq!(stats.rows_returned, 5 + 2, "{stats}");
+    assert!(stats.query_time > std::time::Duration::ZERO, "{stats}");
+}
+
+#[test]
+fn parquet_scans_count_bytes_read() {
+    let sabot = Sabot::builder().threads(2).build().unwrap();
+    sabot
+        .register_parquet("nation", crate::common::tpch_dir().join("nation.parquet"))
+        .unwrap();
+    sabot
+        .sql("SELECT n_name FROM nation WHERE n_regionkey = 1")
+        .unwrap()
+        .collect()
+        .unwrap();
+    let stats = sabot.stats();
+    assert_eq!(stats.rows_scanned, 25, "{stats}");
+    assert!(stats.bytes_scanned > 0, "{stats}");
+}

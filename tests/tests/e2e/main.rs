@@ -1,0 +1,7 @@
+//! End-to-end tests of the `sabot` library: TPC-H answers on both engines, bad input, and the
+//! DataFrame API. One test binary, so the TPC-H data set is generated once.
+
+mod bad_input;
+mod common;
+mod dataframe_api;
+mod tpch_answers;
