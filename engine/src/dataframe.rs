@@ -217,7 +217,7 @@ impl DataFrame {
             return Ok(joined);
         }
 
-        let is_key = |column: &Column| keys.iter().any(|key| *key == column.name);
+        let is_key = |column: &Column| keys.contains(&column.name);
         let mut projection: Vec<Expr> = key_columns
             .into_iter()
             .map(|(name, left_key, right_key)| {

@@ -59,8 +59,7 @@ fn wrong_types_are_a_planning_error() {
 fn missing_parquet_file_is_named() {
     let error = session()
         .register_parquet("t", "/no/such/dir/t.parquet")
-        .err()
-        .expect("an error");
+        .expect_err("an error");
     match error {
         SabotError::FileNotFound { path } => {
             assert_eq!(path.to_str(), Some("/no/such/dir/t.parquet"))
@@ -81,8 +80,7 @@ fn corrupt_parquet_file_is_named() {
     for path in [garbage, truncated] {
         let error = session()
             .register_parquet("t", &path)
-            .err()
-            .expect("an error");
+            .expect_err("an error");
         assert!(
             matches!(
                 error,
@@ -108,8 +106,7 @@ fn ragged_csv_file_is_named_with_its_bad_line() {
     writeln!(file, "a,b\n1,2\n3,4,5\n6,7").unwrap();
     let error = session()
         .register_csv("ragged", &path, CsvOptions::default())
-        .err()
-        .expect("a row with three fields under a two-column header");
+        .expect_err("a row with three fields under a two-column header");
     assert!(
         matches!(error, SabotError::UnreadableFile { format: "CSV", .. }),
         "{error:?}"
@@ -132,8 +129,7 @@ fn memory_limit_ends_a_query_with_a_clear_error() {
     let error = sabot
         .sql("SELECT o_orderkey, count(*) FROM orders JOIN lineitem ON o_orderkey = l_orderkey GROUP BY o_orderkey")
         .and_then(|frame| frame.collect())
-        .err()
-        .expect("a 256 KiB limit cannot hold the join's hash table");
+        .expect_err("a 256 KiB limit cannot hold the join's hash table");
     assert!(
         matches!(error, SabotError::ResourcesExhausted { .. }),
         "{error:?}"

@@ -1,0 +1,190 @@
+//! The `sabot` binary: help text, exit statuses, output formats, data generation and the
+//! benchmark runner, run as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sabot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sabot"))
+        .args(args)
+        .output()
+        .expect("run the sabot binary")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write_csv(dir: &Path) -> String {
+    let path = dir.join("trips.csv");
+    std::fs::write(
+        &path,
+        "city,day,km\nLyon,2024-03-01,12.5\nNantes,2024-03-02,7.25\nLyon,2024-03-03,3\n",
+    )
+    .unwrap();
+    format!("trips={}", path.display())
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = sabot(&["--help"]);
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for command in ["sql", "tpch", "bench"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let bench_help = stdout(&sabot(&["bench", "tpch", "--help"]));
+    for flag in ["--sf", "--queries", "--iterations", "--engine", "--json"] {
+        assert!(bench_help.contains(flag), "{bench_help}");
+    }
+}
+
+#[test]
+fn unknown_flag_is_named_and_fails() {
+    let output = sabot(&["sql", "--no-such-flag", "SELECT 1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--no-such-flag"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn malformed_sql_fails_with_the_parser_message() {
+    let output = sabot(&["sql", "SELEC 1"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("SQL syntax error") && message.contains("SELEC"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_table_file_is_named() {
+    let output = sabot(&[
+        "sql",
+        "--table",
+        "t=/no/such/file.parquet",
+        "SELECT * FROM t",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("/no/such/file.parquet"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn csv_output_has_a_header_and_iso_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = write_csv(dir.path());
+    let output = sabot(&[
+        "sql",
+        "--table",
+        &table,
+        "--format",
+        "csv",
+        "SELECT city, min(day) AS first_day, sum(km) AS km FROM trips GROUP BY city ORDER BY city",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "city,first_day,km\nLyon,2024-03-01,15.5\nNantes,2024-03-02,7.25\n"
+    );
+}
+
+#[test]
+fn json_and_table_output_from_a_query_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = write_csv(dir.path());
+    let query = dir.path().join("query.sql");
+    std::fs::write(&query, "SELECT count(*) AS trips FROM trips WHERE km > 5").unwrap();
+    let query = query.to_str().unwrap();
+
+    let json = sabot(&["sql", "--table", &table, "--format", "json", "-f", query]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    assert_eq!(stdout(&json).trim(), r#"[{"trips":2}]"#);
+
+    let text = sabot(&[
+        "sql",
+        "--table",
+        &table,
+        "--engine",
+        "datafusion",
+        "-f",
+        query,
+    ]);
+    assert!(text.status.success(), "{}", stderr(&text));
+    assert!(stdout(&text).contains("| trips |"), "{}", stdout(&text));
+}
+
+#[test]
+fn scale_factor_out_of_range_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = sabot(&[
+        "tpch",
+        "gen",
+        "--sf",
+        "1000",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("scale factor 1000"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bench_generates_data_once_and_compares_two_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let json = dir.path().join("results.json");
+    let args = [
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "bench",
+        "tpch",
+        "--sf",
+        "0.01",
+        "--queries",
+        "1,6",
+        "--iterations",
+        "1",
+        "--engine",
+        "sabot,datafusion",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let output = sabot(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    assert!(table.contains("sabot/datafusion"), "{table}");
+    assert!(table.lines().any(|line| line.starts_with("Q6 ")), "{table}");
+    assert!(
+        table.lines().any(|line| line.starts_with("total")),
+        "{table}"
+    );
+    assert!(data_dir.join("tpch/sf0.01/lineitem.parquet").is_file());
+
+    let results = std::fs::read_to_string(&json).unwrap();
+    assert!(results.contains("\"engine\": \"datafusion\""), "{results}");
+    assert_eq!(results.matches("\"median_s\"").count(), 4, "{results}");
+
+    let again = sabot(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("using cached TPC-H SF 0.01 data"),
+        "{}",
+        stderr(&again)
+    );
+}
