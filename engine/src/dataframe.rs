@@ -182,8 +182,30 @@ impl DataFrame {
     }
 
     /// Joins with `right` on `on` (column names, or column pairs), keeping rows as `how` says.
+    ///
+    /// An input with unqualified columns (the output of `select`, `group_by`, …) is given the
+    /// table name `left` or `right` first, so that columns of the same name stay distinguishable.
     pub fn join(self, right: DataFrame, on: impl Into<JoinOn>, how: JoinType) -> Result<DataFrame> {
-        match on.into() {
+        let left = self.qualified_as("left")?;
+        let right = right.qualified_as("right")?;
+        left.join_qualified(right, on.into(), how)
+    }
+
+    fn qualified_as(self, name: &str) -> Result<DataFrame> {
+        let has_unqualified = self
+            .frame
+            .schema()
+            .iter()
+            .any(|(qualifier, _)| qualifier.is_none());
+        if has_unqualified {
+            self.alias(name)
+        } else {
+            Ok(self)
+        }
+    }
+
+    fn join_qualified(self, right: DataFrame, on: JoinOn, how: JoinType) -> Result<DataFrame> {
+        match on {
             JoinOn::Pairs(pairs) => {
                 let left_columns: Vec<&str> = pairs.iter().map(|(left, _)| left.as_str()).collect();
                 let right_columns: Vec<&str> =

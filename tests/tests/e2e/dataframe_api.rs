@@ -380,3 +380,27 @@ fn parquet_scans_count_bytes_read() {
     assert_eq!(stats.rows_scanned, 25, "{stats}");
     assert!(stats.bytes_scanned > 0, "{stats}");
 }
+
+#[test]
+fn join_of_a_table_with_a_projected_frame_sharing_the_key_name() {
+    let sabot = session();
+    let floors = sabot
+        .table("departments")
+        .unwrap()
+        .select([col("dept"), (col("floor") * lit(10)).alias("room")])
+        .unwrap();
+    let joined = sabot
+        .table("employees")
+        .unwrap()
+        .join(floors, "dept", JoinType::Inner)
+        .unwrap();
+    let batches = joined
+        .filter(col("id").eq(lit(3)))
+        .unwrap()
+        .select([col("dept"), col("room")])
+        .unwrap()
+        .collect()
+        .unwrap();
+    assert_eq!(strings(&batches, 0), ["ops"]);
+    assert_eq!(strings(&batches, 1), ["10"]);
+}
