@@ -291,18 +291,20 @@ impl DataFrame {
 
     /// Runs the query and returns its result with what it scanned and any fallbacks.
     pub fn execute(self) -> Result<ExecutedQuery> {
-        let engine = self.engine;
         let session = Arc::clone(&self.session);
-        let (state, plan) = self.frame.into_parts();
         let started = Instant::now();
-        let executed = session.block_on(async move {
-            PreparedQuery::plan(&state, &plan, engine)
-                .await?
-                .run(&state)
-                .await
-        });
+        let executed = self.prepare().and_then(|prepared| prepared.run(&session));
         record(&session, &executed, started);
         executed
+    }
+
+    /// Plans the query for this DataFrame's engine.
+    fn prepare(self) -> Result<PreparedQuery> {
+        let engine = self.engine;
+        let runtime = self.session.runtime_handle();
+        let (state, plan) = self.frame.into_parts();
+        self.session
+            .block_on(async move { PreparedQuery::plan(state, &plan, engine, runtime).await })
     }
 
     /// Runs the query and prints its result as a table.
@@ -337,36 +339,24 @@ impl DataFrame {
     pub fn explain(self, analyze: bool) -> Result<String> {
         let engine = self.engine;
         let session = Arc::clone(&self.session);
-        let (state, plan) = self.frame.into_parts();
-        let started = Instant::now();
-        let explained = session.block_on(async move {
-            let optimized = state.optimize(&plan)?;
-            let prepared = PreparedQuery::plan(&state, &optimized, engine).await?;
-            let mut text = format!(
-                "== Optimized logical plan ==\n{}\n\n== Physical plan (engine: {engine}) ==\n",
-                optimized.display_indent()
-            );
-            if analyze {
-                let executed = prepared.run(&state).await?;
-                text.push_str(&prepared.display(true));
-                Ok((text, Some(executed)))
-            } else {
-                text.push_str(&prepared.display(false));
-                Ok((text, None))
-            }
-        });
-        match explained {
-            Ok((text, executed)) => {
-                if let Some(executed) = executed {
-                    session.stats.record_success(&executed, started.elapsed());
-                }
-                Ok(text)
-            }
-            Err(error) => {
-                session.stats.record_failure(started.elapsed());
-                Err(error)
-            }
+        let (state, plan) = self.frame.clone().into_parts();
+        let optimized = state.optimize(&plan)?;
+        let prepared = self.prepare()?;
+        let mut text = format!(
+            "== Optimized logical plan ==\n{}\n\n== Physical plan (engine: {engine}) ==\n",
+            optimized.display_indent()
+        );
+        for fallback in prepared.fallbacks() {
+            text.push_str(&format!("fallback: {fallback}\n"));
         }
+        if analyze {
+            let started = Instant::now();
+            let executed = prepared.run(&session);
+            record(&session, &executed, started);
+            executed?;
+        }
+        text.push_str(&prepared.display(analyze));
+        Ok(text)
     }
 }
 

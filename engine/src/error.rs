@@ -55,6 +55,10 @@ pub enum SabotError {
     #[error("invalid argument: {message}")]
     InvalidArgument { message: String },
 
+    /// The query was cancelled before it finished.
+    #[error("the query was cancelled")]
+    Cancelled,
+
     /// The session was shut down; no more queries can run on it.
     #[error("the session has been shut down")]
     ShutDown,
@@ -108,6 +112,41 @@ impl From<arrow::error::ArrowError> for SabotError {
     fn from(error: arrow::error::ArrowError) -> Self {
         SabotError::Execution {
             message: error.to_string(),
+        }
+    }
+}
+
+impl From<sabot_exec::ExecError> for SabotError {
+    fn from(error: sabot_exec::ExecError) -> Self {
+        use sabot_exec::ExecError;
+        match error {
+            ExecError::MemoryLimit { .. } => SabotError::ResourcesExhausted {
+                message: error.to_string(),
+            },
+            ExecError::Parquet { path, message } => SabotError::UnreadableFile {
+                path,
+                format: "Parquet",
+                message,
+            },
+            ExecError::DataFusion { operator, source } => match SabotError::from(source) {
+                SabotError::Execution { message } => SabotError::Execution {
+                    message: format!("{operator}: {message}"),
+                },
+                other => other,
+            },
+            ExecError::Cancelled => SabotError::Cancelled,
+            ExecError::Arrow { .. } | ExecError::Panicked { .. } => SabotError::Execution {
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<sabot_planner::PlanError> for SabotError {
+    fn from(error: sabot_planner::PlanError) -> Self {
+        match error {
+            sabot_planner::PlanError::Fallback { source, .. } => SabotError::from(source),
+            sabot_planner::PlanError::Exec(error) => SabotError::from(error),
         }
     }
 }

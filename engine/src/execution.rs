@@ -2,9 +2,10 @@
 //!
 //! Every query is planned by DataFusion's SQL front end and logical optimizer (DESIGN.md D1).
 //! What runs the optimized plan is chosen here. [`Engine::DataFusion`] runs DataFusion's own
-//! physical plan: the baseline every benchmark compares against. [`Engine::Sabot`] is Sabot's
-//! executor; until Sabot's own operators land, it hands the whole plan to DataFusion and says so
-//! in [`ExecutedQuery::fallback`], so no report can mistake one for the other (DESIGN.md D2).
+//! physical plan: the baseline every benchmark compares against. [`Engine::Sabot`] plans the
+//! query with `sabot-planner` and runs it on Sabot's operators and scheduler; the subtrees it
+//! has no operators for run on DataFusion and are listed in [`ExecutedQuery::fallbacks`]
+//! (DESIGN.md D2).
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,7 +18,11 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
+use sabot_exec::{MemoryBudget, NodeKind, PhysicalNode};
+use sabot_planner::PhysicalPlanner;
+
 use crate::error::{Result, SabotError};
+use crate::session::SessionInner;
 
 /// Which executor runs a query's optimized logical plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -89,59 +94,110 @@ pub struct ExecutedQuery {
     pub fallbacks: Vec<Fallback>,
 }
 
-/// The engine chosen for a plan, and the physical plan it will run.
+/// A query planned for one engine, ready to run.
 pub(crate) struct PreparedQuery {
-    physical: Arc<dyn ExecutionPlan>,
-    fallbacks: Vec<Fallback>,
+    plan: PreparedPlan,
+    state: SessionState,
+}
+
+enum PreparedPlan {
+    DataFusion(Arc<dyn ExecutionPlan>),
+    Sabot(Arc<PhysicalNode>),
 }
 
 impl PreparedQuery {
-    /// Plans `plan` for `engine`.
+    /// Plans `plan` for `engine`; DataFusion fallbacks in a Sabot plan will run on `runtime`.
     pub(crate) async fn plan(
-        state: &SessionState,
+        state: SessionState,
         plan: &LogicalPlan,
         engine: Engine,
+        runtime: tokio::runtime::Handle,
     ) -> Result<PreparedQuery> {
-        let physical = state.create_physical_plan(plan).await?;
-        let fallbacks = match engine {
-            Engine::DataFusion => Vec::new(),
-            Engine::Sabot => vec![Fallback {
-                subtree: "whole plan".to_string(),
-                reason: "Sabot has no physical operators yet".to_string(),
-            }],
+        let plan = match engine {
+            Engine::DataFusion => PreparedPlan::DataFusion(state.create_physical_plan(plan).await?),
+            Engine::Sabot => {
+                let optimized = state.optimize(plan)?;
+                let root = PhysicalPlanner::new(&state, runtime)
+                    .plan(&optimized)
+                    .await?;
+                PreparedPlan::Sabot(root)
+            }
         };
-        Ok(PreparedQuery {
-            physical,
-            fallbacks,
-        })
+        Ok(PreparedQuery { plan, state })
     }
 
-    /// Runs the plan to completion.
-    pub(crate) async fn run(&self, state: &SessionState) -> Result<ExecutedQuery> {
-        let batches = collect(Arc::clone(&self.physical), state.task_ctx()).await?;
-        let (rows_scanned, bytes_scanned) = scan_totals(self.physical.as_ref());
-        Ok(ExecutedQuery {
-            batches,
-            rows_scanned,
-            bytes_scanned,
-            fallbacks: self.fallbacks.clone(),
-        })
+    /// Runs the plan to completion. Call it outside the session's async runtime: Sabot's
+    /// executor blocks the calling thread while its workers run the query.
+    pub(crate) fn run(&self, session: &SessionInner) -> Result<ExecutedQuery> {
+        match &self.plan {
+            PreparedPlan::DataFusion(physical) => {
+                let collected = collect(Arc::clone(physical), self.state.task_ctx());
+                let batches =
+                    session.block_on(async move { collected.await.map_err(SabotError::from) })?;
+                let (rows_scanned, bytes_scanned) = scan_totals(physical.as_ref());
+                Ok(ExecutedQuery {
+                    batches,
+                    rows_scanned,
+                    bytes_scanned,
+                    fallbacks: Vec::new(),
+                })
+            }
+            PreparedPlan::Sabot(root) => {
+                let budget = Arc::new(MemoryBudget::new(session.settings().memory_limit_bytes));
+                let batches = session.executor().run(root, &budget)?;
+                let (mut rows_scanned, mut bytes_scanned) = (0, 0);
+                root.visit(&mut |node| match &node.kind {
+                    NodeKind::ParquetScan(scan) => {
+                        rows_scanned += node.metrics.rows();
+                        bytes_scanned += scan.bytes_read();
+                    }
+                    NodeKind::Batches(_) => rows_scanned += node.metrics.rows(),
+                    NodeKind::Fallback(fallback) => {
+                        let (rows, bytes) = scan_totals(fallback.plan().as_ref());
+                        rows_scanned += rows;
+                        bytes_scanned += bytes;
+                    }
+                    _ => {}
+                });
+                Ok(ExecutedQuery {
+                    batches,
+                    rows_scanned,
+                    bytes_scanned,
+                    fallbacks: self.fallbacks(),
+                })
+            }
+        }
+    }
+
+    /// The subtrees of a Sabot plan that DataFusion runs.
+    pub(crate) fn fallbacks(&self) -> Vec<Fallback> {
+        match &self.plan {
+            PreparedPlan::DataFusion(_) => Vec::new(),
+            PreparedPlan::Sabot(root) => root
+                .fallbacks()
+                .into_iter()
+                .map(|fallback| Fallback {
+                    subtree: fallback.subtree.clone(),
+                    reason: fallback.reason.clone(),
+                })
+                .collect(),
+        }
     }
 
     /// The plan as text; with `metrics`, each operator's measured rows and time.
     pub(crate) fn display(&self, metrics: bool) -> String {
-        let mut text = String::new();
-        for fallback in &self.fallbacks {
-            text.push_str(&format!("fallback: {fallback}\n"));
+        match &self.plan {
+            PreparedPlan::DataFusion(physical) => {
+                let plan = physical.as_ref();
+                let shown = if metrics {
+                    DisplayableExecutionPlan::with_metrics(plan)
+                } else {
+                    DisplayableExecutionPlan::new(plan)
+                };
+                shown.indent(false).to_string()
+            }
+            PreparedPlan::Sabot(root) => root.display(metrics),
         }
-        let plan = self.physical.as_ref();
-        let shown = if metrics {
-            DisplayableExecutionPlan::with_metrics(plan)
-        } else {
-            DisplayableExecutionPlan::new(plan)
-        };
-        text.push_str(&shown.indent(false).to_string());
-        text
     }
 }
 

@@ -13,6 +13,9 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 
+use sabot_exec::Executor;
+use sabot_scheduler::Scheduler;
+
 use crate::dataframe::DataFrame;
 use crate::error::{Result, SabotError};
 use crate::execution::Engine;
@@ -108,6 +111,9 @@ impl SabotBuilder {
             .with_information_schema(true);
         let context = SessionContext::new_with_config_rt(config, runtime_env.build_arc()?);
 
+        let scheduler = Scheduler::new(threads).map_err(|error| SabotError::Execution {
+            message: format!("cannot start the scheduler: {error}"),
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("sabot-worker")
@@ -120,6 +126,7 @@ impl SabotBuilder {
         Ok(Sabot {
             inner: Arc::new(SessionInner {
                 context,
+                executor: Executor::new(Arc::new(scheduler)),
                 handle: runtime.handle().clone(),
                 runtime: Mutex::new(Some(runtime)),
                 shut_down: AtomicBool::new(false),
@@ -146,6 +153,7 @@ pub struct Settings {
 
 pub(crate) struct SessionInner {
     context: SessionContext,
+    executor: Executor,
     handle: tokio::runtime::Handle,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     shut_down: AtomicBool,
@@ -154,6 +162,19 @@ pub(crate) struct SessionInner {
 }
 
 impl SessionInner {
+    pub(crate) fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The async runtime that runs DataFusion's share of queries.
+    pub(crate) fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.handle.clone()
+    }
+
     /// Runs `future` on the session's workers and waits for it. Safe to call from any thread,
     /// including a thread of another async runtime.
     pub(crate) fn block_on<T, F>(&self, future: F) -> Result<T>

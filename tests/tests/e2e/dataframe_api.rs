@@ -316,30 +316,55 @@ fn csv_tables_are_read_with_options() {
 }
 
 #[test]
-fn explain_names_the_engine_and_fallbacks() {
+fn explain_shows_sabot_operators_metrics_and_fallbacks() {
     let sabot = session();
-    let plan = sabot
-        .sql("SELECT dept, sum(salary) FROM employees GROUP BY dept")
-        .unwrap()
-        .explain(false)
-        .unwrap();
+    let query = "SELECT dept, sum(salary) FROM employees WHERE salary > 85 GROUP BY dept";
+    let plan = sabot.sql(query).unwrap().explain(false).unwrap();
     assert!(plan.contains("Optimized logical plan"), "{plan}");
     assert!(plan.contains("engine: sabot"), "{plan}");
     assert!(
-        plan.contains("fallback: whole plan ran on DataFusion"),
+        plan.contains("HashAggregate") && plan.contains("Filter"),
         "{plan}"
     );
-    assert!(plan.contains("AggregateExec"), "{plan}");
+    assert!(!plan.contains("fallback"), "{plan}");
 
-    let analyzed = sabot
-        .sql("SELECT dept, sum(salary) FROM employees GROUP BY dept")
+    let analyzed = sabot.sql(query).unwrap().explain(true).unwrap();
+    let aggregate = analyzed
+        .lines()
+        .find(|line| line.contains("HashAggregate"))
+        .unwrap();
+    assert!(
+        aggregate.contains("rows=2,") && aggregate.contains("peak_mem="),
+        "{analyzed}"
+    );
+    let scan = analyzed
+        .lines()
+        .find(|line| line.contains("Batches"))
+        .unwrap();
+    assert!(scan.contains("rows=5,"), "{analyzed}");
+
+    let joined = "SELECT floor, count(*) FROM employees JOIN departments ON employees.dept = departments.dept GROUP BY floor";
+    let with_fallback = sabot.sql(joined).unwrap().explain(false).unwrap();
+    assert!(
+        with_fallback.contains("fallback: ") && with_fallback.contains("Join"),
+        "{with_fallback}"
+    );
+    assert!(
+        with_fallback.contains("HashJoinExec"),
+        "DataFusion's plan of the subtree is shown: {with_fallback}"
+    );
+
+    let on_datafusion = sabot
+        .sql(query)
         .unwrap()
         .with_engine(Engine::DataFusion)
         .explain(true)
         .unwrap();
-    assert!(analyzed.contains("engine: datafusion"), "{analyzed}");
-    assert!(!analyzed.contains("fallback"), "{analyzed}");
-    assert!(analyzed.contains("output_rows="), "{analyzed}");
+    assert!(
+        on_datafusion.contains("engine: datafusion"),
+        "{on_datafusion}"
+    );
+    assert!(on_datafusion.contains("output_rows="), "{on_datafusion}");
 }
 
 #[test]

@@ -1,0 +1,69 @@
+//! Errors of Sabot's operators, with the operator or file they come from.
+
+use std::path::PathBuf;
+
+use sabot_scheduler::SchedulerError;
+
+/// Result alias of the `sabot-exec` crate.
+pub type Result<T, E = ExecError> = std::result::Result<T, E>;
+
+/// What can go wrong while a physical plan runs.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// An operator would exceed the query's memory limit.
+    #[error(
+        "{operator} needs {requested_bytes} more bytes but the memory limit of {limit_bytes} bytes is reached ({used_bytes} in use)"
+    )]
+    MemoryLimit {
+        operator: &'static str,
+        requested_bytes: usize,
+        used_bytes: usize,
+        limit_bytes: usize,
+    },
+    /// A Parquet file could not be opened or decoded.
+    #[error("cannot read Parquet file {}: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
+    /// An Arrow kernel failed inside an operator.
+    #[error("{operator}: {source}")]
+    Arrow {
+        operator: &'static str,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+    /// DataFusion failed: evaluating an expression or an aggregate, or running a fallback subtree.
+    #[error("{operator}: {source}")]
+    DataFusion {
+        operator: &'static str,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+    /// The query was cancelled.
+    #[error("the query was cancelled")]
+    Cancelled,
+    /// A task panicked; the query was stopped.
+    #[error("an operator panicked: {message}")]
+    Panicked { message: String },
+}
+
+impl ExecError {
+    pub(crate) fn arrow(
+        operator: &'static str,
+    ) -> impl FnOnce(arrow::error::ArrowError) -> ExecError {
+        move |source| ExecError::Arrow { operator, source }
+    }
+
+    pub(crate) fn datafusion(
+        operator: &'static str,
+    ) -> impl FnOnce(datafusion::error::DataFusionError) -> ExecError {
+        move |source| ExecError::DataFusion { operator, source }
+    }
+}
+
+impl From<SchedulerError> for ExecError {
+    fn from(error: SchedulerError) -> Self {
+        match error {
+            SchedulerError::TaskPanicked { message } => ExecError::Panicked { message },
+            _ => ExecError::Cancelled,
+        }
+    }
+}

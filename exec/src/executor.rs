@@ -1,0 +1,282 @@
+//! Runs a physical plan: cuts it into pipelines at breakers, runs each pipeline's morsels as
+//! tasks on the scheduler (one task per morsel, work-stealing across workers), and feeds each
+//! pipeline's output into its sink.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use arrow::array::{Array, RecordBatchOptions};
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+use sabot_scheduler::Scheduler;
+
+use crate::aggregate::{AggregateSink, evaluate_all};
+use crate::error::{ExecError, Result};
+use crate::memory::MemoryBudget;
+use crate::plan::{NodeKind, PhysicalNode};
+use crate::sort::{limit_batches, sort_batches};
+use crate::source::ParquetScan;
+
+/// Runs physical plans on a scheduler.
+#[derive(Clone)]
+pub struct Executor {
+    scheduler: Arc<Scheduler>,
+}
+
+/// A source and the streaming operators (filter, projection) its morsels flow through.
+struct Pipeline {
+    source: PipelineSource,
+    /// Streaming operators, in the order a batch meets them.
+    operators: Vec<Arc<PhysicalNode>>,
+}
+
+enum PipelineSource {
+    /// A Parquet scan (and its node, for metrics): one morsel per row group.
+    Parquet {
+        scan: Arc<ParquetScan>,
+        node: Arc<PhysicalNode>,
+    },
+    /// Batches already in memory: one morsel per batch.
+    Batches(Arc<Vec<RecordBatch>>),
+}
+
+type BatchSink = dyn Fn(usize, RecordBatch) -> Result<()> + Send + Sync;
+
+impl Executor {
+    /// An executor whose pipelines run on `scheduler`.
+    pub fn new(scheduler: Arc<Scheduler>) -> Executor {
+        Executor { scheduler }
+    }
+
+    /// Runs the plan rooted at `root` and returns its output, holding operator state within `budget`.
+    pub fn run(
+        &self,
+        root: &Arc<PhysicalNode>,
+        budget: &Arc<MemoryBudget>,
+    ) -> Result<Vec<RecordBatch>> {
+        self.materialize(root, budget)
+    }
+
+    /// Runs `node` to completion and returns all its output batches, in order.
+    fn materialize(
+        &self,
+        node: &Arc<PhysicalNode>,
+        budget: &Arc<MemoryBudget>,
+    ) -> Result<Vec<RecordBatch>> {
+        let output = match &node.kind {
+            NodeKind::Aggregate { input, spec } => {
+                let pipeline = self.pipeline(input, budget)?;
+                let sink = Arc::new(AggregateSink::new(
+                    Arc::clone(node),
+                    Arc::clone(spec),
+                    Arc::clone(budget),
+                ));
+                let consumer = Arc::clone(&sink);
+                let timed = Arc::clone(node);
+                self.drive(
+                    pipeline,
+                    Arc::new(move |_, batch: RecordBatch| {
+                        let started = Instant::now();
+                        let consumed = consumer.consume(&batch);
+                        timed.metrics.record_time(started.elapsed());
+                        consumed
+                    }),
+                )?;
+                let started = Instant::now();
+                let output = sink.finish(&self.scheduler)?;
+                node.metrics.record_time(started.elapsed());
+                return Ok(output);
+            }
+            NodeKind::Sort { input, keys, fetch } => {
+                let input = self.materialize(input, budget)?;
+                let started = Instant::now();
+                let sorted = sort_batches(&input, &node.schema, keys, *fetch, budget)?;
+                node.metrics.record_time(started.elapsed());
+                node.metrics.record_memory(budget.peak_bytes());
+                sorted
+            }
+            NodeKind::Limit { input, skip, fetch } => {
+                limit_batches(self.materialize(input, budget)?, *skip, *fetch)
+            }
+            NodeKind::Fallback(fallback) => {
+                let started = Instant::now();
+                let output = fallback.collect()?;
+                node.metrics.record_time(started.elapsed());
+                output
+            }
+            NodeKind::ParquetScan(_)
+            | NodeKind::Batches(_)
+            | NodeKind::Filter { .. }
+            | NodeKind::Projection { .. } => {
+                let pipeline = self.pipeline(node, budget)?;
+                return self.collect(pipeline);
+            }
+        };
+        for batch in &output {
+            node.metrics.record_output(batch.num_rows());
+        }
+        Ok(output)
+    }
+
+    /// The pipeline that produces `node`'s output: streaming operators down to a source,
+    /// running any breaker below them first.
+    fn pipeline(&self, node: &Arc<PhysicalNode>, budget: &Arc<MemoryBudget>) -> Result<Pipeline> {
+        let mut operators = Vec::new();
+        let mut current = node;
+        while let NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } =
+            &current.kind
+        {
+            operators.push(Arc::clone(current));
+            current = input;
+        }
+        operators.reverse();
+        let source = match &current.kind {
+            NodeKind::ParquetScan(scan) => PipelineSource::Parquet {
+                scan: Arc::clone(scan),
+                node: Arc::clone(current),
+            },
+            NodeKind::Batches(batches) => {
+                for batch in batches {
+                    current.metrics.record_output(batch.num_rows());
+                }
+                PipelineSource::Batches(Arc::new(batches.clone()))
+            }
+            _ => PipelineSource::Batches(Arc::new(self.materialize(current, budget)?)),
+        };
+        Ok(Pipeline { source, operators })
+    }
+
+    /// Runs `pipeline` and returns its output in source order.
+    fn collect(&self, pipeline: Pipeline) -> Result<Vec<RecordBatch>> {
+        let collected: Arc<Mutex<Vec<(usize, usize, RecordBatch)>>> =
+            Arc::new(Mutex::new(Vec::new()));
+        let into = Arc::clone(&collected);
+        self.drive(
+            pipeline,
+            Arc::new(move |morsel, batch| {
+                let mut collected = into.lock().unwrap_or_else(PoisonError::into_inner);
+                let sequence = collected.len();
+                collected.push((morsel, sequence, batch));
+                Ok(())
+            }),
+        )?;
+        let mut collected =
+            std::mem::take(&mut *collected.lock().unwrap_or_else(PoisonError::into_inner));
+        collected.sort_unstable_by_key(|(morsel, sequence, _)| (*morsel, *sequence));
+        Ok(collected.into_iter().map(|(_, _, batch)| batch).collect())
+    }
+
+    /// Runs one task per morsel of `pipeline`, pushing each batch through the operators into `sink`.
+    fn drive(&self, pipeline: Pipeline, sink: Arc<BatchSink>) -> Result<()> {
+        let group = self.scheduler.group();
+        let failure: Arc<Mutex<Option<ExecError>>> = Arc::new(Mutex::new(None));
+        let operators = Arc::new(pipeline.operators);
+        let report = {
+            let failure = Arc::clone(&failure);
+            move |group: &sabot_scheduler::TaskGroup, error: ExecError| {
+                failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(error);
+                group.cancel();
+            }
+        };
+        match pipeline.source {
+            PipelineSource::Parquet { scan, node } => {
+                for (index, morsel) in scan.morsels().into_iter().enumerate() {
+                    let (scan, node, operators, sink, report) = (
+                        Arc::clone(&scan),
+                        Arc::clone(&node),
+                        Arc::clone(&operators),
+                        Arc::clone(&sink),
+                        report.clone(),
+                    );
+                    group.spawn(move |group| {
+                        let mut started = Instant::now();
+                        let read = scan.read(morsel, |batch| {
+                            node.metrics.record_time(started.elapsed());
+                            node.metrics.record_output(batch.num_rows());
+                            let pushed = push_through(&operators, batch)
+                                .and_then(|batch| batch.map_or(Ok(()), |batch| sink(index, batch)));
+                            started = Instant::now();
+                            if group.is_cancelled() {
+                                return Err(ExecError::Cancelled);
+                            }
+                            pushed
+                        });
+                        if let Err(error) = read {
+                            report(group, error);
+                        }
+                    });
+                }
+            }
+            PipelineSource::Batches(batches) => {
+                for index in 0..batches.len() {
+                    let (batches, operators, sink, report) = (
+                        Arc::clone(&batches),
+                        Arc::clone(&operators),
+                        Arc::clone(&sink),
+                        report.clone(),
+                    );
+                    group.spawn(move |group| {
+                        let pushed = push_through(&operators, batches[index].clone())
+                            .and_then(|batch| batch.map_or(Ok(()), |batch| sink(index, batch)));
+                        if let Err(error) = pushed {
+                            report(group, error);
+                        }
+                    });
+                }
+            }
+        }
+        let waited = group.wait();
+        if let Some(error) = failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            return Err(error);
+        }
+        waited.map_err(ExecError::from)
+    }
+}
+
+/// Pushes `batch` through the streaming operators; `None` when a filter removed every row.
+fn push_through(
+    operators: &[Arc<PhysicalNode>],
+    mut batch: RecordBatch,
+) -> Result<Option<RecordBatch>> {
+    for operator in operators {
+        let started = Instant::now();
+        batch = match &operator.kind {
+            NodeKind::Filter { predicate, .. } => {
+                let mask = predicate
+                    .evaluate(&batch)
+                    .and_then(|value| value.into_array(batch.num_rows()))
+                    .map_err(ExecError::datafusion("Filter"))?;
+                let Some(mask) = mask.as_any().downcast_ref::<arrow::array::BooleanArray>() else {
+                    return Err(ExecError::Arrow {
+                        operator: "Filter",
+                        source: arrow::error::ArrowError::InvalidArgumentError(format!(
+                            "the predicate {predicate} gives {}, not booleans",
+                            mask.data_type()
+                        )),
+                    });
+                };
+                filter_record_batch(&batch, mask).map_err(ExecError::arrow("Filter"))?
+            }
+            NodeKind::Projection { exprs, .. } => {
+                let columns = evaluate_all("Projection", exprs, &batch)?;
+                let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+                RecordBatch::try_new_with_options(Arc::clone(&operator.schema), columns, &options)
+                    .map_err(ExecError::arrow("Projection"))?
+            }
+            _ => batch,
+        };
+        operator.metrics.record_time(started.elapsed());
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        operator.metrics.record_output(batch.num_rows());
+    }
+    Ok(Some(batch))
+}

@@ -1,0 +1,26 @@
+//! Sabot's physical operators. A [`PhysicalNode`] tree is cut into pipelines at its breakers
+//! (aggregation, sort, limit, materialized fallbacks); each pipeline reads morsels from a source
+//! (a Parquet row group, a slice of in-memory batches), pushes them through its streaming
+//! operators (filter, projection) and into its sink, one task per morsel on the
+//! `sabot-scheduler` pool (DESIGN.md D3). Scalar expressions are DataFusion's `PhysicalExpr`s
+//! and aggregate states are DataFusion's `GroupsAccumulator`s; the pipelines, hash tables,
+//! sorting and scheduling are ours.
+
+#![deny(unsafe_code)]
+
+mod aggregate;
+mod error;
+mod executor;
+mod memory;
+mod metrics;
+mod plan;
+mod sort;
+mod source;
+
+pub use aggregate::AggregateSpec;
+pub use error::{ExecError, Result};
+pub use executor::Executor;
+pub use memory::MemoryBudget;
+pub use metrics::OperatorMetrics;
+pub use plan::{NodeKind, PhysicalNode};
+pub use source::{FallbackSource, ParquetScan};

@@ -1,0 +1,178 @@
+//! The physical plan Sabot runs: a tree of operators, each with its output schema and its
+//! measurements, and its rendering for `EXPLAIN`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::PhysicalSortExpr;
+use datafusion::physical_plan::PhysicalExpr;
+
+use crate::aggregate::AggregateSpec;
+use crate::metrics::OperatorMetrics;
+use crate::source::{FallbackSource, ParquetScan};
+
+/// One operator of a physical plan.
+#[derive(Debug)]
+pub struct PhysicalNode {
+    pub kind: NodeKind,
+    /// The operator's output schema.
+    pub schema: SchemaRef,
+    /// What the operator did, filled in as it runs.
+    pub metrics: OperatorMetrics,
+}
+
+/// The operators.
+#[derive(Debug)]
+pub enum NodeKind {
+    /// Reads Parquet row groups.
+    ParquetScan(Arc<ParquetScan>),
+    /// Reads in-memory batches.
+    Batches(Vec<RecordBatch>),
+    /// A subtree run by DataFusion.
+    Fallback(FallbackSource),
+    /// Keeps the rows for which `predicate` is true.
+    Filter {
+        input: Arc<PhysicalNode>,
+        predicate: Arc<dyn PhysicalExpr>,
+    },
+    /// Computes one output column per expression.
+    Projection {
+        input: Arc<PhysicalNode>,
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+    },
+    /// Hash aggregation.
+    Aggregate {
+        input: Arc<PhysicalNode>,
+        spec: Arc<AggregateSpec>,
+    },
+    /// Sorts by `keys`; with `fetch`, keeps only the first rows (top-k).
+    Sort {
+        input: Arc<PhysicalNode>,
+        keys: Vec<PhysicalSortExpr>,
+        fetch: Option<usize>,
+    },
+    /// Skips `skip` rows, then keeps up to `fetch`.
+    Limit {
+        input: Arc<PhysicalNode>,
+        skip: usize,
+        fetch: Option<usize>,
+    },
+}
+
+impl PhysicalNode {
+    /// A node producing `schema`.
+    pub fn new(kind: NodeKind, schema: SchemaRef) -> PhysicalNode {
+        PhysicalNode {
+            kind,
+            schema,
+            metrics: OperatorMetrics::default(),
+        }
+    }
+
+    /// The node's inputs.
+    pub fn inputs(&self) -> Vec<&Arc<PhysicalNode>> {
+        match &self.kind {
+            NodeKind::ParquetScan(_) | NodeKind::Batches(_) | NodeKind::Fallback(_) => Vec::new(),
+            NodeKind::Filter { input, .. }
+            | NodeKind::Projection { input, .. }
+            | NodeKind::Aggregate { input, .. }
+            | NodeKind::Sort { input, .. }
+            | NodeKind::Limit { input, .. } => vec![input],
+        }
+    }
+
+    /// The subtrees that DataFusion runs.
+    pub fn fallbacks(&self) -> Vec<&FallbackSource> {
+        let mut found = Vec::new();
+        self.collect_fallbacks(&mut found);
+        found
+    }
+
+    fn collect_fallbacks<'a>(&'a self, found: &mut Vec<&'a FallbackSource>) {
+        if let NodeKind::Fallback(fallback) = &self.kind {
+            found.push(fallback);
+        }
+        for input in self.inputs() {
+            input.collect_fallbacks(found);
+        }
+    }
+
+    /// Calls `visit` on this node and every node below it.
+    pub fn visit(&self, visit: &mut impl FnMut(&PhysicalNode)) {
+        visit(self);
+        for input in self.inputs() {
+            input.visit(visit);
+        }
+    }
+
+    /// The plan as an indented tree; with `metrics`, each operator's measurements.
+    pub fn display(&self, metrics: bool) -> String {
+        let mut text = String::new();
+        self.write_tree(&mut text, 0, metrics);
+        text
+    }
+
+    fn write_tree(&self, text: &mut String, depth: usize, metrics: bool) {
+        let indent = "  ".repeat(depth);
+        let _ = write!(text, "{indent}{}", self.describe());
+        if metrics {
+            let _ = write!(text, ", metrics=[{}]", self.metrics);
+        }
+        text.push('\n');
+        if let NodeKind::Fallback(fallback) = &self.kind {
+            for line in fallback.display(metrics).lines() {
+                let _ = writeln!(text, "{indent}  | {line}");
+            }
+        }
+        for input in self.inputs() {
+            input.write_tree(text, depth + 1, metrics);
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.kind {
+            NodeKind::ParquetScan(scan) => {
+                let files: Vec<String> = scan
+                    .paths()
+                    .map(|path| path.display().to_string())
+                    .collect();
+                let columns: Vec<&str> = self
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|field| field.name().as_str())
+                    .collect();
+                format!(
+                    "ParquetScan: files=[{}], columns=[{}]",
+                    files.join(", "),
+                    columns.join(", ")
+                )
+            }
+            NodeKind::Batches(batches) => format!("Batches: batches={}", batches.len()),
+            NodeKind::Fallback(fallback) => format!(
+                "Fallback (DataFusion runs this subtree): {}",
+                fallback.reason
+            ),
+            NodeKind::Filter { predicate, .. } => format!("Filter: {predicate}"),
+            NodeKind::Projection { exprs, .. } => {
+                let shown: Vec<String> = exprs
+                    .iter()
+                    .zip(self.schema.fields())
+                    .map(|(expr, field)| format!("{expr} as {}", field.name()))
+                    .collect();
+                format!("Projection: {}", shown.join(", "))
+            }
+            NodeKind::Aggregate { spec, .. } => format!("HashAggregate: {spec}"),
+            NodeKind::Sort { keys, fetch, .. } => {
+                let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
+                match fetch {
+                    Some(fetch) => format!("TopK: fetch={fetch}, keys=[{}]", shown.join(", ")),
+                    None => format!("Sort: keys=[{}]", shown.join(", ")),
+                }
+            }
+            NodeKind::Limit { skip, fetch, .. } => format!("Limit: skip={skip}, fetch={fetch:?}"),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Pipeline sources: the morsels a pipeline starts from. A Parquet scan yields one morsel per
+//! row group, read with the `parquet` crate's Arrow reader (projection pushed into the decoder);
+//! a fallback runs a DataFusion subtree and yields its batches.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+
+use crate::error::{ExecError, Result};
+
+/// Rows per batch decoded from Parquet.
+const PARQUET_BATCH_ROWS: usize = 8192;
+
+/// A scan of Parquet files with the columns a plan needs.
+#[derive(Debug)]
+pub struct ParquetScan {
+    files: Vec<ScannedFile>,
+    /// Indices of the file columns to read, in output order.
+    projection: Vec<usize>,
+    /// Schema of the scan's output (the projected columns, as the plan types them).
+    schema: SchemaRef,
+    /// Compressed bytes of the column chunks read so far.
+    bytes_read: AtomicU64,
+}
+
+#[derive(Debug)]
+struct ScannedFile {
+    path: PathBuf,
+    metadata: ArrowReaderMetadata,
+}
+
+/// One unit of scan work: a row group of a file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowGroupMorsel {
+    file: usize,
+    row_group: usize,
+}
+
+impl ParquetScan {
+    /// Opens `paths` (reading each footer once) to scan columns `projection` (indices into the
+    /// files' schema), producing `schema`.
+    pub fn try_new(
+        paths: Vec<PathBuf>,
+        projection: Vec<usize>,
+        schema: SchemaRef,
+    ) -> Result<ParquetScan> {
+        let files = paths
+            .into_iter()
+            .map(|path| {
+                let file = File::open(&path).map_err(|error| parquet_error(&path, error))?;
+                let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
+                    .map_err(|error| parquet_error(&path, error))?;
+                Ok(ScannedFile { path, metadata })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ParquetScan {
+            files,
+            projection,
+            schema,
+            bytes_read: AtomicU64::new(0),
+        })
+    }
+
+    /// The scan's output schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Compressed bytes of the column chunks read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+
+    /// The files scanned.
+    pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.files.iter().map(|file| &file.path)
+    }
+
+    pub(crate) fn morsels(&self) -> Vec<RowGroupMorsel> {
+        self.files
+            .iter()
+            .enumerate()
+            .flat_map(|(file, scanned)| {
+                (0..scanned.metadata.metadata().num_row_groups())
+                    .map(move |row_group| RowGroupMorsel { file, row_group })
+            })
+            .collect()
+    }
+
+    /// Decodes one row group, calling `emit` with each batch.
+    pub(crate) fn read(
+        &self,
+        morsel: RowGroupMorsel,
+        mut emit: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        let scanned = &self.files[morsel.file];
+        let fail = |error: &dyn std::fmt::Display| parquet_error(&scanned.path, error);
+        let file = File::open(&scanned.path).map_err(|error| fail(&error))?;
+        let mask = ProjectionMask::roots(
+            scanned.metadata.parquet_schema(),
+            self.projection.iter().copied(),
+        );
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, scanned.metadata.clone())
+                .with_row_groups(vec![morsel.row_group])
+                .with_projection(mask)
+                .with_batch_size(PARQUET_BATCH_ROWS)
+                .build()
+                .map_err(|error| fail(&error))?;
+        // The decoder returns columns in file order; the plan may want another order or types.
+        let file_order = self.file_order();
+        let row_group = scanned.metadata.metadata().row_group(morsel.row_group);
+        let chunk_bytes: i64 = self
+            .projection
+            .iter()
+            .filter_map(|&column| row_group.columns().get(column))
+            .map(|chunk| chunk.compressed_size())
+            .sum();
+        self.bytes_read
+            .fetch_add(chunk_bytes.max(0) as u64, Ordering::Relaxed);
+        for batch in reader {
+            let batch = batch.map_err(|error| fail(&error))?;
+            let columns = file_order
+                .iter()
+                .zip(self.schema.fields())
+                .map(|(&position, field)| {
+                    let column = batch.column(position);
+                    if column.data_type() == field.data_type() {
+                        Ok(Arc::clone(column))
+                    } else {
+                        arrow::compute::cast(column, field.data_type())
+                            .map_err(ExecError::arrow("ParquetScan"))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+                .map_err(ExecError::arrow("ParquetScan"))?;
+            emit(batch)?;
+        }
+        Ok(())
+    }
+
+    /// For each output column, its position among the decoded (file-ordered) columns.
+    fn file_order(&self) -> Vec<usize> {
+        let mut sorted = self.projection.clone();
+        sorted.sort_unstable();
+        self.projection
+            .iter()
+            .map(|index| sorted.binary_search(index).unwrap_or_default())
+            .collect()
+    }
+}
+
+fn parquet_error(path: &std::path::Path, error: impl std::fmt::Display) -> ExecError {
+    ExecError::Parquet {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    }
+}
+
+/// A subtree Sabot cannot run yet, run by DataFusion; its output feeds Sabot's pipelines.
+pub struct FallbackSource {
+    plan: Arc<dyn ExecutionPlan>,
+    task_context: Arc<TaskContext>,
+    runtime: tokio::runtime::Handle,
+    /// The logical subtree, in one line.
+    pub subtree: String,
+    /// Why Sabot could not run it.
+    pub reason: String,
+}
+
+impl std::fmt::Debug for FallbackSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FallbackSource")
+            .field("reason", &self.reason)
+            .finish()
+    }
+}
+
+impl FallbackSource {
+    /// A fallback that runs `plan` (DataFusion's plan of `subtree`) on `runtime`.
+    pub fn new(
+        plan: Arc<dyn ExecutionPlan>,
+        task_context: Arc<TaskContext>,
+        runtime: tokio::runtime::Handle,
+        subtree: String,
+        reason: String,
+    ) -> FallbackSource {
+        FallbackSource {
+            plan,
+            task_context,
+            runtime,
+            subtree,
+            reason,
+        }
+    }
+
+    /// DataFusion's physical plan of the subtree.
+    pub fn plan(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.plan
+    }
+
+    /// DataFusion's plan of the subtree, with its metrics once it ran.
+    pub fn display(&self, with_metrics: bool) -> String {
+        let plan = self.plan.as_ref();
+        let shown = if with_metrics {
+            DisplayableExecutionPlan::with_metrics(plan)
+        } else {
+            DisplayableExecutionPlan::new(plan)
+        };
+        shown.indent(false).to_string()
+    }
+
+    /// Runs the subtree to completion. Safe from any thread, inside an async runtime or not.
+    pub(crate) fn collect(&self) -> Result<Vec<RecordBatch>> {
+        let task = self.runtime.spawn(datafusion::physical_plan::collect(
+            Arc::clone(&self.plan),
+            Arc::clone(&self.task_context),
+        ));
+        futures::executor::block_on(task)
+            .map_err(|error| ExecError::Panicked {
+                message: format!("fallback task: {error}"),
+            })?
+            .map_err(ExecError::datafusion("Fallback"))
+    }
+}

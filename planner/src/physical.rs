@@ -1,0 +1,318 @@
+//! Translation of logical nodes into Sabot operators, node by node, with a DataFusion fallback
+//! for what Sabot cannot run yet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{DFSchema, DataFusionError};
+use datafusion::datasource::MemTable;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::logical_plan::{Aggregate, Limit, TableScan};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::{PhysicalExpr, create_physical_expr, create_physical_sort_exprs};
+use futures::future::BoxFuture;
+use sabot_exec::{AggregateSpec, FallbackSource, NodeKind, ParquetScan, PhysicalNode};
+
+use crate::error::{PlanError, Result};
+
+/// Plans queries of one session for Sabot's executor.
+pub struct PhysicalPlanner<'a> {
+    state: &'a SessionState,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Why a logical node cannot run on Sabot's operators.
+struct Unsupported(String);
+
+impl From<DataFusionError> for Unsupported {
+    fn from(error: DataFusionError) -> Self {
+        Unsupported(error.strip_backtrace())
+    }
+}
+
+impl From<sabot_exec::ExecError> for Unsupported {
+    fn from(error: sabot_exec::ExecError) -> Self {
+        Unsupported(error.to_string())
+    }
+}
+
+type Native = std::result::Result<Arc<PhysicalNode>, Unsupported>;
+
+impl<'a> PhysicalPlanner<'a> {
+    /// A planner for `state`'s queries; fallback subtrees run on `runtime`.
+    pub fn new(state: &'a SessionState, runtime: tokio::runtime::Handle) -> Self {
+        PhysicalPlanner { state, runtime }
+    }
+
+    /// Plans an optimized logical plan.
+    pub fn plan<'p>(&'p self, plan: &'p LogicalPlan) -> BoxFuture<'p, Result<Arc<PhysicalNode>>> {
+        Box::pin(async move {
+            match self.native(plan).await? {
+                Ok(node) => Ok(node),
+                Err(Unsupported(reason)) => self.fallback(plan, reason).await,
+            }
+        })
+    }
+
+    /// Sabot's operator for `plan`, or why there is none.
+    async fn native(&self, plan: &LogicalPlan) -> Result<Native> {
+        let schema = output_schema(plan);
+        let node = |kind| Arc::new(PhysicalNode::new(kind, Arc::clone(&schema)));
+        Ok(match plan {
+            LogicalPlan::TableScan(scan) => self.table_scan(scan, Arc::clone(&schema)),
+            LogicalPlan::Filter(filter) => {
+                let input = self.plan(&filter.input).await?;
+                self.expr(&filter.predicate, filter.input.schema())
+                    .map(|predicate| node(NodeKind::Filter { input, predicate }))
+            }
+            LogicalPlan::Projection(projection) => {
+                let input = self.plan(&projection.input).await?;
+                self.exprs(&projection.expr, projection.input.schema())
+                    .map(|exprs| node(NodeKind::Projection { input, exprs }))
+            }
+            LogicalPlan::Aggregate(aggregate) => match self.aggregate_spec(aggregate) {
+                Ok(spec) => {
+                    let input = self.plan(&aggregate.input).await?;
+                    Ok(node(NodeKind::Aggregate {
+                        input,
+                        spec: Arc::new(spec),
+                    }))
+                }
+                Err(unsupported) => Err(unsupported),
+            },
+            LogicalPlan::Sort(sort) => {
+                let input = self.plan(&sort.input).await?;
+                create_physical_sort_exprs(
+                    &sort.expr,
+                    sort.input.schema(),
+                    self.state.execution_props(),
+                    &PhysicalPlanningContext::default(),
+                )
+                .map_err(Unsupported::from)
+                .map(|keys| {
+                    node(NodeKind::Sort {
+                        input,
+                        keys,
+                        fetch: sort.fetch,
+                    })
+                })
+            }
+            LogicalPlan::Limit(limit) => match limit_bounds(limit) {
+                Some((skip, fetch)) => {
+                    let input = self.plan(&limit.input).await?;
+                    Ok(node(NodeKind::Limit { input, skip, fetch }))
+                }
+                None => Err(Unsupported("LIMIT or OFFSET is not a literal".to_string())),
+            },
+            // Renaming the qualifier changes nothing in the data: the alias is its input.
+            LogicalPlan::SubqueryAlias(alias) => Ok(self.plan(&alias.input).await?),
+            other => Err(Unsupported(format!(
+                "no Sabot operator for {}",
+                node_name(other)
+            ))),
+        })
+    }
+
+    fn table_scan(&self, scan: &TableScan, schema: SchemaRef) -> Native {
+        if scan.fetch.is_some() {
+            return Err(Unsupported("a scan with a pushed-down LIMIT".to_string()));
+        }
+        let provider = source_as_provider(&scan.source)?;
+        let projection: Vec<usize> = scan
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..provider.schema().fields().len()).collect());
+        let kind = if let Some(listing) = provider.downcast_ref::<ListingTable>() {
+            NodeKind::ParquetScan(Arc::new(ParquetScan::try_new(
+                parquet_files(listing)?,
+                projection,
+                Arc::clone(&schema),
+            )?))
+        } else if let Some(memory) = provider.downcast_ref::<MemTable>() {
+            NodeKind::Batches(memory_batches(memory, &projection, &schema)?)
+        } else {
+            return Err(Unsupported(format!(
+                "tables of type {}",
+                std::any::type_name_of_val(provider.as_ref())
+            )));
+        };
+        let scan_node = Arc::new(PhysicalNode::new(kind, Arc::clone(&schema)));
+        match datafusion::logical_expr::utils::conjunction(scan.filters.iter().cloned()) {
+            None => Ok(scan_node),
+            Some(predicate) => {
+                let predicate = self.expr(&predicate, &scan.projected_schema)?;
+                let filter = NodeKind::Filter {
+                    input: scan_node,
+                    predicate,
+                };
+                Ok(Arc::new(PhysicalNode::new(filter, schema)))
+            }
+        }
+    }
+
+    fn aggregate_spec(
+        &self,
+        aggregate: &Aggregate,
+    ) -> std::result::Result<AggregateSpec, Unsupported> {
+        if aggregate
+            .group_expr
+            .iter()
+            .any(|expr| matches!(expr, Expr::GroupingSet(_)))
+        {
+            return Err(Unsupported("GROUPING SETS, ROLLUP and CUBE".to_string()));
+        }
+        let input_schema = aggregate.input.schema();
+        let group_exprs = self.exprs(&aggregate.group_expr, input_schema)?;
+        let physical_input_schema = input_schema.as_arrow();
+        let mut aggregates = Vec::with_capacity(aggregate.aggr_expr.len());
+        for expr in &aggregate.aggr_expr {
+            let lowered = LoweredAggregateBuilder::new(
+                expr,
+                input_schema,
+                physical_input_schema,
+                self.state.execution_props(),
+                &PhysicalPlanningContext::default(),
+            )
+            .build()?;
+            let function = lowered.aggregate;
+            if lowered.filter.is_some() || !lowered.order_bys.is_empty() {
+                return Err(Unsupported(format!(
+                    "aggregate {expr} has a FILTER or ORDER BY"
+                )));
+            }
+            if !function.groups_accumulator_supported() {
+                return Err(Unsupported(format!(
+                    "aggregate {} has no vectorized accumulator",
+                    function.name()
+                )));
+            }
+            aggregates.push(function);
+        }
+        Ok(AggregateSpec::try_new(
+            group_exprs,
+            aggregates,
+            physical_input_schema,
+        )?)
+    }
+
+    fn expr(
+        &self,
+        expr: &Expr,
+        schema: &DFSchema,
+    ) -> std::result::Result<Arc<dyn PhysicalExpr>, Unsupported> {
+        Ok(create_physical_expr(
+            expr,
+            schema,
+            self.state.execution_props(),
+            &PhysicalPlanningContext::default(),
+        )?)
+    }
+
+    fn exprs(
+        &self,
+        exprs: &[Expr],
+        schema: &DFSchema,
+    ) -> std::result::Result<Vec<Arc<dyn PhysicalExpr>>, Unsupported> {
+        exprs.iter().map(|expr| self.expr(expr, schema)).collect()
+    }
+
+    /// Hands `plan` to DataFusion's physical planner.
+    async fn fallback(&self, plan: &LogicalPlan, reason: String) -> Result<Arc<PhysicalNode>> {
+        let node = node_name(plan);
+        let physical = self
+            .state
+            .query_planner()
+            .create_physical_plan(plan, self.state)
+            .await
+            .map_err(|source| PlanError::Fallback {
+                node: node.clone(),
+                source,
+            })?;
+        let source = FallbackSource::new(
+            physical,
+            self.state.task_ctx(),
+            self.runtime.clone(),
+            node,
+            reason,
+        );
+        Ok(Arc::new(PhysicalNode::new(
+            NodeKind::Fallback(source),
+            output_schema(plan),
+        )))
+    }
+}
+
+fn output_schema(plan: &LogicalPlan) -> SchemaRef {
+    Arc::new(plan.schema().as_arrow().clone())
+}
+
+fn node_name(plan: &LogicalPlan) -> String {
+    plan.display().to_string()
+}
+
+fn limit_bounds(limit: &Limit) -> Option<(usize, Option<usize>)> {
+    let skip = match limit.get_skip_type().ok()? {
+        SkipType::Literal(skip) => skip,
+        SkipType::UnsupportedExpr => return None,
+    };
+    let fetch = match limit.get_fetch_type().ok()? {
+        FetchType::Literal(fetch) => fetch,
+        FetchType::UnsupportedExpr => return None,
+    };
+    Some((skip, fetch))
+}
+
+/// The Parquet files behind a listing table.
+fn parquet_files(listing: &ListingTable) -> std::result::Result<Vec<PathBuf>, Unsupported> {
+    if listing.options().format.get_ext() != "parquet" {
+        return Err(Unsupported(format!(
+            "{} files",
+            listing.options().format.get_ext()
+        )));
+    }
+    let extension = listing.options().file_extension.clone();
+    let mut files = Vec::new();
+    for url in listing.table_paths() {
+        let path = PathBuf::from(format!("/{}", url.prefix()));
+        if path.is_dir() {
+            let entries = std::fs::read_dir(&path)
+                .map_err(|error| Unsupported(format!("listing {}: {error}", path.display())))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|file| file.is_file() && file.to_string_lossy().ends_with(&extension))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// The batches of an in-memory table, projected.
+fn memory_batches(
+    memory: &MemTable,
+    projection: &[usize],
+    schema: &SchemaRef,
+) -> std::result::Result<Vec<arrow::record_batch::RecordBatch>, Unsupported> {
+    let mut batches = Vec::new();
+    for partition in &memory.batches {
+        let partition = partition
+            .try_read()
+            .map_err(|_| Unsupported("an in-memory table being written to".to_string()))?;
+        for batch in partition.iter() {
+            let projected = batch
+                .project(projection)
+                .and_then(|batch| batch.with_schema(Arc::clone(schema)))
+                .map_err(|error| Unsupported(error.to_string()))?;
+            batches.push(projected);
+        }
+    }
+    Ok(batches)
+}
