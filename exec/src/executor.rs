@@ -12,6 +12,7 @@ use sabot_scheduler::Scheduler;
 
 use crate::aggregate::{AggregateSink, evaluate_all};
 use crate::error::{ExecError, Result};
+use crate::join::JoinTable;
 use crate::memory::MemoryBudget;
 use crate::plan::{NodeKind, PhysicalNode};
 use crate::sort::{limit_batches, sort_batches};
@@ -23,11 +24,17 @@ pub struct Executor {
     scheduler: Arc<Scheduler>,
 }
 
-/// A source and the streaming operators (filter, projection) its morsels flow through.
+/// A source and the streaming operators (filter, projection, join probe) its morsels flow through.
 struct Pipeline {
     source: PipelineSource,
     /// Streaming operators, in the order a batch meets them.
-    operators: Vec<Arc<PhysicalNode>>,
+    operators: Vec<StreamingOperator>,
+}
+
+/// A streaming operator of a pipeline, with the join table it probes if it is a join.
+struct StreamingOperator {
+    node: Arc<PhysicalNode>,
+    join_table: Option<Arc<JoinTable>>,
 }
 
 enum PipelineSource {
@@ -107,7 +114,8 @@ impl Executor {
             NodeKind::ParquetScan(_)
             | NodeKind::Batches(_)
             | NodeKind::Filter { .. }
-            | NodeKind::Projection { .. } => {
+            | NodeKind::Projection { .. }
+            | NodeKind::HashJoin { .. } => {
                 let pipeline = self.pipeline(node, budget)?;
                 return self.collect(pipeline);
             }
@@ -123,11 +131,29 @@ impl Executor {
     fn pipeline(&self, node: &Arc<PhysicalNode>, budget: &Arc<MemoryBudget>) -> Result<Pipeline> {
         let mut operators = Vec::new();
         let mut current = node;
-        while let NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } =
-            &current.kind
-        {
-            operators.push(Arc::clone(current));
-            current = input;
+        loop {
+            current = match &current.kind {
+                NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } => {
+                    operators.push(StreamingOperator {
+                        node: Arc::clone(current),
+                        join_table: None,
+                    });
+                    input
+                }
+                NodeKind::HashJoin { probe, build, spec } => {
+                    let build_batches = self.materialize(build, budget)?;
+                    let started = Instant::now();
+                    let table = JoinTable::build(spec, &build_batches, &build.schema, budget)?;
+                    current.metrics.record_time(started.elapsed());
+                    current.metrics.record_memory(budget.used_bytes());
+                    operators.push(StreamingOperator {
+                        node: Arc::clone(current),
+                        join_table: Some(Arc::new(table)),
+                    });
+                    probe
+                }
+                _ => break,
+            };
         }
         operators.reverse();
         let source = match &current.kind {
@@ -242,12 +268,20 @@ impl Executor {
 
 /// Pushes `batch` through the streaming operators; `None` when a filter removed every row.
 fn push_through(
-    operators: &[Arc<PhysicalNode>],
+    operators: &[StreamingOperator],
     mut batch: RecordBatch,
 ) -> Result<Option<RecordBatch>> {
-    for operator in operators {
+    for StreamingOperator {
+        node: operator,
+        join_table,
+    } in operators
+    {
         let started = Instant::now();
         batch = match &operator.kind {
+            NodeKind::HashJoin { spec, .. } => match join_table {
+                Some(table) => table.probe(spec, &batch, &operator.schema)?,
+                None => batch,
+            },
             NodeKind::Filter { predicate, .. } => {
                 let mask = predicate
                     .evaluate(&batch)

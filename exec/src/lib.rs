@@ -11,6 +11,7 @@
 mod aggregate;
 mod error;
 mod executor;
+mod join;
 mod memory;
 mod metrics;
 mod plan;
@@ -20,6 +21,7 @@ mod source;
 pub use aggregate::AggregateSpec;
 pub use error::{ExecError, Result};
 pub use executor::Executor;
+pub use join::{JoinKind, JoinSpec};
 pub use memory::MemoryBudget;
 pub use metrics::OperatorMetrics;
 pub use plan::{NodeKind, PhysicalNode};

@@ -10,6 +10,7 @@ use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_plan::PhysicalExpr;
 
 use crate::aggregate::AggregateSpec;
+use crate::join::{JoinKind, JoinSpec};
 use crate::metrics::OperatorMetrics;
 use crate::source::{FallbackSource, ParquetScan};
 
@@ -53,6 +54,12 @@ pub enum NodeKind {
         keys: Vec<PhysicalSortExpr>,
         fetch: Option<usize>,
     },
+    /// Joins each probe row with the materialized build side.
+    HashJoin {
+        probe: Arc<PhysicalNode>,
+        build: Arc<PhysicalNode>,
+        spec: Arc<JoinSpec>,
+    },
     /// Skips `skip` rows, then keeps up to `fetch`.
     Limit {
         input: Arc<PhysicalNode>,
@@ -80,6 +87,40 @@ impl PhysicalNode {
             | NodeKind::Aggregate { input, .. }
             | NodeKind::Sort { input, .. }
             | NodeKind::Limit { input, .. } => vec![input],
+            NodeKind::HashJoin { probe, build, .. } => vec![probe, build],
+        }
+    }
+
+    /// A rough count of the rows this node produces, from file metadata and fixed
+    /// selectivities; `None` where nothing is known (a fallback subtree).
+    pub fn estimated_rows(&self) -> Option<f64> {
+        const FILTER_SELECTIVITY: f64 = 0.3;
+        const GROUPS_PER_ROW: f64 = 0.1;
+        match &self.kind {
+            NodeKind::ParquetScan(scan) => Some(scan.total_rows() as f64),
+            NodeKind::Batches(batches) => {
+                Some(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as f64)
+            }
+            NodeKind::Fallback(_) => None,
+            NodeKind::Filter { input, .. } => {
+                input.estimated_rows().map(|rows| rows * FILTER_SELECTIVITY)
+            }
+            NodeKind::Projection { input, .. } => input.estimated_rows(),
+            NodeKind::Aggregate { input, .. } => input
+                .estimated_rows()
+                .map(|rows| (rows * GROUPS_PER_ROW).max(1.0)),
+            NodeKind::Sort { input, fetch, .. } => {
+                let rows = input.estimated_rows()?;
+                Some(fetch.map_or(rows, |fetch| rows.min(fetch as f64)))
+            }
+            NodeKind::Limit { input, fetch, .. } => {
+                let rows = input.estimated_rows()?;
+                Some(fetch.map_or(rows, |fetch| rows.min(fetch as f64)))
+            }
+            NodeKind::HashJoin { probe, build, spec } => match spec.kind {
+                JoinKind::Inner => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
+                _ => probe.estimated_rows(),
+            },
         }
     }
 
@@ -173,6 +214,7 @@ impl PhysicalNode {
                 }
             }
             NodeKind::Limit { skip, fetch, .. } => format!("Limit: skip={skip}, fetch={fetch:?}"),
+            NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
         }
     }
 }

@@ -77,6 +77,14 @@ impl ParquetScan {
         &self.schema
     }
 
+    /// Rows in all the scanned files.
+    pub fn total_rows(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|file| file.metadata.metadata().file_metadata().num_rows().max(0) as u64)
+            .sum()
+    }
+
     /// Compressed bytes of the column chunks read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.load(Ordering::Relaxed)

@@ -4,19 +4,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
-use datafusion::common::{DFSchema, DataFusionError};
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::{DFSchema, DataFusionError, JoinType, NullEquality};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::logical_plan::{Aggregate, Limit, TableScan};
+use datafusion::logical_expr::logical_plan::{Aggregate, Join, Limit, TableScan};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr, create_physical_sort_exprs};
 use futures::future::BoxFuture;
-use sabot_exec::{AggregateSpec, FallbackSource, NodeKind, ParquetScan, PhysicalNode};
+use sabot_exec::{
+    AggregateSpec, FallbackSource, JoinKind, JoinSpec, NodeKind, ParquetScan, PhysicalNode,
+};
 
 use crate::error::{PlanError, Result};
 
@@ -109,6 +111,7 @@ impl<'a> PhysicalPlanner<'a> {
                 }
                 None => Err(Unsupported("LIMIT or OFFSET is not a literal".to_string())),
             },
+            LogicalPlan::Join(join) => self.join(join, Arc::clone(&schema)).await?,
             // Renaming the qualifier changes nothing in the data: the alias is its input.
             LogicalPlan::SubqueryAlias(alias) => Ok(self.plan(&alias.input).await?),
             other => Err(Unsupported(format!(
@@ -116,6 +119,83 @@ impl<'a> PhysicalPlanner<'a> {
                 node_name(other)
             ))),
         })
+    }
+
+    /// A hash join: build on the right input, or on the left when it looks smaller (inner
+    /// joins only); the other side streams through the table.
+    async fn join(&self, join: &Join, schema: SchemaRef) -> Result<Native> {
+        let kind = match join.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            JoinType::LeftSemi => JoinKind::LeftSemi,
+            JoinType::LeftAnti => JoinKind::LeftAnti,
+            JoinType::LeftMark => JoinKind::LeftMark,
+            other => return Ok(Err(Unsupported(format!("{other} joins")))),
+        };
+        if join.null_aware {
+            return Ok(Err(Unsupported(
+                "null-aware anti joins (NOT IN)".to_string(),
+            )));
+        }
+        if join.null_equality == NullEquality::NullEqualsNull && !join.on.is_empty() {
+            return Ok(Err(Unsupported("joins where NULL keys match".to_string())));
+        }
+        let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
+        let keys = || -> std::result::Result<_, Unsupported> {
+            let left: Vec<Expr> = join.on.iter().map(|(left, _)| left.clone()).collect();
+            let right: Vec<Expr> = join.on.iter().map(|(_, right)| right.clone()).collect();
+            let joined = left_schema.join(right_schema)?;
+            let filter = join
+                .filter
+                .as_ref()
+                .map(|filter| self.expr(filter, &joined))
+                .transpose()?;
+            Ok((
+                self.exprs(&left, left_schema)?,
+                self.exprs(&right, right_schema)?,
+                filter,
+            ))
+        };
+        let (left_keys, right_keys, filter) = match keys() {
+            Ok(keys) => keys,
+            Err(unsupported) => return Ok(Err(unsupported)),
+        };
+        let right_nullable = kind == JoinKind::Left;
+        let joined_fields: Vec<Field> = left_schema
+            .as_arrow()
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .chain(right_schema.as_arrow().fields().iter().map(|field| {
+                field
+                    .as_ref()
+                    .clone()
+                    .with_nullable(field.is_nullable() || right_nullable)
+            }))
+            .collect();
+        let left = self.plan(&join.left).await?;
+        let right = self.plan(&join.right).await?;
+        let build_is_left = kind == JoinKind::Inner
+            && matches!((left.estimated_rows(), right.estimated_rows()), (Some(left), Some(right)) if left < right);
+        let (probe, build, probe_keys, build_keys) = if build_is_left {
+            (right, left, right_keys, left_keys)
+        } else {
+            (left, right, left_keys, right_keys)
+        };
+        let spec = JoinSpec {
+            kind,
+            probe_keys,
+            build_keys,
+            filter,
+            joined_schema: Arc::new(Schema::new(joined_fields)),
+            build_is_left,
+        };
+        let node = NodeKind::HashJoin {
+            probe,
+            build,
+            spec: Arc::new(spec),
+        };
+        Ok(Ok(Arc::new(PhysicalNode::new(node, schema))))
     }
 
     fn table_scan(&self, scan: &TableScan, schema: SchemaRef) -> Native {

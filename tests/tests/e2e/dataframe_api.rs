@@ -344,13 +344,20 @@ fn explain_shows_sabot_operators_metrics_and_fallbacks() {
     assert!(scan.contains("rows=5,"), "{analyzed}");
 
     let joined = "SELECT floor, count(*) FROM employees JOIN departments ON employees.dept = departments.dept GROUP BY floor";
-    let with_fallback = sabot.sql(joined).unwrap().explain(false).unwrap();
+    let join_plan = sabot.sql(joined).unwrap().explain(false).unwrap();
     assert!(
-        with_fallback.contains("fallback: ") && with_fallback.contains("Join"),
+        join_plan.contains("HashJoin: Inner") && !join_plan.contains("fallback"),
+        "{join_plan}"
+    );
+
+    let union = "SELECT id FROM employees UNION ALL SELECT floor FROM departments";
+    let with_fallback = sabot.sql(union).unwrap().explain(false).unwrap();
+    assert!(
+        with_fallback.contains("fallback: ") && with_fallback.contains("Union"),
         "{with_fallback}"
     );
     assert!(
-        with_fallback.contains("HashJoinExec"),
+        with_fallback.contains("UnionExec"),
         "DataFusion's plan of the subtree is shown: {with_fallback}"
     );
 

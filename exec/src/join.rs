@@ -1,0 +1,372 @@
+//! Hash join. The build side is materialized into a join table (keys in Arrow's row format,
+//! one hash-table entry per distinct key, duplicate rows chained); the probe side streams through
+//! the table inside its own pipeline, one morsel per task. Inner, left outer, semi, anti and mark
+//! joins (the last is what DataFusion plans for `EXISTS` inside `OR`), with an optional residual
+//! filter over the joined columns; a join without keys pairs every row (a cross join).
+
+use std::fmt;
+use std::sync::Arc;
+
+use ahash::RandomState;
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::physical_plan::PhysicalExpr;
+use hashbrown::HashTable;
+
+use crate::aggregate::evaluate_all;
+use crate::error::{ExecError, Result};
+use crate::memory::{MemoryBudget, Reservation};
+
+const OPERATOR: &str = "HashJoin";
+/// Marks the end of a chain of build rows with the same key.
+const CHAIN_END: u32 = u32::MAX;
+
+/// Which rows a join keeps. The probe side is the logical left input unless the spec says
+/// the build side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    /// Every probe (left) row; build columns null where nothing matches.
+    Left,
+    /// Probe rows with a match.
+    LeftSemi,
+    /// Probe rows without a match.
+    LeftAnti,
+    /// Every probe row, plus a boolean column saying whether it has a match.
+    LeftMark,
+}
+
+/// What a hash join computes.
+#[derive(Debug)]
+pub struct JoinSpec {
+    pub kind: JoinKind,
+    /// Key expressions over the probe input.
+    pub probe_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Key expressions over the build input, pairwise equal to `probe_keys`.
+    pub build_keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Residual condition over the joined columns (logical left columns, then right).
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Schema of the joined columns, logical left then right (right nullable for left joins).
+    pub joined_schema: SchemaRef,
+    /// Whether the build side is the logical left input (inner joins only).
+    pub build_is_left: bool,
+}
+
+impl fmt::Display for JoinSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self
+            .probe_keys
+            .iter()
+            .zip(&self.build_keys)
+            .map(|(probe, build)| format!("{probe} = {build}"))
+            .collect();
+        write!(f, "{:?}, on=[{}]", self.kind, keys.join(", "))?;
+        if let Some(filter) = &self.filter {
+            write!(f, ", filter={filter}")?;
+        }
+        let build = if self.build_is_left { "left" } else { "right" };
+        write!(f, ", build={build}")
+    }
+}
+
+/// The materialized build side.
+pub(crate) struct JoinTable {
+    batch: RecordBatch,
+    converter: Option<RowConverter>,
+    keys: Option<Rows>,
+    key_hashes: Vec<u64>,
+    key_first_row: Vec<u32>,
+    map: HashTable<u32>,
+    next_row: Vec<u32>,
+    hasher: RandomState,
+    _reservation: Reservation,
+}
+
+impl JoinTable {
+    /// Builds the table from the build side's batches.
+    pub(crate) fn build(
+        spec: &JoinSpec,
+        batches: &[RecordBatch],
+        schema: &SchemaRef,
+        budget: &Arc<MemoryBudget>,
+    ) -> Result<JoinTable> {
+        let mut reservation = Reservation::new(budget, OPERATOR);
+        let input_bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        reservation.resize(input_bytes)?;
+        let batch = concat_batches(schema, batches).map_err(ExecError::arrow(OPERATOR))?;
+        let rows = batch.num_rows();
+        if rows >= CHAIN_END as usize {
+            return Err(ExecError::Arrow {
+                operator: OPERATOR,
+                source: arrow::error::ArrowError::InvalidArgumentError(format!(
+                    "a build side of {rows} rows"
+                )),
+            });
+        }
+        let mut table = JoinTable {
+            batch,
+            converter: None,
+            keys: None,
+            key_hashes: Vec::new(),
+            key_first_row: Vec::new(),
+            map: HashTable::new(),
+            next_row: vec![CHAIN_END; rows],
+            hasher: RandomState::with_seeds(0x5851_f42d, 0x4c95_7f2d, 0x1405_7b7e, 0xf767_814f),
+            _reservation: reservation,
+        };
+        if spec.build_keys.is_empty() {
+            return Ok(table);
+        }
+        let key_columns = evaluate_all(OPERATOR, &spec.build_keys, &table.batch)?;
+        let fields = key_columns
+            .iter()
+            .map(|column| SortField::new(column.data_type().clone()))
+            .collect();
+        let converter = RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?;
+        let batch_keys = converter
+            .convert_columns(&key_columns)
+            .map_err(ExecError::arrow(OPERATOR))?;
+        let valid = all_valid(&key_columns);
+        let mut distinct = converter.empty_rows(0, 0);
+        for row in (0..rows).rev() {
+            if !valid.as_ref().is_none_or(|valid| valid.value(row)) {
+                continue;
+            }
+            let key = batch_keys.row(row);
+            let hash = table.hasher.hash_one(key.as_ref());
+            let JoinTable {
+                key_hashes,
+                key_first_row,
+                map,
+                next_row,
+                ..
+            } = &mut table;
+            match map.find(hash, |&id| {
+                key_hashes[id as usize] == hash && distinct.row(id as usize) == key
+            }) {
+                Some(&id) => {
+                    next_row[row] = key_first_row[id as usize];
+                    key_first_row[id as usize] = row as u32;
+                }
+                None => {
+                    let id = key_hashes.len() as u32;
+                    distinct.push(key);
+                    key_hashes.push(hash);
+                    key_first_row.push(row as u32);
+                    map.insert_unique(hash, id, |&existing| key_hashes[existing as usize]);
+                }
+            }
+        }
+        let index_bytes = distinct.size()
+            + table.key_hashes.capacity() * 12
+            + table.map.capacity() * 5
+            + rows * 4;
+        table._reservation.resize(input_bytes + index_bytes)?;
+        table.keys = Some(distinct);
+        table.converter = Some(converter);
+        Ok(table)
+    }
+
+    /// Every (probe row, build row) pair with equal keys.
+    fn candidate_pairs(
+        &self,
+        spec: &JoinSpec,
+        probe: &RecordBatch,
+    ) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (mut probe_rows, mut build_rows) = (Vec::new(), Vec::new());
+        let (Some(converter), Some(keys)) = (&self.converter, &self.keys) else {
+            for probe_row in 0..probe.num_rows() as u32 {
+                for build_row in 0..self.batch.num_rows() as u32 {
+                    probe_rows.push(probe_row);
+                    build_rows.push(build_row);
+                }
+            }
+            return Ok((probe_rows, build_rows));
+        };
+        let key_columns = evaluate_all(OPERATOR, &spec.probe_keys, probe)?;
+        let probe_keys = converter
+            .convert_columns(&key_columns)
+            .map_err(ExecError::arrow(OPERATOR))?;
+        let valid = all_valid(&key_columns);
+        for probe_row in 0..probe.num_rows() {
+            if !valid.as_ref().is_none_or(|valid| valid.value(probe_row)) {
+                continue;
+            }
+            let key = probe_keys.row(probe_row);
+            let hash = self.hasher.hash_one(key.as_ref());
+            let found = self.map.find(hash, |&id| {
+                self.key_hashes[id as usize] == hash && keys.row(id as usize) == key
+            });
+            if let Some(&id) = found {
+                let mut build_row = self.key_first_row[id as usize];
+                while build_row != CHAIN_END {
+                    probe_rows.push(probe_row as u32);
+                    build_rows.push(build_row);
+                    build_row = self.next_row[build_row as usize];
+                }
+            }
+        }
+        Ok((probe_rows, build_rows))
+    }
+
+    /// Joins one probe batch, producing rows of `output_schema`.
+    pub(crate) fn probe(
+        &self,
+        spec: &JoinSpec,
+        probe: &RecordBatch,
+        output_schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let (mut probe_rows, mut build_rows) = self.candidate_pairs(spec, probe)?;
+        if let Some(filter) = &spec.filter {
+            let joined = self.joined(spec, probe, &probe_rows, &build_rows)?;
+            let keep = filter
+                .evaluate(&joined)
+                .and_then(|value| value.into_array(joined.num_rows()))
+                .map_err(ExecError::datafusion(OPERATOR))?;
+            let keep = as_mask(&keep)?;
+            let kept = |rows: &[u32]| -> Vec<u32> {
+                rows.iter()
+                    .enumerate()
+                    .filter(|(pair, _)| keep.is_valid(*pair) && keep.value(*pair))
+                    .map(|(_, &row)| row)
+                    .collect()
+            };
+            (probe_rows, build_rows) = (kept(&probe_rows), kept(&build_rows));
+        }
+        let matched = || {
+            let mut matched = vec![false; probe.num_rows()];
+            for &row in &probe_rows {
+                matched[row as usize] = true;
+            }
+            matched
+        };
+        let output = match spec.kind {
+            JoinKind::Inner => self.joined(spec, probe, &probe_rows, &build_rows)?,
+            JoinKind::Left => {
+                let matched = matched();
+                let mut probe_all: Vec<u32> = probe_rows;
+                let mut build_all: Vec<Option<u32>> = build_rows.into_iter().map(Some).collect();
+                for (row, _) in matched.iter().enumerate().filter(|(_, matched)| !**matched) {
+                    probe_all.push(row as u32);
+                    build_all.push(None);
+                }
+                self.assemble(
+                    spec,
+                    probe,
+                    &UInt32Array::from(probe_all),
+                    &UInt32Array::from(build_all),
+                )?
+            }
+            JoinKind::LeftSemi | JoinKind::LeftAnti => {
+                let keep = spec.kind == JoinKind::LeftSemi;
+                let mask = BooleanArray::from(
+                    matched()
+                        .into_iter()
+                        .map(|matched| matched == keep)
+                        .collect::<Vec<_>>(),
+                );
+                filter_record_batch(probe, &mask).map_err(ExecError::arrow(OPERATOR))?
+            }
+            JoinKind::LeftMark => {
+                let mut columns = probe.columns().to_vec();
+                columns.push(Arc::new(BooleanArray::from(matched())) as ArrayRef);
+                RecordBatch::try_new(Arc::clone(output_schema), columns)
+                    .map_err(ExecError::arrow(OPERATOR))?
+            }
+        };
+        match spec.kind {
+            JoinKind::Inner | JoinKind::Left => {
+                let options =
+                    arrow::array::RecordBatchOptions::new().with_row_count(Some(output.num_rows()));
+                RecordBatch::try_new_with_options(
+                    Arc::clone(output_schema),
+                    output.columns().to_vec(),
+                    &options,
+                )
+                .map_err(ExecError::arrow(OPERATOR))
+            }
+            _ => Ok(output),
+        }
+    }
+
+    fn joined(
+        &self,
+        spec: &JoinSpec,
+        probe: &RecordBatch,
+        probe_rows: &[u32],
+        build_rows: &[u32],
+    ) -> Result<RecordBatch> {
+        let probe_indices = UInt32Array::from(probe_rows.to_vec());
+        let build_indices = UInt32Array::from(build_rows.to_vec());
+        self.assemble(spec, probe, &probe_indices, &build_indices)
+    }
+
+    /// The joined columns (logical left, then right) for pairs of probe and build rows; a null
+    /// build index gives nulls.
+    fn assemble(
+        &self,
+        spec: &JoinSpec,
+        probe: &RecordBatch,
+        probe_indices: &UInt32Array,
+        build_indices: &UInt32Array,
+    ) -> Result<RecordBatch> {
+        let gather = |batch: &RecordBatch, indices: &UInt32Array| -> Result<Vec<ArrayRef>> {
+            batch
+                .columns()
+                .iter()
+                .map(|column| {
+                    take(column.as_ref(), indices, None).map_err(ExecError::arrow(OPERATOR))
+                })
+                .collect()
+        };
+        let probe_columns = gather(probe, probe_indices)?;
+        let build_columns = gather(&self.batch, build_indices)?;
+        let columns = if spec.build_is_left {
+            build_columns.into_iter().chain(probe_columns).collect()
+        } else {
+            probe_columns.into_iter().chain(build_columns).collect()
+        };
+        let options =
+            arrow::array::RecordBatchOptions::new().with_row_count(Some(probe_indices.len()));
+        RecordBatch::try_new_with_options(Arc::clone(&spec.joined_schema), columns, &options)
+            .map_err(ExecError::arrow(OPERATOR))
+    }
+}
+
+/// Rows where every key column is non-null (`None` when no key column has nulls).
+fn all_valid(columns: &[ArrayRef]) -> Option<BooleanArray> {
+    let with_nulls: Vec<&ArrayRef> = columns
+        .iter()
+        .filter(|column| column.null_count() > 0)
+        .collect();
+    if with_nulls.is_empty() {
+        return None;
+    }
+    let rows = columns.first().map_or(0, |column| column.len());
+    Some(BooleanArray::from(
+        (0..rows)
+            .map(|row| with_nulls.iter().all(|column| column.is_valid(row)))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn as_mask(values: &ArrayRef) -> Result<&BooleanArray> {
+    match values.data_type() {
+        DataType::Boolean => values
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| ExecError::Arrow {
+                operator: OPERATOR,
+                source: arrow::error::ArrowError::InvalidArgumentError("join filter".to_string()),
+            }),
+        other => Err(ExecError::Arrow {
+            operator: OPERATOR,
+            source: arrow::error::ArrowError::InvalidArgumentError(format!(
+                "the join filter gives {other}, not booleans"
+            )),
+        }),
+    }
+}
