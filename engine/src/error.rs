@@ -145,7 +145,8 @@ impl From<sabot_exec::ExecError> for SabotError {
 impl From<sabot_planner::PlanError> for SabotError {
     fn from(error: sabot_planner::PlanError) -> Self {
         match error {
-            sabot_planner::PlanError::Fallback { source, .. } => SabotError::from(source),
+            sabot_planner::PlanError::Fallback { source, .. }
+            | sabot_planner::PlanError::Rewrite(source) => SabotError::from(source),
             sabot_planner::PlanError::Exec(error) => SabotError::from(error),
         }
     }

@@ -13,6 +13,9 @@ pub enum PlanError {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// Rewriting the logical plan failed.
+    #[error("cannot rewrite the plan: {0}")]
+    Rewrite(#[from] datafusion::error::DataFusionError),
     /// A Parquet file of a table could not be opened.
     #[error(transparent)]
     Exec(#[from] sabot_exec::ExecError),

@@ -7,6 +7,7 @@
 
 mod error;
 mod physical;
+mod subquery;
 
 pub use error::{PlanError, Result};
 pub use physical::PhysicalPlanner;

@@ -21,6 +21,7 @@ use sabot_exec::{
 };
 
 use crate::error::{PlanError, Result};
+use crate::subquery::scalar_subqueries_as_cross_joins;
 
 /// Plans queries of one session for Sabot's executor.
 pub struct PhysicalPlanner<'a> {
@@ -68,6 +69,9 @@ impl<'a> PhysicalPlanner<'a> {
         Ok(match plan {
             LogicalPlan::TableScan(scan) => self.table_scan(scan, Arc::clone(&schema)),
             LogicalPlan::Filter(filter) => {
+                if let Some(rewritten) = scalar_subqueries_as_cross_joins(filter)? {
+                    return Ok(Ok(self.plan(&rewritten).await?));
+                }
                 let input = self.plan(&filter.input).await?;
                 self.expr(&filter.predicate, filter.input.schema())
                     .map(|predicate| node(NodeKind::Filter { input, predicate }))
