@@ -1,0 +1,205 @@
+//! Sabot's operators on small in-memory inputs: joins of every kind, aggregation with and
+//! without keys, and the memory limit.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, col};
+use sabot_exec::{Executor, JoinKind, JoinSpec, MemoryBudget, NodeKind, PhysicalNode};
+use sabot_scheduler::Scheduler;
+
+fn table(name_prefix: &str, keys: &[Option<i64>], labels: &[&str]) -> (SchemaRef, RecordBatch) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(format!("{name_prefix}_key"), DataType::Int64, true),
+        Field::new(format!("{name_prefix}_label"), DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from(keys.to_vec())),
+        Arc::new(StringArray::from(labels.to_vec())),
+    ];
+    (
+        schema.clone(),
+        RecordBatch::try_new(schema, columns).unwrap(),
+    )
+}
+
+fn batches_node(schema: &SchemaRef, batch: RecordBatch) -> Arc<PhysicalNode> {
+    Arc::new(PhysicalNode::new(
+        NodeKind::Batches(vec![batch]),
+        schema.clone(),
+    ))
+}
+
+fn run(node: PhysicalNode, limit: Option<usize>) -> sabot_exec::Result<Vec<RecordBatch>> {
+    let executor = Executor::new(Arc::new(Scheduler::new(2).unwrap()));
+    executor.run(&Arc::new(node), &Arc::new(MemoryBudget::new(limit)))
+}
+
+fn labels(batches: &[RecordBatch], column: usize) -> Vec<String> {
+    let mut values: Vec<String> = batches
+        .iter()
+        .flat_map(|batch| {
+            let array = arrow::compute::cast(batch.column(column), &DataType::Utf8).unwrap();
+            let array = array
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone();
+            (0..array.len())
+                .map(|row| {
+                    if array.is_null(row) {
+                        "null".to_string()
+                    } else {
+                        array.value(row).to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    values.sort();
+    values
+}
+
+/// left: keys 1, 2, 2, null, 4; right: keys 2, 2, 4, 5.
+fn join(kind: JoinKind, with_filter: bool) -> Vec<RecordBatch> {
+    let (left_schema, left) = table(
+        "l",
+        &[Some(1), Some(2), Some(2), None, Some(4)],
+        &["a", "b", "c", "d", "e"],
+    );
+    let (right_schema, right) = table(
+        "r",
+        &[Some(2), Some(2), Some(4), Some(5)],
+        &["x", "y", "z", "w"],
+    );
+    let right_nullable = kind == JoinKind::Left;
+    let joined_fields: Vec<Field> = left_schema
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .chain(right_schema.fields().iter().map(|field| {
+            field
+                .as_ref()
+                .clone()
+                .with_nullable(right_nullable || field.is_nullable())
+        }))
+        .collect();
+    let joined_schema = Arc::new(Schema::new(joined_fields));
+    let filter = with_filter.then(|| {
+        // l_label <> 'c' OR r_label <> 'x': drops only the pair (c, x).
+        let not_c = BinaryExpr::new(
+            col("l_label", &joined_schema).unwrap(),
+            Operator::NotEq,
+            lit("c"),
+        );
+        let not_x = BinaryExpr::new(
+            col("r_label", &joined_schema).unwrap(),
+            Operator::NotEq,
+            lit("x"),
+        );
+        Arc::new(BinaryExpr::new(
+            Arc::new(not_c),
+            Operator::Or,
+            Arc::new(not_x),
+        )) as Arc<dyn datafusion::physical_plan::PhysicalExpr>
+    });
+    let output_schema = match kind {
+        JoinKind::Inner | JoinKind::Left => joined_schema.clone(),
+        JoinKind::LeftSemi | JoinKind::LeftAnti => left_schema.clone(),
+        JoinKind::LeftMark => {
+            let mut fields: Vec<Field> = left_schema
+                .fields()
+                .iter()
+                .map(|field| field.as_ref().clone())
+                .collect();
+            fields.push(Field::new("mark", DataType::Boolean, false));
+            Arc::new(Schema::new(fields))
+        }
+    };
+    let spec = JoinSpec {
+        kind,
+        probe_keys: vec![col("l_key", &left_schema).unwrap()],
+        build_keys: vec![col("r_key", &right_schema).unwrap()],
+        filter,
+        joined_schema,
+        build_is_left: false,
+    };
+    let node = NodeKind::HashJoin {
+        probe: batches_node(&left_schema, left),
+        build: batches_node(&right_schema, right),
+        spec: Arc::new(spec),
+    };
+    run(PhysicalNode::new(node, output_schema), None).unwrap()
+}
+
+fn lit(value: &str) -> Arc<dyn datafusion::physical_plan::PhysicalExpr> {
+    datafusion::physical_expr::expressions::lit(value)
+}
+
+#[test]
+fn inner_join_pairs_duplicates_and_skips_null_keys() {
+    let output = join(JoinKind::Inner, false);
+    assert_eq!(labels(&output, 1), ["b", "b", "c", "c", "e"]);
+    assert_eq!(labels(&output, 3), ["x", "x", "y", "y", "z"]);
+}
+
+#[test]
+fn left_join_keeps_unmatched_rows_with_nulls() {
+    let output = join(JoinKind::Left, false);
+    assert_eq!(labels(&output, 1), ["a", "b", "b", "c", "c", "d", "e"]);
+    assert_eq!(
+        labels(&output, 3),
+        ["null", "null", "x", "x", "y", "y", "z"]
+    );
+}
+
+#[test]
+fn residual_filter_applies_to_pairs() {
+    let inner = join(JoinKind::Inner, true);
+    assert_eq!(labels(&inner, 1), ["b", "b", "c", "e"]);
+    let anti = join(JoinKind::LeftAnti, true);
+    assert_eq!(labels(&anti, 1), ["a", "d"]);
+}
+
+#[test]
+fn semi_anti_and_mark_joins() {
+    assert_eq!(labels(&join(JoinKind::LeftSemi, false), 1), ["b", "c", "e"]);
+    assert_eq!(labels(&join(JoinKind::LeftAnti, false), 1), ["a", "d"]);
+    let marked = join(JoinKind::LeftMark, false);
+    let marks: usize = marked
+        .iter()
+        .map(|batch| {
+            let marks = batch
+                .column(2)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .unwrap();
+            marks.iter().filter(|mark| *mark == Some(true)).count()
+        })
+        .sum();
+    assert_eq!(marks, 3);
+    assert_eq!(marked.iter().map(RecordBatch::num_rows).sum::<usize>(), 5);
+}
+
+#[test]
+fn a_join_table_over_the_memory_limit_names_the_operator() {
+    let (left_schema, left) = table("l", &[Some(1)], &["a"]);
+    let (right_schema, right) = table("r", &[Some(1)], &["x"]);
+    let spec = JoinSpec {
+        kind: JoinKind::LeftSemi,
+        probe_keys: vec![col("l_key", &left_schema).unwrap()],
+        build_keys: vec![col("r_key", &right_schema).unwrap()],
+        filter: None,
+        joined_schema: left_schema.clone(),
+        build_is_left: false,
+    };
+    let node = NodeKind::HashJoin {
+        probe: batches_node(&left_schema, left),
+        build: batches_node(&right_schema, right),
+        spec: Arc::new(spec),
+    };
+    let error = run(PhysicalNode::new(node, left_schema), Some(8)).unwrap_err();
+    assert!(error.to_string().starts_with("HashJoin needs"), "{error}");
+}
