@@ -12,6 +12,8 @@ use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::logical_expr::{Expr, SortExpr};
 
+use sabot_exec::CancelHandle;
+
 use crate::error::{Result, SabotError};
 use crate::execution::{Engine, ExecutedQuery, PreparedQuery};
 use crate::session::SessionInner;
@@ -291,9 +293,18 @@ impl DataFrame {
 
     /// Runs the query and returns its result with what it scanned and any fallbacks.
     pub fn execute(self) -> Result<ExecutedQuery> {
+        self.execute_with_cancel(&CancelHandle::new())
+    }
+
+    /// Like [`DataFrame::execute`], stopping with [`SabotError::Cancelled`] once `cancel` is
+    /// cancelled from another thread: every task of the query stops at its next batch. (On
+    /// `Engine::DataFusion` the query runs to its end.)
+    pub fn execute_with_cancel(self, cancel: &CancelHandle) -> Result<ExecutedQuery> {
         let session = Arc::clone(&self.session);
         let started = Instant::now();
-        let executed = self.prepare().and_then(|prepared| prepared.run(&session));
+        let executed = self
+            .prepare()
+            .and_then(|prepared| prepared.run(&session, cancel));
         record(&session, &executed, started);
         executed
     }
@@ -351,7 +362,7 @@ impl DataFrame {
         }
         if analyze {
             let started = Instant::now();
-            let executed = prepared.run(&session);
+            let executed = prepared.run(&session, &CancelHandle::new());
             record(&session, &executed, started);
             executed?;
         }

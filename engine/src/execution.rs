@@ -18,7 +18,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-use sabot_exec::{MemoryBudget, NodeKind, PhysicalNode};
+use sabot_exec::{CancelHandle, MemoryBudget, NodeKind, PhysicalNode};
 use sabot_planner::PhysicalPlanner;
 
 use crate::error::{Result, SabotError};
@@ -128,7 +128,11 @@ impl PreparedQuery {
 
     /// Runs the plan to completion. Call it outside the session's async runtime: Sabot's
     /// executor blocks the calling thread while its workers run the query.
-    pub(crate) fn run(&self, session: &SessionInner) -> Result<ExecutedQuery> {
+    pub(crate) fn run(
+        &self,
+        session: &SessionInner,
+        cancel: &CancelHandle,
+    ) -> Result<ExecutedQuery> {
         match &self.plan {
             PreparedPlan::DataFusion(physical) => {
                 let collected = collect(Arc::clone(physical), self.state.task_ctx());
@@ -144,7 +148,7 @@ impl PreparedQuery {
             }
             PreparedPlan::Sabot(root) => {
                 let budget = Arc::new(MemoryBudget::new(session.settings().memory_limit_bytes));
-                let batches = session.executor().run(root, &budget)?;
+                let batches = session.executor().run(root, &budget, cancel)?;
                 let (mut rows_scanned, mut bytes_scanned) = (0, 0);
                 root.visit(&mut |node| match &node.kind {
                     NodeKind::ParquetScan(scan) => {

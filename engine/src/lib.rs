@@ -31,5 +31,6 @@ pub use dataframe::{DataFrame, GroupedData, JoinOn, JoinType};
 pub use error::{Result, SabotError};
 pub use execution::{Engine, ExecutedQuery, Fallback};
 pub use format::OutputFormat;
+pub use sabot_exec::CancelHandle;
 pub use session::{CsvOptions, Sabot, SabotBuilder, Settings};
 pub use stats::Stats;

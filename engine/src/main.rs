@@ -9,7 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sabot::tpch::bench::{BenchConfig, QueryTiming};
 use sabot::tpch::{QuerySelection, generate};
-use sabot::{CsvOptions, Engine, OutputFormat, Result, Sabot, SabotError};
+use sabot::{CancelHandle, CsvOptions, Engine, OutputFormat, Result, Sabot, SabotError};
+
+/// Exit status after Ctrl-C, as shells report a process ended by SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -114,6 +117,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(SabotError::Cancelled) => {
+            eprintln!("error: the query was cancelled");
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -183,7 +190,9 @@ fn run_sql(session_args: &SessionArgs, args: SqlArgs) -> Result<()> {
     }
     let frame = sabot.sql(&sql)?;
     let schema = frame.schema();
-    let batches = frame.collect()?;
+    let cancel = CancelHandle::new();
+    sabot.cancel_on_interrupt(&cancel);
+    let batches = frame.execute_with_cancel(&cancel)?.batches;
     let mut stdout = std::io::stdout().lock();
     sabot::format::write_batches(&batches, &schema, args.format, &mut stdout)?;
     stdout.flush().map_err(|error| SabotError::Io {

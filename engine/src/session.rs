@@ -13,7 +13,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 
-use sabot_exec::Executor;
+use sabot_exec::{CancelHandle, Executor};
 use sabot_scheduler::Scheduler;
 
 use crate::dataframe::DataFrame;
@@ -307,6 +307,21 @@ impl Sabot {
             Arc::clone(&self.inner),
             self.inner.settings.engine,
         ))
+    }
+
+    /// Tasks queued or running on the session's workers (0 when no query runs).
+    pub fn pending_tasks(&self) -> usize {
+        self.inner.executor.pending_tasks()
+    }
+
+    /// Cancels `cancel` when the process receives Ctrl-C (SIGINT), instead of being killed.
+    pub fn cancel_on_interrupt(&self, cancel: &CancelHandle) {
+        let cancel = cancel.clone();
+        self.inner.handle.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
     }
 
     /// What this session has done so far.

@@ -2,6 +2,7 @@
 //! tasks on the scheduler (one task per morsel, work-stealing across workers), and feeds each
 //! pipeline's output into its sink.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -17,6 +18,42 @@ use crate::memory::MemoryBudget;
 use crate::plan::{NodeKind, PhysicalNode};
 use crate::sort::{limit_batches, sort_batches};
 use crate::source::ParquetScan;
+
+/// Lets another thread stop a running query: its tasks stop at their next batch, tasks not yet
+/// started are skipped, and the run ends with [`ExecError::Cancelled`].
+#[derive(Debug, Clone, Default)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    /// A handle for one query run.
+    pub fn new() -> CancelHandle {
+        CancelHandle::default()
+    }
+
+    /// Asks the query to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether [`CancelHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(ExecError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// What one run of a plan shares: its memory budget and its cancellation.
+struct Run {
+    budget: Arc<MemoryBudget>,
+    cancel: CancelHandle,
+}
 
 /// Runs physical plans on a scheduler.
 #[derive(Clone)]
@@ -55,33 +92,41 @@ impl Executor {
         Executor { scheduler }
     }
 
-    /// Runs the plan rooted at `root` and returns its output, holding operator state within `budget`.
+    /// Runs the plan rooted at `root` and returns its output, holding operator state within
+    /// `budget`, until it ends or `cancel` is cancelled.
     pub fn run(
         &self,
         root: &Arc<PhysicalNode>,
         budget: &Arc<MemoryBudget>,
+        cancel: &CancelHandle,
     ) -> Result<Vec<RecordBatch>> {
-        self.materialize(root, budget)
+        let run = Run {
+            budget: Arc::clone(budget),
+            cancel: cancel.clone(),
+        };
+        self.materialize(root, &run)
+    }
+
+    /// The number of tasks queued or running on this executor's workers.
+    pub fn pending_tasks(&self) -> usize {
+        self.scheduler.pending_tasks()
     }
 
     /// Runs `node` to completion and returns all its output batches, in order.
-    fn materialize(
-        &self,
-        node: &Arc<PhysicalNode>,
-        budget: &Arc<MemoryBudget>,
-    ) -> Result<Vec<RecordBatch>> {
+    fn materialize(&self, node: &Arc<PhysicalNode>, run: &Run) -> Result<Vec<RecordBatch>> {
         let output = match &node.kind {
             NodeKind::Aggregate { input, spec } => {
-                let pipeline = self.pipeline(input, budget)?;
+                let pipeline = self.pipeline(input, run)?;
                 let sink = Arc::new(AggregateSink::new(
                     Arc::clone(node),
                     Arc::clone(spec),
-                    Arc::clone(budget),
+                    Arc::clone(&run.budget),
                 ));
                 let consumer = Arc::clone(&sink);
                 let timed = Arc::clone(node);
                 self.drive(
                     pipeline,
+                    run,
                     Arc::new(move |_, batch: RecordBatch| {
                         let started = Instant::now();
                         let consumed = consumer.consume(&batch);
@@ -95,15 +140,15 @@ impl Executor {
                 return Ok(output);
             }
             NodeKind::Sort { input, keys, fetch } => {
-                let input = self.materialize(input, budget)?;
+                let input = self.materialize(input, run)?;
                 let started = Instant::now();
-                let sorted = sort_batches(&input, &node.schema, keys, *fetch, budget)?;
+                let sorted = sort_batches(&input, &node.schema, keys, *fetch, &run.budget)?;
                 node.metrics.record_time(started.elapsed());
-                node.metrics.record_memory(budget.peak_bytes());
+                node.metrics.record_memory(run.budget.peak_bytes());
                 sorted
             }
             NodeKind::Limit { input, skip, fetch } => {
-                limit_batches(self.materialize(input, budget)?, *skip, *fetch)
+                limit_batches(self.materialize(input, run)?, *skip, *fetch)
             }
             NodeKind::Fallback(fallback) => {
                 let started = Instant::now();
@@ -116,8 +161,8 @@ impl Executor {
             | NodeKind::Filter { .. }
             | NodeKind::Projection { .. }
             | NodeKind::HashJoin { .. } => {
-                let pipeline = self.pipeline(node, budget)?;
-                return self.collect(pipeline);
+                let pipeline = self.pipeline(node, run)?;
+                return self.collect(pipeline, run);
             }
         };
         for batch in &output {
@@ -128,7 +173,7 @@ impl Executor {
 
     /// The pipeline that produces `node`'s output: streaming operators down to a source,
     /// running any breaker below them first.
-    fn pipeline(&self, node: &Arc<PhysicalNode>, budget: &Arc<MemoryBudget>) -> Result<Pipeline> {
+    fn pipeline(&self, node: &Arc<PhysicalNode>, run: &Run) -> Result<Pipeline> {
         let mut operators = Vec::new();
         let mut current = node;
         loop {
@@ -141,11 +186,11 @@ impl Executor {
                     input
                 }
                 NodeKind::HashJoin { probe, build, spec } => {
-                    let build_batches = self.materialize(build, budget)?;
+                    let build_batches = self.materialize(build, run)?;
                     let started = Instant::now();
-                    let table = JoinTable::build(spec, &build_batches, &build.schema, budget)?;
+                    let table = JoinTable::build(spec, &build_batches, &build.schema, &run.budget)?;
                     current.metrics.record_time(started.elapsed());
-                    current.metrics.record_memory(budget.used_bytes());
+                    current.metrics.record_memory(run.budget.used_bytes());
                     operators.push(StreamingOperator {
                         node: Arc::clone(current),
                         join_table: Some(Arc::new(table)),
@@ -167,18 +212,19 @@ impl Executor {
                 }
                 PipelineSource::Batches(Arc::new(batches.clone()))
             }
-            _ => PipelineSource::Batches(Arc::new(self.materialize(current, budget)?)),
+            _ => PipelineSource::Batches(Arc::new(self.materialize(current, run)?)),
         };
         Ok(Pipeline { source, operators })
     }
 
     /// Runs `pipeline` and returns its output in source order.
-    fn collect(&self, pipeline: Pipeline) -> Result<Vec<RecordBatch>> {
+    fn collect(&self, pipeline: Pipeline, run: &Run) -> Result<Vec<RecordBatch>> {
         let collected: Arc<Mutex<Vec<(usize, usize, RecordBatch)>>> =
             Arc::new(Mutex::new(Vec::new()));
         let into = Arc::clone(&collected);
         self.drive(
             pipeline,
+            run,
             Arc::new(move |morsel, batch| {
                 let mut collected = into.lock().unwrap_or_else(PoisonError::into_inner);
                 let sequence = collected.len();
@@ -193,7 +239,8 @@ impl Executor {
     }
 
     /// Runs one task per morsel of `pipeline`, pushing each batch through the operators into `sink`.
-    fn drive(&self, pipeline: Pipeline, sink: Arc<BatchSink>) -> Result<()> {
+    fn drive(&self, pipeline: Pipeline, run: &Run, sink: Arc<BatchSink>) -> Result<()> {
+        run.cancel.check()?;
         let group = self.scheduler.group();
         let failure: Arc<Mutex<Option<ExecError>>> = Arc::new(Mutex::new(None));
         let operators = Arc::new(pipeline.operators);
@@ -210,6 +257,7 @@ impl Executor {
         match pipeline.source {
             PipelineSource::Parquet { scan, node } => {
                 for (index, morsel) in scan.morsels().into_iter().enumerate() {
+                    let cancel = run.cancel.clone();
                     let (scan, node, operators, sink, report) = (
                         Arc::clone(&scan),
                         Arc::clone(&node),
@@ -228,6 +276,7 @@ impl Executor {
                             if group.is_cancelled() {
                                 return Err(ExecError::Cancelled);
                             }
+                            cancel.check()?;
                             pushed
                         });
                         if let Err(error) = read {
@@ -238,6 +287,7 @@ impl Executor {
             }
             PipelineSource::Batches(batches) => {
                 for index in 0..batches.len() {
+                    let cancel = run.cancel.clone();
                     let (batches, operators, sink, report) = (
                         Arc::clone(&batches),
                         Arc::clone(&operators),
@@ -245,7 +295,9 @@ impl Executor {
                         report.clone(),
                     );
                     group.spawn(move |group| {
-                        let pushed = push_through(&operators, batches[index].clone())
+                        let pushed = cancel
+                            .check()
+                            .and_then(|()| push_through(&operators, batches[index].clone()))
                             .and_then(|batch| batch.map_or(Ok(()), |batch| sink(index, batch)));
                         if let Err(error) = pushed {
                             report(group, error);

@@ -20,7 +20,7 @@ mod source;
 
 pub use aggregate::AggregateSpec;
 pub use error::{ExecError, Result};
-pub use executor::Executor;
+pub use executor::{CancelHandle, Executor};
 pub use join::{JoinKind, JoinSpec};
 pub use memory::MemoryBudget;
 pub use metrics::OperatorMetrics;

@@ -7,7 +7,9 @@ use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, Strin
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, col};
-use sabot_exec::{Executor, JoinKind, JoinSpec, MemoryBudget, NodeKind, PhysicalNode};
+use sabot_exec::{
+    CancelHandle, Executor, JoinKind, JoinSpec, MemoryBudget, NodeKind, PhysicalNode,
+};
 use sabot_scheduler::Scheduler;
 
 fn table(name_prefix: &str, keys: &[Option<i64>], labels: &[&str]) -> (SchemaRef, RecordBatch) {
@@ -34,7 +36,11 @@ fn batches_node(schema: &SchemaRef, batch: RecordBatch) -> Arc<PhysicalNode> {
 
 fn run(node: PhysicalNode, limit: Option<usize>) -> sabot_exec::Result<Vec<RecordBatch>> {
     let executor = Executor::new(Arc::new(Scheduler::new(2).unwrap()));
-    executor.run(&Arc::new(node), &Arc::new(MemoryBudget::new(limit)))
+    executor.run(
+        &Arc::new(node),
+        &Arc::new(MemoryBudget::new(limit)),
+        &CancelHandle::new(),
+    )
 }
 
 fn labels(batches: &[RecordBatch], column: usize) -> Vec<String> {

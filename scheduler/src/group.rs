@@ -86,6 +86,7 @@ impl TaskGroup {
         task: impl FnOnce(&TaskGroup) + Send + 'static,
     ) {
         self.state.pending.fetch_add(1, Ordering::AcqRel);
+        self.state.pool.task_spawned();
         let job = Job {
             task: Some(Box::new(task)),
             group: self.clone(),
@@ -151,6 +152,7 @@ impl TaskGroup {
     }
 
     fn finish_one(&self) {
+        self.state.pool.task_finished();
         if self.state.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _guard = self
                 .state

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     parked_workers: Mutex<Vec<usize>>,
     parked: AtomicUsize,
     shutting_down: AtomicBool,
+    /// Tasks spawned and not yet finished, over all groups.
+    pending_tasks: AtomicUsize,
 }
 
 thread_local! {
@@ -78,6 +80,7 @@ impl Scheduler {
             parked_workers: Mutex::new(Vec::with_capacity(threads)),
             parked: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
+            pending_tasks: AtomicUsize::new(0),
         });
         let mut scheduler = Scheduler {
             shared: Arc::clone(&shared),
@@ -102,6 +105,11 @@ impl Scheduler {
         self.threads.len()
     }
 
+    /// Tasks queued or running on this pool, over all groups.
+    pub fn pending_tasks(&self) -> usize {
+        self.shared.pending_tasks.load(Ordering::Acquire)
+    }
+
     /// A new, empty task group on this pool.
     pub fn group(&self) -> TaskGroup {
         TaskGroup::new(Arc::clone(&self.shared))
@@ -123,6 +131,14 @@ impl Drop for Scheduler {
 }
 
 impl Shared {
+    pub(crate) fn task_spawned(&self) {
+        self.pending_tasks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn task_finished(&self) {
+        self.pending_tasks.fetch_sub(1, Ordering::AcqRel);
+    }
+
     /// Queues `job`: on the current worker's own deque when called from one of this pool's
     /// workers, else on the injector of its priority. Then wakes a parked worker if any.
     pub(crate) fn submit(self: &Arc<Self>, job: Job, priority: Priority) {

@@ -2,6 +2,7 @@
 //! DataFrame API. One test binary, so the TPC-H data set is generated once.
 
 mod bad_input;
+mod cancellation;
 mod common;
 mod dataframe_api;
 mod tpch_answers;
