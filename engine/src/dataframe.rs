@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, Int64Array};
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::Column;
 use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::count::count_all;
-use datafusion::logical_expr::{Expr, SortExpr};
+use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
 
 use sabot_exec::CancelHandle;
 
@@ -300,6 +300,9 @@ impl DataFrame {
     /// cancelled from another thread: every task of the query stops at its next batch. (On
     /// `Engine::DataFusion` the query runs to its end.)
     pub fn execute_with_cancel(self, cancel: &CancelHandle) -> Result<ExecutedQuery> {
+        if let Some(explained) = self.explain_statement()? {
+            return explained;
+        }
         let session = Arc::clone(&self.session);
         let started = Instant::now();
         let executed = self
@@ -307,6 +310,43 @@ impl DataFrame {
             .and_then(|prepared| prepared.run(&session, cancel));
         record(&session, &executed, started);
         executed
+    }
+
+    /// For an SQL `EXPLAIN [ANALYZE] <query>` on Sabot's engine, Sabot's own plan of the query
+    /// (DataFusion's `EXPLAIN` would show DataFusion's plan), as the statement's two text
+    /// columns; `None` for any other statement.
+    fn explain_statement(&self) -> Result<Option<Result<ExecutedQuery>>> {
+        if self.engine != Engine::Sabot {
+            return Ok(None);
+        }
+        let (query, analyze) = match self.frame.logical_plan() {
+            LogicalPlan::Explain(explain) => (Arc::clone(&explain.plan), false),
+            LogicalPlan::Analyze(analyze) => (Arc::clone(&analyze.input), true),
+            _ => return Ok(None),
+        };
+        let schema = self.schema();
+        let inner = datafusion::dataframe::DataFrame::new(
+            self.frame.clone().into_parts().0,
+            query.as_ref().clone(),
+        );
+        let text =
+            DataFrame::new(inner, Arc::clone(&self.session), self.engine).explain(analyze)?;
+        let plan_type = if analyze {
+            "Plan with Metrics"
+        } else {
+            "physical_plan"
+        };
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![plan_type])),
+            Arc::new(StringArray::from(vec![text])),
+        ];
+        let batch = RecordBatch::try_new(schema, columns)?;
+        Ok(Some(Ok(ExecutedQuery {
+            batches: vec![batch],
+            rows_scanned: 0,
+            bytes_scanned: 0,
+            fallbacks: Vec::new(),
+        })))
     }
 
     /// Plans the query for this DataFrame's engine.

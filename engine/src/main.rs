@@ -30,11 +30,11 @@ struct Cli {
 
 #[derive(Args)]
 struct SessionArgs {
-    /// Worker threads that run queries [default: one per core]
+    /// Worker threads that run queries and generate data [default: one per core]
     #[arg(long, global = true)]
     threads: Option<usize>,
-    /// Most memory a query's hash tables and sorts may hold, in bytes; suffixes K, M, G (powers
-    /// of 1024) are accepted, e.g. 4G [default: no limit]
+    /// Most memory a query's operator state (hash tables, join tables, sorts) may hold, in
+    /// bytes; suffixes K, M, G (powers of 1024) are accepted, e.g. 4G [default: no limit]
     #[arg(long, global = true, value_parser = parse_bytes)]
     memory_limit: Option<usize>,
     /// Directory for generated and cached data [default: $SABOT_DATA_DIR, else ./sabot-data]
@@ -44,7 +44,8 @@ struct SessionArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one SQL statement and print its result
+    /// Run one SQL statement and print its result (`EXPLAIN [ANALYZE] <query>` shows the
+    /// chosen engine's plan)
     Sql(SqlArgs),
     /// TPC-H data
     #[command(subcommand)]

@@ -188,3 +188,40 @@ fn bench_generates_data_once_and_compares_two_engines() {
         stderr(&again)
     );
 }
+
+#[test]
+fn sql_explain_shows_the_chosen_engines_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = write_csv(dir.path());
+    let query = "EXPLAIN SELECT city, sum(km) FROM trips GROUP BY city";
+    let sabot_plan = stdout(&sabot(&[
+        "sql", "--table", &table, "--format", "csv", query,
+    ]));
+    assert!(
+        sabot_plan.contains("engine: sabot") && sabot_plan.contains("HashAggregate"),
+        "{sabot_plan}"
+    );
+    let analyzed = stdout(&sabot(&[
+        "sql",
+        "--table",
+        &table,
+        "--format",
+        "csv",
+        &format!("EXPLAIN ANALYZE {}", &query[8..]),
+    ]));
+    assert!(analyzed.contains("rows=2,"), "{analyzed}");
+    let datafusion_plan = stdout(&sabot(&[
+        "sql",
+        "--table",
+        &table,
+        "--engine",
+        "datafusion",
+        "--format",
+        "csv",
+        query,
+    ]));
+    assert!(
+        datafusion_plan.contains("AggregateExec"),
+        "{datafusion_plan}"
+    );
+}
