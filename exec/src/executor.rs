@@ -147,6 +147,32 @@ impl Executor {
                 node.metrics.record_memory(run.budget.peak_bytes());
                 sorted
             }
+            NodeKind::HashJoin { probe, build, spec } if spec.emits_build_side() => {
+                let build_batches = self.materialize(build, run)?;
+                let started = Instant::now();
+                let table = Arc::new(JoinTable::build(
+                    spec,
+                    &build_batches,
+                    &build.schema,
+                    &run.budget,
+                )?);
+                node.metrics.record_time(started.elapsed());
+                node.metrics.record_memory(run.budget.used_bytes());
+                let pipeline = self.pipeline(probe, run)?;
+                let (marking, marking_spec, timed) =
+                    (Arc::clone(&table), Arc::clone(spec), Arc::clone(node));
+                self.drive(
+                    pipeline,
+                    run,
+                    Arc::new(move |_, batch: RecordBatch| {
+                        let started = Instant::now();
+                        let marked = marking.mark_matches(&marking_spec, &batch);
+                        timed.metrics.record_time(started.elapsed());
+                        marked
+                    }),
+                )?;
+                vec![table.emit_build_side(spec, &node.schema)?]
+            }
             NodeKind::Limit { input, skip, fetch } => {
                 limit_batches(self.materialize(input, run)?, *skip, *fetch)
             }
@@ -185,7 +211,7 @@ impl Executor {
                     });
                     input
                 }
-                NodeKind::HashJoin { probe, build, spec } => {
+                NodeKind::HashJoin { probe, build, spec } if !spec.emits_build_side() => {
                     let build_batches = self.materialize(build, run)?;
                     let started = Instant::now();
                     let table = JoinTable::build(spec, &build_batches, &build.schema, &run.budget)?;

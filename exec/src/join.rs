@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ahash::RandomState;
 use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
@@ -55,6 +56,19 @@ pub struct JoinSpec {
     pub build_is_left: bool,
 }
 
+impl JoinSpec {
+    /// Whether the join's output is the build side (a semi, anti or mark join that builds on
+    /// the logical left input): the probe pipeline only marks build rows, which are emitted
+    /// once it is done.
+    pub fn emits_build_side(&self) -> bool {
+        self.build_is_left
+            && matches!(
+                self.kind,
+                JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark
+            )
+    }
+}
+
 impl fmt::Display for JoinSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self
@@ -82,6 +96,8 @@ pub(crate) struct JoinTable {
     map: HashTable<u32>,
     next_row: Vec<u32>,
     hasher: RandomState,
+    /// One bit per build row, set when a probe row matches it (joins that emit the build side).
+    matched_build_rows: Vec<AtomicU64>,
     _reservation: Reservation,
 }
 
@@ -115,6 +131,11 @@ impl JoinTable {
             map: HashTable::new(),
             next_row: vec![CHAIN_END; rows],
             hasher: RandomState::with_seeds(0x5851_f42d, 0x4c95_7f2d, 0x1405_7b7e, 0xf767_814f),
+            matched_build_rows: if spec.emits_build_side() {
+                (0..rows.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
+            } else {
+                Vec::new()
+            },
             _reservation: reservation,
         };
         if spec.build_keys.is_empty() {
@@ -212,6 +233,69 @@ impl JoinTable {
         Ok((probe_rows, build_rows))
     }
 
+    /// The (probe row, build row) pairs with equal keys that pass the residual filter.
+    fn matching_pairs(&self, spec: &JoinSpec, probe: &RecordBatch) -> Result<(Vec<u32>, Vec<u32>)> {
+        let (probe_rows, build_rows) = self.candidate_pairs(spec, probe)?;
+        let Some(filter) = &spec.filter else {
+            return Ok((probe_rows, build_rows));
+        };
+        let joined = self.joined(spec, probe, &probe_rows, &build_rows)?;
+        let keep = filter
+            .evaluate(&joined)
+            .and_then(|value| value.into_array(joined.num_rows()))
+            .map_err(ExecError::datafusion(OPERATOR))?;
+        let keep = as_mask(&keep)?;
+        let kept = |rows: &[u32]| -> Vec<u32> {
+            rows.iter()
+                .enumerate()
+                .filter(|(pair, _)| keep.is_valid(*pair) && keep.value(*pair))
+                .map(|(_, &row)| row)
+                .collect()
+        };
+        Ok((kept(&probe_rows), kept(&build_rows)))
+    }
+
+    /// Marks the build rows that rows of `probe` match (joins that emit the build side).
+    pub(crate) fn mark_matches(&self, spec: &JoinSpec, probe: &RecordBatch) -> Result<()> {
+        let (_, build_rows) = self.matching_pairs(spec, probe)?;
+        for row in build_rows {
+            let row = row as usize;
+            self.matched_build_rows[row / 64].fetch_or(1 << (row % 64), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The build rows a semi, anti or mark join keeps once every probe row was seen.
+    pub(crate) fn emit_build_side(
+        &self,
+        spec: &JoinSpec,
+        output_schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let matched: Vec<bool> = (0..self.batch.num_rows())
+            .map(|row| {
+                self.matched_build_rows[row / 64].load(Ordering::Relaxed) & (1 << (row % 64)) != 0
+            })
+            .collect();
+        match spec.kind {
+            JoinKind::LeftMark => {
+                let mut columns = self.batch.columns().to_vec();
+                columns.push(Arc::new(BooleanArray::from(matched)) as ArrayRef);
+                RecordBatch::try_new(Arc::clone(output_schema), columns)
+                    .map_err(ExecError::arrow(OPERATOR))
+            }
+            kind => {
+                let keep = kind == JoinKind::LeftSemi;
+                let mask = BooleanArray::from(
+                    matched
+                        .into_iter()
+                        .map(|matched| matched == keep)
+                        .collect::<Vec<_>>(),
+                );
+                filter_record_batch(&self.batch, &mask).map_err(ExecError::arrow(OPERATOR))
+            }
+        }
+    }
+
     /// Joins one probe batch, producing rows of `output_schema`.
     pub(crate) fn probe(
         &self,
@@ -219,23 +303,7 @@ impl JoinTable {
         probe: &RecordBatch,
         output_schema: &SchemaRef,
     ) -> Result<RecordBatch> {
-        let (mut probe_rows, mut build_rows) = self.candidate_pairs(spec, probe)?;
-        if let Some(filter) = &spec.filter {
-            let joined = self.joined(spec, probe, &probe_rows, &build_rows)?;
-            let keep = filter
-                .evaluate(&joined)
-                .and_then(|value| value.into_array(joined.num_rows()))
-                .map_err(ExecError::datafusion(OPERATOR))?;
-            let keep = as_mask(&keep)?;
-            let kept = |rows: &[u32]| -> Vec<u32> {
-                rows.iter()
-                    .enumerate()
-                    .filter(|(pair, _)| keep.is_valid(*pair) && keep.value(*pair))
-                    .map(|(_, &row)| row)
-                    .collect()
-            };
-            (probe_rows, build_rows) = (kept(&probe_rows), kept(&build_rows));
-        }
+        let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
         let matched = || {
             let mut matched = vec![false; probe.num_rows()];
             for &row in &probe_rows {

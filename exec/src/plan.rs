@@ -119,6 +119,7 @@ impl PhysicalNode {
             }
             NodeKind::HashJoin { probe, build, spec } => match spec.kind {
                 JoinKind::Inner => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
+                _ if spec.build_is_left => build.estimated_rows(),
                 _ => probe.estimated_rows(),
             },
         }

@@ -70,6 +70,11 @@ fn labels(batches: &[RecordBatch], column: usize) -> Vec<String> {
 
 /// left: keys 1, 2, 2, null, 4; right: keys 2, 2, 4, 5.
 fn join(kind: JoinKind, with_filter: bool) -> Vec<RecordBatch> {
+    join_building_on(kind, with_filter, false)
+}
+
+/// The same join, building on the left input when `build_is_left`.
+fn join_building_on(kind: JoinKind, with_filter: bool, build_is_left: bool) -> Vec<RecordBatch> {
     let (left_schema, left) = table(
         "l",
         &[Some(1), Some(2), Some(2), None, Some(4)],
@@ -124,17 +129,30 @@ fn join(kind: JoinKind, with_filter: bool) -> Vec<RecordBatch> {
             Arc::new(Schema::new(fields))
         }
     };
+    let (left_key, right_key) = (
+        col("l_key", &left_schema).unwrap(),
+        col("r_key", &right_schema).unwrap(),
+    );
+    let (left_node, right_node) = (
+        batches_node(&left_schema, left),
+        batches_node(&right_schema, right),
+    );
+    let (probe, build, probe_keys, build_keys) = if build_is_left {
+        (right_node, left_node, vec![right_key], vec![left_key])
+    } else {
+        (left_node, right_node, vec![left_key], vec![right_key])
+    };
     let spec = JoinSpec {
         kind,
-        probe_keys: vec![col("l_key", &left_schema).unwrap()],
-        build_keys: vec![col("r_key", &right_schema).unwrap()],
+        probe_keys,
+        build_keys,
         filter,
         joined_schema,
-        build_is_left: false,
+        build_is_left,
     };
     let node = NodeKind::HashJoin {
-        probe: batches_node(&left_schema, left),
-        build: batches_node(&right_schema, right),
+        probe,
+        build,
         spec: Arc::new(spec),
     };
     run(PhysicalNode::new(node, output_schema), None).unwrap()
@@ -208,4 +226,24 @@ fn a_join_table_over_the_memory_limit_names_the_operator() {
     };
     let error = run(PhysicalNode::new(node, left_schema), Some(8)).unwrap_err();
     assert!(error.to_string().starts_with("HashJoin needs"), "{error}");
+}
+
+#[test]
+fn semi_anti_and_mark_joins_building_on_the_left_give_the_same_rows() {
+    for kind in [JoinKind::LeftSemi, JoinKind::LeftAnti, JoinKind::LeftMark] {
+        for with_filter in [false, true] {
+            let probing_left = join_building_on(kind, with_filter, false);
+            let building_left = join_building_on(kind, with_filter, true);
+            for column in 0..probing_left[0].num_columns() {
+                assert_eq!(
+                    labels(&probing_left, column),
+                    labels(&building_left, column),
+                    "{kind:?}, filter {with_filter}, column {column}"
+                );
+            }
+        }
+    }
+    let inner_left = join_building_on(JoinKind::Inner, true, true);
+    assert_eq!(labels(&inner_left, 1), ["b", "b", "c", "e"]);
+    assert_eq!(labels(&inner_left, 3), ["x", "y", "y", "z"]);
 }
