@@ -159,19 +159,36 @@ impl Executor {
                 node.metrics.record_time(started.elapsed());
                 node.metrics.record_memory(run.budget.used_bytes());
                 let pipeline = self.pipeline(probe, run)?;
-                let (marking, marking_spec, timed) =
-                    (Arc::clone(&table), Arc::clone(spec), Arc::clone(node));
+                let pairs: Arc<Mutex<Vec<(usize, RecordBatch)>>> = Arc::new(Mutex::new(Vec::new()));
+                let (marking, marking_spec, timed, into) = (
+                    Arc::clone(&table),
+                    Arc::clone(spec),
+                    Arc::clone(node),
+                    Arc::clone(&pairs),
+                );
                 self.drive(
                     pipeline,
                     run,
-                    Arc::new(move |_, batch: RecordBatch| {
+                    Arc::new(move |morsel, batch: RecordBatch| {
                         let started = Instant::now();
-                        let marked = marking.mark_matches(&marking_spec, &batch);
+                        let matched =
+                            marking.probe_marking(&marking_spec, &batch, &timed.schema)?;
                         timed.metrics.record_time(started.elapsed());
-                        marked
+                        if let Some(matched) = matched {
+                            into.lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .push((morsel, matched));
+                        }
+                        Ok(())
                     }),
                 )?;
-                vec![table.emit_build_side(spec, &node.schema)?]
+                let mut pairs =
+                    std::mem::take(&mut *pairs.lock().unwrap_or_else(PoisonError::into_inner));
+                pairs.sort_by_key(|(morsel, _)| *morsel);
+                let mut output: Vec<RecordBatch> =
+                    pairs.into_iter().map(|(_, batch)| batch).collect();
+                output.push(table.emit_build_side(spec, &node.schema)?);
+                output
             }
             NodeKind::Limit { input, skip, fetch } => {
                 limit_batches(self.materialize(input, run)?, *skip, *fetch)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ahash::RandomState;
-use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array, new_null_array};
 use arrow::compute::{concat_batches, filter_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -57,15 +57,11 @@ pub struct JoinSpec {
 }
 
 impl JoinSpec {
-    /// Whether the join's output is the build side (a semi, anti or mark join that builds on
-    /// the logical left input): the probe pipeline only marks build rows, which are emitted
-    /// once it is done.
+    /// Whether the join must emit build rows after the probe side is done: a left, semi, anti
+    /// or mark join that builds on the logical left input. Its probe pipeline marks the build
+    /// rows it matches (a left join also emits the matched pairs as it goes).
     pub fn emits_build_side(&self) -> bool {
-        self.build_is_left
-            && matches!(
-                self.kind,
-                JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark
-            )
+        self.build_is_left && self.kind != JoinKind::Inner
     }
 }
 
@@ -255,17 +251,27 @@ impl JoinTable {
         Ok((kept(&probe_rows), kept(&build_rows)))
     }
 
-    /// Marks the build rows that rows of `probe` match (joins that emit the build side).
-    pub(crate) fn mark_matches(&self, spec: &JoinSpec, probe: &RecordBatch) -> Result<()> {
-        let (_, build_rows) = self.matching_pairs(spec, probe)?;
-        for row in build_rows {
+    /// Marks the build rows that rows of `probe` match (joins that emit the build side); a left
+    /// join also returns the matched pairs, as rows of `output_schema`.
+    pub(crate) fn probe_marking(
+        &self,
+        spec: &JoinSpec,
+        probe: &RecordBatch,
+        output_schema: &SchemaRef,
+    ) -> Result<Option<RecordBatch>> {
+        let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
+        for &row in &build_rows {
             let row = row as usize;
             self.matched_build_rows[row / 64].fetch_or(1 << (row % 64), Ordering::Relaxed);
         }
-        Ok(())
+        if spec.kind != JoinKind::Left || probe_rows.is_empty() {
+            return Ok(None);
+        }
+        let pairs = self.joined(spec, probe, &probe_rows, &build_rows)?;
+        with_schema(pairs, output_schema).map(Some)
     }
 
-    /// The build rows a semi, anti or mark join keeps once every probe row was seen.
+    /// The build rows a left, semi, anti or mark join adds once every probe row was seen.
     pub(crate) fn emit_build_side(
         &self,
         spec: &JoinSpec,
@@ -277,6 +283,31 @@ impl JoinTable {
             })
             .collect();
         match spec.kind {
+            JoinKind::Left => {
+                let unmatched: Vec<u32> = (0..matched.len() as u32)
+                    .filter(|&row| !matched[row as usize])
+                    .collect();
+                let unmatched_count = unmatched.len();
+                let indices = UInt32Array::from(unmatched);
+                let mut columns = self
+                    .batch
+                    .columns()
+                    .iter()
+                    .map(|column| {
+                        take(column.as_ref(), &indices, None).map_err(ExecError::arrow(OPERATOR))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let probe_fields = &spec.joined_schema.fields()[self.batch.num_columns()..];
+                columns.extend(
+                    probe_fields
+                        .iter()
+                        .map(|field| new_null_array(field.data_type(), unmatched_count)),
+                );
+                let options =
+                    arrow::array::RecordBatchOptions::new().with_row_count(Some(unmatched_count));
+                RecordBatch::try_new_with_options(Arc::clone(output_schema), columns, &options)
+                    .map_err(ExecError::arrow(OPERATOR))
+            }
             JoinKind::LeftMark => {
                 let mut columns = self.batch.columns().to_vec();
                 columns.push(Arc::new(BooleanArray::from(matched)) as ArrayRef);
@@ -346,16 +377,7 @@ impl JoinTable {
             }
         };
         match spec.kind {
-            JoinKind::Inner | JoinKind::Left => {
-                let options =
-                    arrow::array::RecordBatchOptions::new().with_row_count(Some(output.num_rows()));
-                RecordBatch::try_new_with_options(
-                    Arc::clone(output_schema),
-                    output.columns().to_vec(),
-                    &options,
-                )
-                .map_err(ExecError::arrow(OPERATOR))
-            }
+            JoinKind::Inner | JoinKind::Left => with_schema(output, output_schema),
             _ => Ok(output),
         }
     }
@@ -402,6 +424,14 @@ impl JoinTable {
         RecordBatch::try_new_with_options(Arc::clone(&spec.joined_schema), columns, &options)
             .map_err(ExecError::arrow(OPERATOR))
     }
+}
+
+/// `batch`'s columns as rows of `schema` (the join's output schema, whose names and
+/// nullability come from the logical plan).
+fn with_schema(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(schema), batch.columns().to_vec(), &options)
+        .map_err(ExecError::arrow(OPERATOR))
 }
 
 /// Rows where every key column is non-null (`None` when no key column has nulls).

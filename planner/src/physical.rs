@@ -125,8 +125,8 @@ impl<'a> PhysicalPlanner<'a> {
         })
     }
 
-    /// A hash join: build on the right input, or on the left when it looks smaller (all but
-    /// left outer joins); the other side streams through the table.
+    /// A hash join: build on the right input, or on the left when it looks smaller; the other
+    /// side streams through the table.
     async fn join(&self, join: &Join, schema: SchemaRef) -> Result<Native> {
         let kind = match join.join_type {
             JoinType::Inner => JoinKind::Inner,
@@ -179,13 +179,7 @@ impl<'a> PhysicalPlanner<'a> {
             .collect();
         let left = self.plan(&join.left).await?;
         let right = self.plan(&join.right).await?;
-        // Left joins keep every left row, so they still build on the right.
-        let swappable = matches!(
-            kind,
-            JoinKind::Inner | JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark
-        );
-        let build_is_left = swappable
-            && matches!((left.estimated_rows(), right.estimated_rows()), (Some(left), Some(right)) if left < right);
+        let build_is_left = matches!((left.estimated_rows(), right.estimated_rows()), (Some(left), Some(right)) if left < right);
         let (probe, build, probe_keys, build_keys) = if build_is_left {
             (right, left, right_keys, left_keys)
         } else {
