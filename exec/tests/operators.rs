@@ -230,7 +230,12 @@ fn a_join_table_over_the_memory_limit_names_the_operator() {
 
 #[test]
 fn left_semi_anti_and_mark_joins_building_on_the_left_give_the_same_rows() {
-    for kind in [JoinKind::Left, JoinKind::LeftSemi, JoinKind::LeftAnti, JoinKind::LeftMark] {
+    for kind in [
+        JoinKind::Left,
+        JoinKind::LeftSemi,
+        JoinKind::LeftAnti,
+        JoinKind::LeftMark,
+    ] {
         for with_filter in [false, true] {
             let probing_left = join_building_on(kind, with_filter, false);
             let building_left = join_building_on(kind, with_filter, true);
