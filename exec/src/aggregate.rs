@@ -141,7 +141,7 @@ impl GroupTable {
         })
     }
 
-    /// Assigns a group id to each row of `batch_keys` (hashes in `batch_hashes`), adding new groups.
+    /// Assigns a group id to each (row of `batch_keys`, hash) in `rows`, adding new groups.
     fn intern(&mut self, batch_keys: &Rows, rows: impl Iterator<Item = (usize, u64)>) {
         let GroupTable {
             keys,
@@ -192,8 +192,7 @@ impl GroupTable {
                     .map_err(ExecError::arrow(OPERATOR))?;
                 let hashed =
                     (0..rows).map(|row| (row, hasher.hash_one(batch_keys.row(row).as_ref())));
-                let hashed: Vec<(usize, u64)> = hashed.collect();
-                self.intern(&batch_keys, hashed.into_iter());
+                self.intern(&batch_keys, hashed);
             }
             None => self.group_ids.resize(rows, 0),
         }
