@@ -20,7 +20,7 @@ use parquet::arrow::arrow_reader::{
 use crate::error::{ExecError, Result};
 
 /// Rows per batch decoded from Parquet.
-const PARQUET_BATCH_ROWS: usize = 8192;
+const PARQUET_BATCH_ROWS: usize = 32_768;
 
 /// A scan of Parquet files with the columns a plan needs.
 #[derive(Debug)]
