@@ -15,10 +15,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 
-use sabot_exec::{CancelHandle, MemoryBudget, NodeKind, PhysicalNode};
+use sabot_exec::{CancelHandle, MemoryBudget, NodeKind, PhysicalNode, display_datafusion_plan};
 use sabot_planner::PhysicalPlanner;
 
 use crate::error::{Result, SabotError};
@@ -192,13 +191,7 @@ impl PreparedQuery {
     pub(crate) fn display(&self, metrics: bool) -> String {
         match &self.plan {
             PreparedPlan::DataFusion(physical) => {
-                let plan = physical.as_ref();
-                let shown = if metrics {
-                    DisplayableExecutionPlan::with_metrics(plan)
-                } else {
-                    DisplayableExecutionPlan::new(plan)
-                };
-                shown.indent(false).to_string()
+                display_datafusion_plan(physical.as_ref(), metrics)
             }
             PreparedPlan::Sabot(root) => root.display(metrics),
         }

@@ -13,7 +13,7 @@ use sabot_scheduler::Scheduler;
 
 use crate::aggregate::{AggregateSink, evaluate_all};
 use crate::error::{ExecError, Result};
-use crate::join::JoinTable;
+use crate::join::{JoinSpec, JoinTable};
 use crate::memory::MemoryBudget;
 use crate::plan::{NodeKind, PhysicalNode};
 use crate::sort::{limit_batches, sort_batches};
@@ -148,16 +148,7 @@ impl Executor {
                 sorted
             }
             NodeKind::HashJoin { probe, build, spec } if spec.emits_build_side() => {
-                let build_batches = self.materialize(build, run)?;
-                let started = Instant::now();
-                let table = Arc::new(JoinTable::build(
-                    spec,
-                    &build_batches,
-                    &build.schema,
-                    &run.budget,
-                )?);
-                node.metrics.record_time(started.elapsed());
-                node.metrics.record_memory(run.budget.used_bytes());
+                let table = self.join_table(node, build, spec, run)?;
                 let pipeline = self.pipeline(probe, run)?;
                 let pairs: Arc<Mutex<Vec<(usize, RecordBatch)>>> = Arc::new(Mutex::new(Vec::new()));
                 let (marking, marking_spec, timed, into) = (
@@ -229,14 +220,10 @@ impl Executor {
                     input
                 }
                 NodeKind::HashJoin { probe, build, spec } if !spec.emits_build_side() => {
-                    let build_batches = self.materialize(build, run)?;
-                    let started = Instant::now();
-                    let table = JoinTable::build(spec, &build_batches, &build.schema, &run.budget)?;
-                    current.metrics.record_time(started.elapsed());
-                    current.metrics.record_memory(run.budget.used_bytes());
+                    let table = self.join_table(current, build, spec, run)?;
                     operators.push(StreamingOperator {
                         node: Arc::clone(current),
-                        join_table: Some(Arc::new(table)),
+                        join_table: Some(table),
                     });
                     probe
                 }
@@ -258,6 +245,22 @@ impl Executor {
             _ => PipelineSource::Batches(Arc::new(self.materialize(current, run)?)),
         };
         Ok(Pipeline { source, operators })
+    }
+
+    /// Runs the build side of join `node` and builds its table, timing it as the join's work.
+    fn join_table(
+        &self,
+        node: &Arc<PhysicalNode>,
+        build: &Arc<PhysicalNode>,
+        spec: &JoinSpec,
+        run: &Run,
+    ) -> Result<Arc<JoinTable>> {
+        let build_batches = self.materialize(build, run)?;
+        let started = Instant::now();
+        let table = JoinTable::build(spec, &build_batches, &build.schema, &run.budget)?;
+        node.metrics.record_time(started.elapsed());
+        node.metrics.record_memory(run.budget.used_bytes());
+        Ok(Arc::new(table))
     }
 
     /// Runs `pipeline` and returns its output in source order.

@@ -25,4 +25,4 @@ pub use join::{JoinKind, JoinSpec};
 pub use memory::MemoryBudget;
 pub use metrics::OperatorMetrics;
 pub use plan::{NodeKind, PhysicalNode};
-pub use source::{FallbackSource, ParquetScan};
+pub use source::{FallbackSource, ParquetScan, display_datafusion_plan};

@@ -221,13 +221,7 @@ impl FallbackSource {
 
     /// DataFusion's plan of the subtree, with its metrics once it ran.
     pub fn display(&self, with_metrics: bool) -> String {
-        let plan = self.plan.as_ref();
-        let shown = if with_metrics {
-            DisplayableExecutionPlan::with_metrics(plan)
-        } else {
-            DisplayableExecutionPlan::new(plan)
-        };
-        shown.indent(false).to_string()
+        display_datafusion_plan(self.plan.as_ref(), with_metrics)
     }
 
     /// Runs the subtree to completion. Safe from any thread, inside an async runtime or not.
@@ -242,4 +236,14 @@ impl FallbackSource {
             })?
             .map_err(ExecError::datafusion("Fallback"))
     }
+}
+
+/// A DataFusion physical plan as indented text; with `metrics`, each operator's measurements.
+pub fn display_datafusion_plan(plan: &dyn ExecutionPlan, metrics: bool) -> String {
+    let shown = if metrics {
+        DisplayableExecutionPlan::with_metrics(plan)
+    } else {
+        DisplayableExecutionPlan::new(plan)
+    };
+    shown.indent(false).to_string()
 }
