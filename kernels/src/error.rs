@@ -1,0 +1,18 @@
+//! Errors of Sabot's kernels.
+
+/// Result alias of the `sabot-kernels` crate.
+pub type Result<T, E = KernelError> = std::result::Result<T, E>;
+
+/// What a kernel can refuse.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// A column does not have the type or length the kernel was set up for.
+    #[error("key column {index}: {message}")]
+    KeyColumn { index: usize, message: String },
+    /// A table would hold more rows than its 32-bit row ids address.
+    #[error("a hash table of {rows} rows is more than the {limit} a table holds")]
+    TooManyRows { rows: usize, limit: usize },
+    /// Arrow could not build an output array.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}

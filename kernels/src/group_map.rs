@@ -1,0 +1,91 @@
+//! Group-id assignment for packed group keys: a whole batch of keys in, one group id per row
+//! out, new keys getting the next ids in order of first appearance.
+
+use crate::hash::hash_u64;
+use crate::slots::SlotTable;
+
+/// The distinct packed group keys seen so far; a key's group id is its index in [`GroupMap::keys`].
+pub struct GroupMap {
+    table: SlotTable,
+    keys: Vec<u64>,
+}
+
+impl Default for GroupMap {
+    fn default() -> Self {
+        GroupMap::new()
+    }
+}
+
+impl GroupMap {
+    /// An empty map.
+    pub fn new() -> GroupMap {
+        GroupMap {
+            table: SlotTable::with_expected(0),
+            keys: Vec::new(),
+        }
+    }
+
+    /// The number of groups.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no group exists yet.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The groups' keys, in group-id order.
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
+    /// Appends the group id of each of `keys` to `group_ids`, adding groups for new keys.
+    pub fn intern(&mut self, keys: &[u64], group_ids: &mut Vec<usize>) {
+        group_ids.reserve(keys.len());
+        for &key in keys {
+            let id = self.table.find_or_insert(key, hash_u64(key)) as usize;
+            if id == self.keys.len() {
+                self.keys.push(key);
+            }
+            group_ids.push(id);
+        }
+    }
+
+    /// Bytes held by the map.
+    pub fn memory_size(&self) -> usize {
+        self.table.memory_size() + self.keys.capacity() * std::mem::size_of::<u64>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_first_appearance_across_batches() {
+        let mut map = GroupMap::new();
+        let mut ids = Vec::new();
+        map.intern(&[7, 3, 7, 9], &mut ids);
+        map.intern(&[9, 1, 3], &mut ids);
+        assert_eq!(ids, vec![0, 1, 0, 2, 2, 3, 1]);
+        assert_eq!(map.keys(), &[7, 3, 9, 1]);
+    }
+
+    #[test]
+    fn grows_past_its_first_capacity() {
+        let mut map = GroupMap::new();
+        let keys: Vec<u64> = (0..100_000).map(|key| key * 3).collect();
+        let mut ids = Vec::new();
+        map.intern(&keys, &mut ids);
+        map.intern(&keys, &mut ids);
+        assert_eq!(map.len(), keys.len());
+        assert_eq!(ids[..keys.len()], ids[keys.len()..]);
+        assert!(
+            ids[..keys.len()]
+                .iter()
+                .enumerate()
+                .all(|(row, &id)| row == id)
+        );
+    }
+}

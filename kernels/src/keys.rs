@@ -1,0 +1,313 @@
+//! Packing of fixed-width key columns into one `u64` per row, the trick DuckDB and Polars use to
+//! compare and hash multi-column keys as one machine word. Each column stores `value - min` in
+//! its own bit field. A join derives the fields from the value ranges of its build side, so two
+//! `BIGINT` keys of TPC-H (part and supplier ids) share one word; a group-by, which cannot see
+//! its input in advance, gives each column its type's full width plus a null bit.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{
+    DataType, Date32Type, Date64Type, Decimal128Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type,
+};
+
+use crate::error::{KernelError, Result};
+
+/// The largest decimal precision whose values all fit an `i64`.
+const MAX_PACKED_DECIMAL_PRECISION: u8 = 18;
+
+/// Where each key column lives inside a packed `u64` key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPacking {
+    columns: Vec<PackedColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PackedColumn {
+    data_type: DataType,
+    /// The value stored as 0.
+    min: i64,
+    /// Width of the field: `value - min` is below `2^bits`.
+    bits: u32,
+    /// Position of the field's lowest bit.
+    shift: u32,
+    /// Position of the column's null bit (group layouts of nullable columns).
+    null_bit: Option<u32>,
+}
+
+impl PackedColumn {
+    fn max_offset(&self) -> u64 {
+        if self.bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.bits) - 1
+        }
+    }
+}
+
+impl KeyPacking {
+    /// The packing for a join whose build side has these key columns: each field is as wide as
+    /// the range of its column's non-null values. `None` when a type does not pack or the
+    /// ranges need more than 64 bits.
+    pub fn for_join_build(columns: &[ArrayRef]) -> Option<KeyPacking> {
+        let mut packed = Vec::with_capacity(columns.len());
+        let mut shift = 0u32;
+        for column in columns {
+            if !packs(column.data_type()) {
+                return None;
+            }
+            let (min, max) = value_range(column.as_ref())?;
+            let range = max.wrapping_sub(min) as u64;
+            let bits = 64 - range.leading_zeros();
+            if shift + bits > 64 {
+                return None;
+            }
+            packed.push(PackedColumn {
+                data_type: column.data_type().clone(),
+                min,
+                bits,
+                shift,
+                null_bit: None,
+            });
+            shift += bits;
+        }
+        Some(KeyPacking { columns: packed })
+    }
+
+    /// The packing for group keys of these types and nullabilities: every value of the type
+    /// fits its field, and each nullable column adds a null bit. `None` when a type does not
+    /// pack or the fields need more than 64 bits.
+    pub fn for_group_keys(fields: &[(DataType, bool)]) -> Option<KeyPacking> {
+        let mut packed = Vec::with_capacity(fields.len());
+        let mut shift = 0u32;
+        for (data_type, nullable) in fields {
+            let (min, bits) = full_range(data_type)?;
+            let null_bits = u32::from(*nullable);
+            if shift + bits + null_bits > 64 {
+                return None;
+            }
+            packed.push(PackedColumn {
+                data_type: data_type.clone(),
+                min,
+                bits,
+                shift,
+                null_bit: nullable.then_some(shift + bits),
+            });
+            shift += bits + null_bits;
+        }
+        Some(KeyPacking { columns: packed })
+    }
+
+    /// Packs `columns` (one per key, of the types this packing was made for) into `keys`. A row
+    /// is usable (`true` in `usable`) unless a key is outside its field's range or null in a
+    /// layout without null bits: such a row equals no packed build key.
+    pub fn pack(
+        &self,
+        columns: &[ArrayRef],
+        keys: &mut Vec<u64>,
+        usable: &mut Vec<bool>,
+    ) -> Result<()> {
+        if columns.len() != self.columns.len() {
+            return Err(KernelError::KeyColumn {
+                index: columns.len(),
+                message: format!(
+                    "{} key columns, expected {}",
+                    columns.len(),
+                    self.columns.len()
+                ),
+            });
+        }
+        let rows = columns.first().map_or(0, |column| column.len());
+        keys.clear();
+        keys.resize(rows, 0);
+        usable.clear();
+        usable.resize(rows, true);
+        for (index, (column, field)) in columns.iter().zip(&self.columns).enumerate() {
+            if column.data_type() != &field.data_type || column.len() != rows {
+                return Err(KernelError::KeyColumn {
+                    index,
+                    message: format!(
+                        "{} rows of {}, expected {rows} rows of {}",
+                        column.len(),
+                        column.data_type(),
+                        field.data_type
+                    ),
+                });
+            }
+            let values = values_as_i64(column.as_ref()).ok_or_else(|| KernelError::KeyColumn {
+                index,
+                message: format!("{} does not pack", column.data_type()),
+            })?;
+            pack_field(field, &values, keys, usable);
+            if let Some(nulls) = column
+                .logical_nulls()
+                .filter(|nulls| nulls.null_count() > 0)
+            {
+                mark_nulls(field, &nulls, keys, usable);
+            }
+        }
+        Ok(())
+    }
+
+    /// The key columns of packed `keys` (group layouts: every key came from [`KeyPacking::pack`]).
+    pub fn unpack(&self, keys: &[u64]) -> Result<Vec<ArrayRef>> {
+        self.columns
+            .iter()
+            .map(|field| {
+                let mask = field.max_offset();
+                let values = keys.iter().map(|&key| {
+                    let offset = if field.bits == 0 {
+                        0
+                    } else {
+                        (key >> field.shift) & mask
+                    };
+                    field.min.wrapping_add(offset as i64)
+                });
+                let nulls = field.null_bit.map(|bit| {
+                    NullBuffer::from_iter(keys.iter().map(|&key| key & (1u64 << bit) == 0))
+                });
+                typed_array(&field.data_type, values, nulls)
+            })
+            .collect()
+    }
+}
+
+fn pack_field(field: &PackedColumn, values: &[i64], keys: &mut [u64], usable: &mut [bool]) {
+    if field.bits == 0 {
+        for (&value, usable) in values.iter().zip(usable.iter_mut()) {
+            *usable &= value == field.min;
+        }
+        return;
+    }
+    let max_offset = field.max_offset();
+    for ((&value, key), usable) in values.iter().zip(keys.iter_mut()).zip(usable.iter_mut()) {
+        let offset = value.wrapping_sub(field.min) as u64;
+        *usable &= offset <= max_offset;
+        *key |= offset << field.shift;
+    }
+}
+
+fn mark_nulls(field: &PackedColumn, nulls: &NullBuffer, keys: &mut [u64], usable: &mut [bool]) {
+    let value_mask = if field.bits == 0 {
+        0
+    } else {
+        field.max_offset() << field.shift
+    };
+    for row in (0..keys.len()).filter(|&row| nulls.is_null(row)) {
+        match field.null_bit {
+            Some(bit) => keys[row] = (keys[row] & !value_mask) | (1u64 << bit),
+            None => usable[row] = false,
+        }
+    }
+}
+
+/// Whether columns of `data_type` pack.
+fn packs(data_type: &DataType) -> bool {
+    full_range(data_type).is_some()
+}
+
+/// The smallest value of `data_type` and the bits its values span.
+fn full_range(data_type: &DataType) -> Option<(i64, u32)> {
+    Some(match data_type {
+        DataType::Int8 => (i64::from(i8::MIN), 8),
+        DataType::Int16 => (i64::from(i16::MIN), 16),
+        DataType::Int32 | DataType::Date32 => (i64::from(i32::MIN), 32),
+        DataType::Int64 | DataType::Date64 => (i64::MIN, 64),
+        DataType::UInt8 => (0, 8),
+        DataType::UInt16 => (0, 16),
+        DataType::UInt32 => (0, 32),
+        DataType::Decimal128(precision, _) if *precision <= MAX_PACKED_DECIMAL_PRECISION => {
+            (i64::MIN, 64)
+        }
+        _ => return None,
+    })
+}
+
+/// The smallest and largest non-null value of `column` (0 and 0 when there is none).
+fn value_range(column: &dyn Array) -> Option<(i64, i64)> {
+    let values = values_as_i64(column)?;
+    let nulls = column.logical_nulls();
+    let valid = |row: &usize| nulls.as_ref().is_none_or(|nulls| nulls.is_valid(*row));
+    let mut range: Option<(i64, i64)> = None;
+    for row in (0..values.len()).filter(valid) {
+        let value = values[row];
+        range = Some(match range {
+            Some((min, max)) => (min.min(value), max.max(value)),
+            None => (value, value),
+        });
+    }
+    Some(range.unwrap_or((0, 0)))
+}
+
+/// The values of a column of a packing type as `i64`s (decimals beyond `i64` saturate; their
+/// precision rules them out).
+fn values_as_i64(column: &dyn Array) -> Option<std::borrow::Cow<'_, [i64]>> {
+    use std::borrow::Cow;
+    fn widened<T>(values: &[T]) -> Cow<'static, [i64]>
+    where
+        T: Copy + Into<i64>,
+    {
+        Cow::Owned(values.iter().map(|&value| value.into()).collect())
+    }
+    Some(match column.data_type() {
+        DataType::Int8 => widened(column.as_primitive::<Int8Type>().values()),
+        DataType::Int16 => widened(column.as_primitive::<Int16Type>().values()),
+        DataType::Int32 => widened(column.as_primitive::<Int32Type>().values()),
+        DataType::Date32 => widened(column.as_primitive::<Date32Type>().values()),
+        DataType::UInt8 => widened(column.as_primitive::<UInt8Type>().values()),
+        DataType::UInt16 => widened(column.as_primitive::<UInt16Type>().values()),
+        DataType::UInt32 => widened(column.as_primitive::<UInt32Type>().values()),
+        DataType::Int64 => Cow::Borrowed(column.as_primitive::<Int64Type>().values().as_ref()),
+        DataType::Date64 => Cow::Borrowed(column.as_primitive::<Date64Type>().values().as_ref()),
+        DataType::Decimal128(precision, _) if *precision <= MAX_PACKED_DECIMAL_PRECISION => {
+            Cow::Owned(
+                column
+                    .as_primitive::<Decimal128Type>()
+                    .values()
+                    .iter()
+                    .map(|&value| value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+                    .collect(),
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// An array of `data_type` holding `values` (each within the type's range).
+fn typed_array(
+    data_type: &DataType,
+    values: impl Iterator<Item = i64>,
+    nulls: Option<NullBuffer>,
+) -> Result<ArrayRef> {
+    macro_rules! narrowed {
+        ($arrow_type:ty, $native:ty) => {
+            Arc::new(
+                PrimitiveArray::<$arrow_type>::try_new(
+                    values.map(|value| value as $native).collect(),
+                    nulls,
+                )?
+                .with_data_type(data_type.clone()),
+            ) as ArrayRef
+        };
+    }
+    Ok(match data_type {
+        DataType::Int8 => narrowed!(Int8Type, i8),
+        DataType::Int16 => narrowed!(Int16Type, i16),
+        DataType::Int32 => narrowed!(Int32Type, i32),
+        DataType::Date32 => narrowed!(Date32Type, i32),
+        DataType::Int64 => narrowed!(Int64Type, i64),
+        DataType::Date64 => narrowed!(Date64Type, i64),
+        DataType::UInt8 => narrowed!(UInt8Type, u8),
+        DataType::UInt16 => narrowed!(UInt16Type, u16),
+        DataType::UInt32 => narrowed!(UInt32Type, u32),
+        DataType::Decimal128(..) => narrowed!(Decimal128Type, i128),
+        other => {
+            return Err(KernelError::KeyColumn {
+                index: 0,
+                message: format!("{other} does not pack"),
+            });
+        }
+    })
+}

@@ -1,0 +1,22 @@
+//! Sabot's hot primitives on Arrow arrays. Key columns of fixed-width types are packed into one
+//! `u64` per row ([`KeyPacking`]), hashed with one multiply-xorshift mix per key
+//! ([`hash_u64`]), and looked up in open-addressing tables specialized for such keys: the
+//! [`JoinHashTable`] (duplicate keys in a CSR layout, built in hash partitions that can be built
+//! in parallel) and the [`GroupMap`] (group ids for a whole batch at once). Operators in
+//! `sabot-exec` call these; keys that do not pack (strings, wide tuples) take the operators'
+//! general row-format path.
+
+#![deny(unsafe_code)]
+
+mod error;
+mod group_map;
+mod hash;
+mod join_table;
+mod keys;
+mod slots;
+
+pub use error::{KernelError, Result};
+pub use group_map::GroupMap;
+pub use hash::{hash_u64, hash_u64_slice};
+pub use join_table::{JoinHashTable, JoinPartition};
+pub use keys::KeyPacking;

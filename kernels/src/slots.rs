@@ -1,0 +1,96 @@
+//! The open-addressing core both hash tables share: linear probing over slots that hold a packed
+//! key next to its id, so a lookup touches one cache line in the common case. The table keeps its
+//! load at most one half and doubles when it would pass it.
+
+use crate::hash::hash_u64;
+
+const EMPTY: u32 = u32::MAX;
+const MIN_CAPACITY: usize = 16;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    key: u64,
+    id: u32,
+}
+
+/// Distinct packed keys, each with the id it was given when first inserted (0, 1, 2, …).
+pub(crate) struct SlotTable {
+    slots: Vec<Slot>,
+    mask: usize,
+    len: usize,
+}
+
+impl SlotTable {
+    /// A table sized for about `expected` distinct keys.
+    pub(crate) fn with_expected(expected: usize) -> SlotTable {
+        let capacity = (expected.saturating_mul(2))
+            .next_power_of_two()
+            .max(MIN_CAPACITY);
+        SlotTable {
+            slots: vec![Slot { key: 0, id: EMPTY }; capacity],
+            mask: capacity - 1,
+            len: 0,
+        }
+    }
+
+    /// The number of distinct keys.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes held by the slots.
+    pub(crate) fn memory_size(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+
+    /// The id of `key`, whose hash is `hash`, if it is in the table.
+    #[inline]
+    pub(crate) fn find(&self, key: u64, hash: u64) -> Option<u32> {
+        let mut slot = hash as usize & self.mask;
+        loop {
+            let Slot { key: held, id } = self.slots[slot];
+            if id == EMPTY {
+                return None;
+            }
+            if held == key {
+                return Some(id);
+            }
+            slot = (slot + 1) & self.mask;
+        }
+    }
+
+    /// The id of `key`, whose hash is `hash`; a key not yet in the table gets the next id.
+    #[inline]
+    pub(crate) fn find_or_insert(&mut self, key: u64, hash: u64) -> u32 {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mut slot = hash as usize & self.mask;
+        loop {
+            let Slot { key: held, id } = self.slots[slot];
+            if id == EMPTY {
+                let id = self.len as u32;
+                self.slots[slot] = Slot { key, id };
+                self.len += 1;
+                return id;
+            }
+            if held == key {
+                return id;
+            }
+            slot = (slot + 1) & self.mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let capacity = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![Slot { key: 0, id: EMPTY }; capacity]);
+        self.mask = capacity - 1;
+        for Slot { key, id } in old.into_iter().filter(|slot| slot.id != EMPTY) {
+            let mut slot = hash_u64(key) as usize & self.mask;
+            while self.slots[slot].id != EMPTY {
+                slot = (slot + 1) & self.mask;
+            }
+            self.slots[slot] = Slot { key, id };
+        }
+    }
+}

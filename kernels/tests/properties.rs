@@ -1,0 +1,162 @@
+//! Property tests: every kernel agrees with a plain scalar reference on random input, with nulls,
+//! all-equal keys and values outside the build side's range.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Date32Array, Decimal128Array, Int16Array, Int64Array};
+use arrow::datatypes::DataType;
+use proptest::prelude::*;
+use sabot_kernels::{GroupMap, JoinHashTable, JoinPartition, KeyPacking, hash_u64_slice};
+
+fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
+    prop::collection::vec(prop::option::weighted(0.9, -max..max), 0..300)
+}
+
+/// The key tuple of `row`, or `None` when a key is null.
+fn tuple(columns: &[ArrayRef], row: usize) -> Option<Vec<String>> {
+    columns
+        .iter()
+        .map(|column| {
+            column.is_valid(row).then(|| {
+                arrow::util::display::array_value_to_string(column, row).expect("displayable")
+            })
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn join_probe_equals_nested_loops(
+        build in nullable_i64(20),
+        probe in nullable_i64(40),
+        partitions_log in 0u32..4,
+    ) {
+        let build_column: ArrayRef = Arc::new(Int64Array::from(build.clone()));
+        let probe_column: ArrayRef = Arc::new(Int64Array::from(probe.clone()));
+        let packing = KeyPacking::for_join_build(std::slice::from_ref(&build_column))
+            .expect("BIGINT keys of a small range pack");
+        let (mut build_keys, mut build_usable) = (Vec::new(), Vec::new());
+        packing.pack(&[build_column], &mut build_keys, &mut build_usable).unwrap();
+        let mut hashes = Vec::new();
+        hash_u64_slice(&build_keys, &mut hashes);
+        let partitions = 1usize << partitions_log;
+        let table = JoinHashTable::from_partitions(
+            (0..partitions)
+                .map(|partition| {
+                    JoinPartition::build(&build_keys, &hashes, &build_usable, partition, partitions)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap(),
+        );
+        let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
+        packing.pack(&[probe_column], &mut probe_keys, &mut probe_usable).unwrap();
+        let (mut probe_rows, mut build_rows) = (Vec::new(), Vec::new());
+        table.probe(&probe_keys, &probe_usable, &mut probe_rows, &mut build_rows);
+        let mut expected = Vec::new();
+        for (probe_row, probe_value) in probe.iter().enumerate() {
+            for (build_row, build_value) in build.iter().enumerate() {
+                if probe_value.is_some() && probe_value == build_value {
+                    expected.push((probe_row as u32, build_row as u32));
+                }
+            }
+        }
+        let actual: Vec<(u32, u32)> = probe_rows.into_iter().zip(build_rows).collect();
+        prop_assert_eq!(actual, expected);
+        let mut found = Vec::new();
+        table.contains(&probe_keys, &probe_usable, &mut found);
+        let expected_found: Vec<bool> = probe
+            .iter()
+            .map(|value| value.is_some() && build.contains(value))
+            .collect();
+        prop_assert_eq!(found, expected_found);
+    }
+
+    #[test]
+    fn two_column_join_packing_keeps_equality(
+        rows in prop::collection::vec(
+            (prop::option::weighted(0.9, 0i64..1_000_000), prop::option::weighted(0.9, -50i16..50)),
+            1..200,
+        ),
+    ) {
+        let first: ArrayRef = Arc::new(Int64Array::from(rows.iter().map(|row| row.0).collect::<Vec<_>>()));
+        let second: ArrayRef = Arc::new(Int16Array::from(rows.iter().map(|row| row.1).collect::<Vec<_>>()));
+        let columns = vec![first, second];
+        let packing = KeyPacking::for_join_build(&columns).expect("20 + 7 bits pack");
+        let (mut keys, mut usable) = (Vec::new(), Vec::new());
+        packing.pack(&columns, &mut keys, &mut usable).unwrap();
+        for left in 0..rows.len() {
+            prop_assert_eq!(usable[left], rows[left].0.is_some() && rows[left].1.is_some());
+            for right in 0..rows.len() {
+                if usable[left] && usable[right] {
+                    prop_assert_eq!(keys[left] == keys[right], rows[left] == rows[right]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn group_keys_round_trip_through_packing(
+        rows in prop::collection::vec(
+            (prop::option::weighted(0.8, any::<i32>()), prop::option::weighted(0.8, -99_999i64..99_999)),
+            0..200,
+        ),
+        all_equal in any::<bool>(),
+    ) {
+        let rows: Vec<_> = if all_equal {
+            rows.iter().map(|_| rows.first().copied().unwrap_or((None, None))).collect()
+        } else {
+            rows
+        };
+        let dates: ArrayRef = Arc::new(Date32Array::from(rows.iter().map(|row| row.0).collect::<Vec<_>>()));
+        let prices: ArrayRef = Arc::new(
+            Decimal128Array::from(rows.iter().map(|row| row.1.map(i128::from)).collect::<Vec<_>>())
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        );
+        let columns = vec![dates, prices];
+        let fields: Vec<(DataType, bool)> = columns
+            .iter()
+            .map(|column| (column.data_type().clone(), true))
+            .collect();
+        prop_assert!(KeyPacking::for_group_keys(&fields).is_none(), "32 + 1 + 64 + 1 bits do not pack");
+        let fields = &fields[..1];
+        let packing = KeyPacking::for_group_keys(fields).expect("33 bits pack");
+        let (mut keys, mut usable) = (Vec::new(), Vec::new());
+        packing.pack(&columns[..1], &mut keys, &mut usable).unwrap();
+        prop_assert!(usable.iter().all(|&usable| usable));
+        let mut map = GroupMap::new();
+        let mut ids = Vec::new();
+        map.intern(&keys, &mut ids);
+        let mut reference: HashMap<Option<Vec<String>>, usize> = HashMap::new();
+        for (row, &id) in ids.iter().enumerate() {
+            let key = tuple(&columns[..1], row);
+            let next = reference.len();
+            prop_assert_eq!(*reference.entry(key).or_insert(next), id);
+        }
+        let unpacked = packing.unpack(map.keys()).unwrap();
+        prop_assert_eq!(unpacked[0].len(), map.len());
+        for (row, &id) in ids.iter().enumerate() {
+            prop_assert_eq!(tuple(&unpacked, id), tuple(&columns[..1], row));
+        }
+    }
+
+    #[test]
+    fn decimal_group_keys_round_trip(values in prop::collection::vec(prop::option::weighted(0.8, -10i128.pow(15)..10i128.pow(15)), 0..100)) {
+        let column: ArrayRef = Arc::new(
+            Decimal128Array::from(values.clone()).with_precision_and_scale(15, 2).unwrap(),
+        );
+        let packing = KeyPacking::for_group_keys(&[(column.data_type().clone(), false)])
+            .expect("a DECIMAL(15, 2) packs");
+        let (mut keys, mut usable) = (Vec::new(), Vec::new());
+        packing.pack(std::slice::from_ref(&column), &mut keys, &mut usable).unwrap();
+        let unpacked = packing.unpack(&keys).unwrap();
+        for (row, value) in values.iter().enumerate() {
+            if value.is_some() {
+                prop_assert_eq!(tuple(&unpacked, row), tuple(std::slice::from_ref(&column), row));
+            } else {
+                prop_assert!(!usable[row], "a null in a layout without null bits is unusable");
+            }
+        }
+    }
+}
