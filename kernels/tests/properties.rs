@@ -114,7 +114,7 @@ proptest! {
                 .with_precision_and_scale(15, 2)
                 .unwrap(),
         );
-        let columns = vec![dates, prices];
+        let columns = [dates, prices];
         let fields: Vec<(DataType, bool)> = columns
             .iter()
             .map(|column| (column.data_type().clone(), true))
