@@ -135,9 +135,11 @@ impl From<sabot_exec::ExecError> for SabotError {
                 other => other,
             },
             ExecError::Cancelled => SabotError::Cancelled,
-            ExecError::Arrow { .. } | ExecError::Panicked { .. } => SabotError::Execution {
-                message: error.to_string(),
-            },
+            ExecError::Arrow { .. } | ExecError::Kernel { .. } | ExecError::Panicked { .. } => {
+                SabotError::Execution {
+                    message: error.to_string(),
+                }
+            }
         }
     }
 }

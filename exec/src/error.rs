@@ -37,6 +37,13 @@ pub enum ExecError {
         #[source]
         source: datafusion::error::DataFusionError,
     },
+    /// A kernel (hash table, key packing) refused its input.
+    #[error("{operator}: {source}")]
+    Kernel {
+        operator: &'static str,
+        #[source]
+        source: sabot_kernels::KernelError,
+    },
     /// The query was cancelled.
     #[error("the query was cancelled")]
     Cancelled,
@@ -50,6 +57,12 @@ impl ExecError {
         operator: &'static str,
     ) -> impl FnOnce(arrow::error::ArrowError) -> ExecError {
         move |source| ExecError::Arrow { operator, source }
+    }
+
+    pub(crate) fn kernel(
+        operator: &'static str,
+    ) -> impl FnOnce(sabot_kernels::KernelError) -> ExecError {
+        move |source| ExecError::Kernel { operator, source }
     }
 
     pub(crate) fn datafusion(

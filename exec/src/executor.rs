@@ -257,7 +257,13 @@ impl Executor {
     ) -> Result<Arc<JoinTable>> {
         let build_batches = self.materialize(build, run)?;
         let started = Instant::now();
-        let table = JoinTable::build(spec, &build_batches, &build.schema, &run.budget)?;
+        let table = JoinTable::build(
+            spec,
+            &build_batches,
+            &build.schema,
+            &run.budget,
+            &self.scheduler,
+        )?;
         node.metrics.record_time(started.elapsed());
         node.metrics.record_memory(run.budget.used_bytes());
         Ok(Arc::new(table))

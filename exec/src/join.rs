@@ -1,12 +1,14 @@
-//! Hash join. The build side is materialized into a join table (keys in Arrow's row format,
-//! one hash-table entry per distinct key, duplicate rows chained); the probe side streams through
+//! Hash join. The build side is materialized into a join table (fixed-width keys packed into one
+//! word per row and indexed by `sabot-kernels`' partitioned join table, built in parallel; other
+//! keys in Arrow's row format, one hash-table entry per distinct key, duplicate rows chained);
+//! the probe side streams through
 //! the table inside its own pipeline, one morsel per task. Inner, left outer, semi, anti and mark
 //! joins (the last is what DataFusion plans for `EXISTS` inside `OR`), with an optional residual
 //! filter over the joined columns; a join without keys pairs every row (a cross join).
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ahash::RandomState;
 use arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array, new_null_array};
@@ -16,6 +18,8 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashTable;
+use sabot_kernels::{self as kernels, JoinHashTable, JoinPartition, KeyPacking, hash_u64_slice};
+use sabot_scheduler::Scheduler;
 
 use crate::aggregate::evaluate_all;
 use crate::error::{ExecError, Result};
@@ -85,25 +89,46 @@ impl fmt::Display for JoinSpec {
 /// The materialized build side.
 pub(crate) struct JoinTable {
     batch: RecordBatch,
-    converter: Option<RowConverter>,
-    keys: Option<Rows>,
-    key_hashes: Vec<u64>,
-    key_first_row: Vec<u32>,
-    map: HashTable<u32>,
-    next_row: Vec<u32>,
-    hasher: RandomState,
+    index: JoinIndex,
     /// One bit per build row, set when a probe row matches it (joins that emit the build side).
     matched_build_rows: Vec<AtomicU64>,
     _reservation: Reservation,
 }
 
+/// How the build rows are found by key.
+enum JoinIndex {
+    /// No keys: every probe row pairs with every build row.
+    Cross,
+    /// Fixed-width keys packed into one word per row (`sabot-kernels`).
+    Packed {
+        packing: KeyPacking,
+        table: JoinHashTable,
+    },
+    /// Any other keys, in Arrow's row format.
+    Rows(RowIndex),
+}
+
+/// Build rows by key in Arrow's row format: one hash-table entry per distinct key, duplicate
+/// rows chained.
+struct RowIndex {
+    converter: RowConverter,
+    keys: Rows,
+    key_hashes: Vec<u64>,
+    key_first_row: Vec<u32>,
+    map: HashTable<u32>,
+    next_row: Vec<u32>,
+    hasher: RandomState,
+}
+
 impl JoinTable {
-    /// Builds the table from the build side's batches.
+    /// Builds the table from the build side's batches, building a large packed table's hash
+    /// partitions in parallel on `scheduler`.
     pub(crate) fn build(
         spec: &JoinSpec,
         batches: &[RecordBatch],
         schema: &SchemaRef,
         budget: &Arc<MemoryBudget>,
+        scheduler: &Scheduler,
     ) -> Result<JoinTable> {
         let mut reservation = Reservation::new(budget, OPERATOR);
         let input_bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
@@ -118,73 +143,35 @@ impl JoinTable {
                 )),
             });
         }
-        let mut table = JoinTable {
-            batch,
-            converter: None,
-            keys: None,
-            key_hashes: Vec::new(),
-            key_first_row: Vec::new(),
-            map: HashTable::new(),
-            next_row: vec![CHAIN_END; rows],
-            hasher: RandomState::with_seeds(0x5851_f42d, 0x4c95_7f2d, 0x1405_7b7e, 0xf767_814f),
-            matched_build_rows: if spec.emits_build_side() {
-                (0..rows.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
-            } else {
-                Vec::new()
-            },
-            _reservation: reservation,
+        let matched_build_rows = if spec.emits_build_side() {
+            (0..rows.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()
+        } else {
+            Vec::new()
         };
-        if spec.build_keys.is_empty() {
-            return Ok(table);
-        }
-        let key_columns = evaluate_all(OPERATOR, &spec.build_keys, &table.batch)?;
-        let fields = key_columns
-            .iter()
-            .map(|column| SortField::new(column.data_type().clone()))
-            .collect();
-        let converter = RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?;
-        let batch_keys = converter
-            .convert_columns(&key_columns)
-            .map_err(ExecError::arrow(OPERATOR))?;
-        let valid = all_valid(&key_columns);
-        let mut distinct = converter.empty_rows(0, 0);
-        for row in (0..rows).rev() {
-            if !valid.as_ref().is_none_or(|valid| valid.value(row)) {
-                continue;
-            }
-            let key = batch_keys.row(row);
-            let hash = table.hasher.hash_one(key.as_ref());
-            let JoinTable {
-                key_hashes,
-                key_first_row,
-                map,
-                next_row,
-                ..
-            } = &mut table;
-            match map.find(hash, |&id| {
-                key_hashes[id as usize] == hash && distinct.row(id as usize) == key
-            }) {
-                Some(&id) => {
-                    next_row[row] = key_first_row[id as usize];
-                    key_first_row[id as usize] = row as u32;
+        let (index, index_bytes) = if spec.build_keys.is_empty() {
+            (JoinIndex::Cross, 0)
+        } else {
+            let key_columns = evaluate_all(OPERATOR, &spec.build_keys, &batch)?;
+            match KeyPacking::for_join_build(&key_columns) {
+                Some(packing) => {
+                    let table = build_packed(&packing, &key_columns, scheduler)?;
+                    let bytes = table.memory_size();
+                    (JoinIndex::Packed { packing, table }, bytes)
                 }
                 None => {
-                    let id = key_hashes.len() as u32;
-                    distinct.push(key);
-                    key_hashes.push(hash);
-                    key_first_row.push(row as u32);
-                    map.insert_unique(hash, id, |&existing| key_hashes[existing as usize]);
+                    let index = RowIndex::build(&key_columns)?;
+                    let bytes = index.memory_size();
+                    (JoinIndex::Rows(index), bytes)
                 }
             }
-        }
-        let index_bytes = distinct.size()
-            + table.key_hashes.capacity() * 12
-            + table.map.capacity() * 5
-            + rows * 4;
-        table._reservation.resize(input_bytes + index_bytes)?;
-        table.keys = Some(distinct);
-        table.converter = Some(converter);
-        Ok(table)
+        };
+        reservation.resize(input_bytes + index_bytes)?;
+        Ok(JoinTable {
+            batch,
+            index,
+            matched_build_rows,
+            _reservation: reservation,
+        })
     }
 
     /// Every (probe row, build row) pair with equal keys.
@@ -194,39 +181,43 @@ impl JoinTable {
         probe: &RecordBatch,
     ) -> Result<(Vec<u32>, Vec<u32>)> {
         let (mut probe_rows, mut build_rows) = (Vec::new(), Vec::new());
-        let (Some(converter), Some(keys)) = (&self.converter, &self.keys) else {
-            for probe_row in 0..probe.num_rows() as u32 {
-                for build_row in 0..self.batch.num_rows() as u32 {
-                    probe_rows.push(probe_row);
-                    build_rows.push(build_row);
+        match &self.index {
+            JoinIndex::Cross => {
+                for probe_row in 0..probe.num_rows() as u32 {
+                    for build_row in 0..self.batch.num_rows() as u32 {
+                        probe_rows.push(probe_row);
+                        build_rows.push(build_row);
+                    }
                 }
             }
-            return Ok((probe_rows, build_rows));
-        };
-        let key_columns = evaluate_all(OPERATOR, &spec.probe_keys, probe)?;
-        let probe_keys = converter
-            .convert_columns(&key_columns)
-            .map_err(ExecError::arrow(OPERATOR))?;
-        let valid = all_valid(&key_columns);
-        for probe_row in 0..probe.num_rows() {
-            if !valid.as_ref().is_none_or(|valid| valid.value(probe_row)) {
-                continue;
+            JoinIndex::Packed { packing, table } => {
+                let (keys, usable) = packed_probe_keys(packing, spec, probe)?;
+                probe_rows.reserve(probe.num_rows());
+                build_rows.reserve(probe.num_rows());
+                table.probe(&keys, &usable, &mut probe_rows, &mut build_rows);
             }
-            let key = probe_keys.row(probe_row);
-            let hash = self.hasher.hash_one(key.as_ref());
-            let found = self.map.find(hash, |&id| {
-                self.key_hashes[id as usize] == hash && keys.row(id as usize) == key
-            });
-            if let Some(&id) = found {
-                let mut build_row = self.key_first_row[id as usize];
-                while build_row != CHAIN_END {
-                    probe_rows.push(probe_row as u32);
-                    build_rows.push(build_row);
-                    build_row = self.next_row[build_row as usize];
-                }
+            JoinIndex::Rows(index) => {
+                let key_columns = evaluate_all(OPERATOR, &spec.probe_keys, probe)?;
+                index.probe(&key_columns, &mut probe_rows, &mut build_rows)?;
             }
         }
         Ok((probe_rows, build_rows))
+    }
+
+    /// Whether each probe row has a build row with an equal key that passes the residual filter.
+    fn probe_matched(&self, spec: &JoinSpec, probe: &RecordBatch) -> Result<Vec<bool>> {
+        if let (JoinIndex::Packed { packing, table }, None) = (&self.index, &spec.filter) {
+            let (keys, usable) = packed_probe_keys(packing, spec, probe)?;
+            let mut found = Vec::new();
+            table.contains(&keys, &usable, &mut found);
+            return Ok(found);
+        }
+        let (probe_rows, _) = self.matching_pairs(spec, probe)?;
+        let mut matched = vec![false; probe.num_rows()];
+        for &row in &probe_rows {
+            matched[row as usize] = true;
+        }
+        Ok(matched)
     }
 
     /// The (probe row, build row) pairs with equal keys that pass the residual filter.
@@ -334,18 +325,17 @@ impl JoinTable {
         probe: &RecordBatch,
         output_schema: &SchemaRef,
     ) -> Result<RecordBatch> {
-        let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
-        let matched = || {
-            let mut matched = vec![false; probe.num_rows()];
-            for &row in &probe_rows {
-                matched[row as usize] = true;
-            }
-            matched
-        };
         let output = match spec.kind {
-            JoinKind::Inner => self.joined(spec, probe, &probe_rows, &build_rows)?,
+            JoinKind::Inner => {
+                let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
+                self.joined(spec, probe, &probe_rows, &build_rows)?
+            }
             JoinKind::Left => {
-                let matched = matched();
+                let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
+                let mut matched = vec![false; probe.num_rows()];
+                for &row in &probe_rows {
+                    matched[row as usize] = true;
+                }
                 let mut probe_all: Vec<u32> = probe_rows;
                 let mut build_all: Vec<Option<u32>> = build_rows.into_iter().map(Some).collect();
                 for (row, _) in matched.iter().enumerate().filter(|(_, matched)| !**matched) {
@@ -362,7 +352,7 @@ impl JoinTable {
             JoinKind::LeftSemi | JoinKind::LeftAnti => {
                 let keep = spec.kind == JoinKind::LeftSemi;
                 let mask = BooleanArray::from(
-                    matched()
+                    self.probe_matched(spec, probe)?
                         .into_iter()
                         .map(|matched| matched == keep)
                         .collect::<Vec<_>>(),
@@ -371,7 +361,9 @@ impl JoinTable {
             }
             JoinKind::LeftMark => {
                 let mut columns = probe.columns().to_vec();
-                columns.push(Arc::new(BooleanArray::from(matched())) as ArrayRef);
+                columns.push(
+                    Arc::new(BooleanArray::from(self.probe_matched(spec, probe)?)) as ArrayRef,
+                );
                 RecordBatch::try_new(Arc::clone(output_schema), columns)
                     .map_err(ExecError::arrow(OPERATOR))?
             }
@@ -424,6 +416,160 @@ impl JoinTable {
         RecordBatch::try_new_with_options(Arc::clone(&spec.joined_schema), columns, &options)
             .map_err(ExecError::arrow(OPERATOR))
     }
+}
+
+impl RowIndex {
+    /// Indexes the build rows by their (non-null) key columns.
+    fn build(key_columns: &[ArrayRef]) -> Result<RowIndex> {
+        let rows = key_columns.first().map_or(0, |column| column.len());
+        let fields = key_columns
+            .iter()
+            .map(|column| SortField::new(column.data_type().clone()))
+            .collect();
+        let converter = RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?;
+        let batch_keys = converter
+            .convert_columns(key_columns)
+            .map_err(ExecError::arrow(OPERATOR))?;
+        let valid = all_valid(key_columns);
+        let mut index = RowIndex {
+            keys: converter.empty_rows(0, 0),
+            converter,
+            key_hashes: Vec::new(),
+            key_first_row: Vec::new(),
+            map: HashTable::new(),
+            next_row: vec![CHAIN_END; rows],
+            hasher: RandomState::with_seeds(0x5851_f42d, 0x4c95_7f2d, 0x1405_7b7e, 0xf767_814f),
+        };
+        for row in (0..rows).rev() {
+            if !valid.as_ref().is_none_or(|valid| valid.value(row)) {
+                continue;
+            }
+            let key = batch_keys.row(row);
+            let hash = index.hasher.hash_one(key.as_ref());
+            let RowIndex {
+                keys,
+                key_hashes,
+                key_first_row,
+                map,
+                next_row,
+                ..
+            } = &mut index;
+            match map.find(hash, |&id| {
+                key_hashes[id as usize] == hash && keys.row(id as usize) == key
+            }) {
+                Some(&id) => {
+                    next_row[row] = key_first_row[id as usize];
+                    key_first_row[id as usize] = row as u32;
+                }
+                None => {
+                    let id = key_hashes.len() as u32;
+                    keys.push(key);
+                    key_hashes.push(hash);
+                    key_first_row.push(row as u32);
+                    map.insert_unique(hash, id, |&existing| key_hashes[existing as usize]);
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// Appends a (probe row, build row) pair for every build row whose key equals a probe row's.
+    fn probe(
+        &self,
+        key_columns: &[ArrayRef],
+        probe_rows: &mut Vec<u32>,
+        build_rows: &mut Vec<u32>,
+    ) -> Result<()> {
+        let probe_keys = self
+            .converter
+            .convert_columns(key_columns)
+            .map_err(ExecError::arrow(OPERATOR))?;
+        let valid = all_valid(key_columns);
+        for probe_row in 0..probe_keys.num_rows() {
+            if !valid.as_ref().is_none_or(|valid| valid.value(probe_row)) {
+                continue;
+            }
+            let key = probe_keys.row(probe_row);
+            let hash = self.hasher.hash_one(key.as_ref());
+            let found = self.map.find(hash, |&id| {
+                self.key_hashes[id as usize] == hash && self.keys.row(id as usize) == key
+            });
+            if let Some(&id) = found {
+                let mut build_row = self.key_first_row[id as usize];
+                while build_row != CHAIN_END {
+                    probe_rows.push(probe_row as u32);
+                    build_rows.push(build_row);
+                    build_row = self.next_row[build_row as usize];
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn memory_size(&self) -> usize {
+        self.keys.size()
+            + self.key_hashes.capacity() * 12
+            + self.map.capacity() * 5
+            + self.next_row.len() * 4
+    }
+}
+
+/// The packed join table of `key_columns`, its hash partitions built in parallel when large.
+fn build_packed(
+    packing: &KeyPacking,
+    key_columns: &[ArrayRef],
+    scheduler: &Scheduler,
+) -> Result<JoinHashTable> {
+    let (mut keys, mut usable, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+    packing
+        .pack(key_columns, &mut keys, &mut usable)
+        .map_err(ExecError::kernel(OPERATOR))?;
+    hash_u64_slice(&keys, &mut hashes);
+    let partitions = JoinHashTable::partition_count(keys.len(), scheduler.threads());
+    if partitions == 1 {
+        let partition = JoinPartition::build(&keys, &hashes, &usable, 0, 1)
+            .map_err(ExecError::kernel(OPERATOR))?;
+        return Ok(JoinHashTable::from_partitions(vec![partition]));
+    }
+    let inputs = Arc::new((keys, hashes, usable));
+    let built: Arc<Mutex<Vec<(usize, kernels::Result<JoinPartition>)>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(partitions)));
+    let group = scheduler.group();
+    for partition in 0..partitions {
+        let (inputs, built) = (Arc::clone(&inputs), Arc::clone(&built));
+        group.spawn(move |_| {
+            let (keys, hashes, usable) = &*inputs;
+            let result = JoinPartition::build(keys, hashes, usable, partition, partitions);
+            built
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((partition, result));
+        });
+    }
+    group.wait()?;
+    let mut built = std::mem::take(&mut *built.lock().unwrap_or_else(PoisonError::into_inner));
+    built.sort_unstable_by_key(|(partition, _)| *partition);
+    let partitions = built
+        .into_iter()
+        .map(|(_, partition)| partition)
+        .collect::<kernels::Result<Vec<_>>>()
+        .map_err(ExecError::kernel(OPERATOR))?;
+    Ok(JoinHashTable::from_partitions(partitions))
+}
+
+/// The probe side's packed keys; rows with a null key or a key outside the build side's range
+/// are not usable (they match nothing).
+fn packed_probe_keys(
+    packing: &KeyPacking,
+    spec: &JoinSpec,
+    probe: &RecordBatch,
+) -> Result<(Vec<u64>, Vec<bool>)> {
+    let key_columns = evaluate_all(OPERATOR, &spec.probe_keys, probe)?;
+    let (mut keys, mut usable) = (Vec::new(), Vec::new());
+    packing
+        .pack(&key_columns, &mut keys, &mut usable)
+        .map_err(ExecError::kernel(OPERATOR))?;
+    Ok((keys, usable))
 }
 
 /// `batch`'s columns as rows of `schema` (the join's output schema, whose names and

@@ -12,15 +12,32 @@ use sabot_exec::{
 };
 use sabot_scheduler::Scheduler;
 
-fn table(name_prefix: &str, keys: &[Option<i64>], labels: &[&str]) -> (SchemaRef, RecordBatch) {
+/// A table of keys and labels; string keys (`"k1"`, …) take the join's row-format path,
+/// integer keys its packed path.
+fn table(
+    name_prefix: &str,
+    keys: &[Option<i64>],
+    labels: &[&str],
+    string_keys: bool,
+) -> (SchemaRef, RecordBatch) {
+    let key_column: ArrayRef = if string_keys {
+        Arc::new(StringArray::from(
+            keys.iter()
+                .map(|key| key.map(|key| format!("k{key}")))
+                .collect::<Vec<_>>(),
+        ))
+    } else {
+        Arc::new(Int64Array::from(keys.to_vec()))
+    };
     let schema = Arc::new(Schema::new(vec![
-        Field::new(format!("{name_prefix}_key"), DataType::Int64, true),
+        Field::new(
+            format!("{name_prefix}_key"),
+            key_column.data_type().clone(),
+            true,
+        ),
         Field::new(format!("{name_prefix}_label"), DataType::Utf8, false),
     ]));
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(keys.to_vec())),
-        Arc::new(StringArray::from(labels.to_vec())),
-    ];
+    let columns: Vec<ArrayRef> = vec![key_column, Arc::new(StringArray::from(labels.to_vec()))];
     (
         schema.clone(),
         RecordBatch::try_new(schema, columns).unwrap(),
@@ -70,20 +87,28 @@ fn labels(batches: &[RecordBatch], column: usize) -> Vec<String> {
 
 /// left: keys 1, 2, 2, null, 4; right: keys 2, 2, 4, 5.
 fn join(kind: JoinKind, with_filter: bool) -> Vec<RecordBatch> {
-    join_building_on(kind, with_filter, false)
+    join_building_on(kind, with_filter, false, false)
 }
 
-/// The same join, building on the left input when `build_is_left`.
-fn join_building_on(kind: JoinKind, with_filter: bool, build_is_left: bool) -> Vec<RecordBatch> {
+/// The same join, building on the left input when `build_is_left`, on string keys when
+/// `string_keys`.
+fn join_building_on(
+    kind: JoinKind,
+    with_filter: bool,
+    build_is_left: bool,
+    string_keys: bool,
+) -> Vec<RecordBatch> {
     let (left_schema, left) = table(
         "l",
         &[Some(1), Some(2), Some(2), None, Some(4)],
         &["a", "b", "c", "d", "e"],
+        string_keys,
     );
     let (right_schema, right) = table(
         "r",
         &[Some(2), Some(2), Some(4), Some(5)],
         &["x", "y", "z", "w"],
+        string_keys,
     );
     let right_nullable = kind == JoinKind::Left;
     let joined_fields: Vec<Field> = left_schema
@@ -209,8 +234,8 @@ fn semi_anti_and_mark_joins() {
 
 #[test]
 fn a_join_table_over_the_memory_limit_names_the_operator() {
-    let (left_schema, left) = table("l", &[Some(1)], &["a"]);
-    let (right_schema, right) = table("r", &[Some(1)], &["x"]);
+    let (left_schema, left) = table("l", &[Some(1)], &["a"], false);
+    let (right_schema, right) = table("r", &[Some(1)], &["x"], false);
     let spec = JoinSpec {
         kind: JoinKind::LeftSemi,
         probe_keys: vec![col("l_key", &left_schema).unwrap()],
@@ -237,8 +262,8 @@ fn left_semi_anti_and_mark_joins_building_on_the_left_give_the_same_rows() {
         JoinKind::LeftMark,
     ] {
         for with_filter in [false, true] {
-            let probing_left = join_building_on(kind, with_filter, false);
-            let building_left = join_building_on(kind, with_filter, true);
+            let probing_left = join_building_on(kind, with_filter, false, false);
+            let building_left = join_building_on(kind, with_filter, true, false);
             for column in 0..probing_left[0].num_columns() {
                 assert_eq!(
                     labels(&probing_left, column),
@@ -248,7 +273,36 @@ fn left_semi_anti_and_mark_joins_building_on_the_left_give_the_same_rows() {
             }
         }
     }
-    let inner_left = join_building_on(JoinKind::Inner, true, true);
+    let inner_left = join_building_on(JoinKind::Inner, true, true, false);
     assert_eq!(labels(&inner_left, 1), ["b", "b", "c", "e"]);
     assert_eq!(labels(&inner_left, 3), ["x", "y", "y", "z"]);
+}
+
+#[test]
+fn string_keys_join_like_integer_keys() {
+    for kind in [
+        JoinKind::Inner,
+        JoinKind::Left,
+        JoinKind::LeftSemi,
+        JoinKind::LeftAnti,
+        JoinKind::LeftMark,
+    ] {
+        for (with_filter, build_is_left) in [(false, false), (true, false), (true, true)] {
+            if build_is_left && kind == JoinKind::Inner {
+                continue;
+            }
+            let packed = join_building_on(kind, with_filter, build_is_left, false);
+            let rows = join_building_on(kind, with_filter, build_is_left, true);
+            for column in 0..packed[0].num_columns() {
+                if packed[0].schema().field(column).name().ends_with("_key") {
+                    continue;
+                }
+                assert_eq!(
+                    labels(&packed, column),
+                    labels(&rows, column),
+                    "{kind:?}, filter {with_filter}, build left {build_is_left}, column {column}"
+                );
+            }
+        }
+    }
 }
