@@ -1,5 +1,7 @@
 //! Parallel hash aggregation. Each task folds its morsels into a thread-local partial table
-//! (group keys in Arrow's row format, interned through a hash table; aggregate states in
+//! (group keys packed into one word and interned by `sabot-kernels`' group map when they are
+//! fixed-width and fit, otherwise in Arrow's row format, interned through a hash table; aggregate
+//! states in
 //! DataFusion's vectorized `GroupsAccumulator`s). When the input is done, the partial tables are
 //! split by key hash into partitions that are merged and finalized in parallel.
 
@@ -16,6 +18,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashTable;
+use sabot_kernels::{GroupMap, KeyPacking, hash_u64};
 use sabot_scheduler::Scheduler;
 
 use crate::error::{ExecError, Result};
@@ -40,7 +43,18 @@ pub struct AggregateSpec {
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     state_types: Vec<Vec<DataType>>,
-    converter: Option<RowConverter>,
+    key_layout: KeyLayout,
+}
+
+/// How group keys are stored and compared.
+#[derive(Debug)]
+enum KeyLayout {
+    /// No GROUP BY: one group.
+    Single,
+    /// Fixed-width keys that fit one word together (`sabot-kernels`' group map).
+    Packed(KeyPacking),
+    /// Any other keys, in Arrow's row format.
+    Rows(Arc<RowConverter>),
 }
 
 impl AggregateSpec {
@@ -51,16 +65,23 @@ impl AggregateSpec {
         aggregates: Vec<Arc<AggregateFunctionExpr>>,
         input_schema: &Schema,
     ) -> Result<AggregateSpec> {
-        let key_types = group_exprs
+        let key_fields = group_exprs
             .iter()
-            .map(|expr| expr.data_type(input_schema))
+            .map(|expr| Ok((expr.data_type(input_schema)?, expr.nullable(input_schema)?)))
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(ExecError::datafusion(OPERATOR))?;
-        let converter = if key_types.is_empty() {
-            None
+        let key_layout = if key_fields.is_empty() {
+            KeyLayout::Single
+        } else if let Some(packing) = KeyPacking::for_group_keys(&key_fields) {
+            KeyLayout::Packed(packing)
         } else {
-            let fields = key_types.into_iter().map(SortField::new).collect();
-            Some(RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?)
+            let fields = key_fields
+                .into_iter()
+                .map(|(data_type, _)| SortField::new(data_type))
+                .collect();
+            KeyLayout::Rows(Arc::new(
+                RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?,
+            ))
         };
         let state_types = aggregates
             .iter()
@@ -82,7 +103,7 @@ impl AggregateSpec {
             group_exprs,
             aggregates,
             state_types,
-            converter,
+            key_layout,
         })
     }
 
@@ -112,47 +133,116 @@ impl fmt::Display for AggregateSpec {
     }
 }
 
-/// Groups seen by one task (or one merge partition) and their aggregate states.
-struct GroupTable {
-    keys: Option<Rows>,
-    hashes: Vec<u64>,
-    map: HashTable<u32>,
-    accumulators: Vec<Box<dyn GroupsAccumulator>>,
-    group_count: usize,
-    group_ids: Vec<usize>,
-    reservation: Reservation,
+/// The groups of one table, by key layout.
+enum GroupKeys {
+    Single,
+    Packed {
+        packing: KeyPacking,
+        map: GroupMap,
+        keys: Vec<u64>,
+        usable: Vec<bool>,
+    },
+    Rows {
+        converter: Arc<RowConverter>,
+        keys: Rows,
+        hashes: Vec<u64>,
+        map: HashTable<u32>,
+    },
 }
 
-impl GroupTable {
-    fn new(spec: &AggregateSpec, budget: &Arc<MemoryBudget>) -> Result<GroupTable> {
-        let keys = spec
-            .converter
-            .as_ref()
-            .map(|converter| converter.empty_rows(0, 0));
-        Ok(GroupTable {
-            // Without keys there is exactly one group, whether or not rows arrive.
-            group_count: if keys.is_none() { 1 } else { 0 },
-            keys,
-            hashes: Vec::new(),
-            map: HashTable::new(),
-            accumulators: spec.new_accumulators()?,
-            group_ids: Vec::new(),
-            reservation: Reservation::new(budget, OPERATOR),
-        })
+impl GroupKeys {
+    fn new(layout: &KeyLayout) -> GroupKeys {
+        match layout {
+            KeyLayout::Single => GroupKeys::Single,
+            KeyLayout::Packed(packing) => GroupKeys::Packed {
+                packing: packing.clone(),
+                map: GroupMap::new(),
+                keys: Vec::new(),
+                usable: Vec::new(),
+            },
+            KeyLayout::Rows(converter) => GroupKeys::Rows {
+                keys: converter.empty_rows(0, 0),
+                converter: Arc::clone(converter),
+                hashes: Vec::new(),
+                map: HashTable::new(),
+            },
+        }
     }
 
-    /// Assigns a group id to each (row of `batch_keys`, hash) in `rows`, adding new groups.
-    fn intern(&mut self, batch_keys: &Rows, rows: impl Iterator<Item = (usize, u64)>) {
-        let GroupTable {
-            keys,
-            hashes,
-            map,
-            group_count,
-            group_ids,
-            ..
-        } = self;
-        let Some(keys) = keys else {
-            group_ids.extend(rows.map(|_| 0));
+    /// The number of groups.
+    fn len(&self) -> usize {
+        match self {
+            GroupKeys::Single => 1,
+            GroupKeys::Packed { map, .. } => map.len(),
+            GroupKeys::Rows { hashes, .. } => hashes.len(),
+        }
+    }
+
+    /// Bytes held by the keys and their index.
+    fn memory_size(&self) -> usize {
+        match self {
+            GroupKeys::Single => 0,
+            GroupKeys::Packed {
+                map, keys, usable, ..
+            } => map.memory_size() + keys.capacity() * 8 + usable.capacity(),
+            GroupKeys::Rows {
+                keys, hashes, map, ..
+            } => keys.size() + hashes.capacity() * 8 + map.capacity() * 5,
+        }
+    }
+
+    /// Appends the group id of each row of `key_columns` to `group_ids`, adding new groups.
+    fn intern_columns(
+        &mut self,
+        hasher: &RandomState,
+        key_columns: &[ArrayRef],
+        rows: usize,
+        group_ids: &mut Vec<usize>,
+    ) -> Result<()> {
+        match self {
+            GroupKeys::Single => group_ids.resize(rows, 0),
+            GroupKeys::Packed {
+                packing,
+                map,
+                keys,
+                usable,
+            } => {
+                packing
+                    .pack(key_columns, keys, usable)
+                    .map_err(ExecError::kernel(OPERATOR))?;
+                if usable.contains(&false) {
+                    return Err(ExecError::Arrow {
+                        operator: OPERATOR,
+                        source: arrow::error::ArrowError::InvalidArgumentError(
+                            "a group key declared NOT NULL holds nulls".to_string(),
+                        ),
+                    });
+                }
+                map.intern(keys, group_ids);
+            }
+            GroupKeys::Rows { converter, .. } => {
+                let batch_keys = converter
+                    .convert_columns(key_columns)
+                    .map_err(ExecError::arrow(OPERATOR))?;
+                let hashed = (0..batch_keys.num_rows())
+                    .map(|row| (row, hasher.hash_one(batch_keys.row(row).as_ref())));
+                self.intern_rows(&batch_keys, hashed, group_ids);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the group id of each (row of `batch_keys`, hash) in `rows` (row-format keys).
+    fn intern_rows(
+        &mut self,
+        batch_keys: &Rows,
+        rows: impl Iterator<Item = (usize, u64)>,
+        group_ids: &mut Vec<usize>,
+    ) {
+        let GroupKeys::Rows {
+            keys, hashes, map, ..
+        } = self
+        else {
             return;
         };
         for (row_index, hash) in rows {
@@ -163,16 +253,58 @@ impl GroupTable {
             let group = match found {
                 Some(&group) => group as usize,
                 None => {
-                    let group = *group_count;
+                    let group = hashes.len();
                     keys.push(row);
                     hashes.push(hash);
                     map.insert_unique(hash, group as u32, |&existing| hashes[existing as usize]);
-                    *group_count += 1;
                     group
                 }
             };
             group_ids.push(group);
         }
+    }
+
+    /// The groups' keys, for a partial table to hand to the merge.
+    fn into_partial(self) -> PartialKeys {
+        match self {
+            GroupKeys::Single => PartialKeys::Single,
+            GroupKeys::Packed { map, .. } => PartialKeys::Packed(map.keys().to_vec()),
+            GroupKeys::Rows { keys, hashes, .. } => PartialKeys::Rows { keys, hashes },
+        }
+    }
+
+    /// The key columns of the groups, in group order.
+    fn into_columns(self) -> Result<Vec<ArrayRef>> {
+        match self {
+            GroupKeys::Single => Ok(Vec::new()),
+            GroupKeys::Packed { packing, map, .. } => packing
+                .unpack(map.keys())
+                .map_err(ExecError::kernel(OPERATOR)),
+            GroupKeys::Rows {
+                converter, keys, ..
+            } => converter
+                .convert_rows(keys.iter())
+                .map_err(ExecError::arrow(OPERATOR)),
+        }
+    }
+}
+
+/// Groups seen by one task (or one merge partition) and their aggregate states.
+struct GroupTable {
+    keys: GroupKeys,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    group_ids: Vec<usize>,
+    reservation: Reservation,
+}
+
+impl GroupTable {
+    fn new(spec: &AggregateSpec, budget: &Arc<MemoryBudget>) -> Result<GroupTable> {
+        Ok(GroupTable {
+            keys: GroupKeys::new(&spec.key_layout),
+            accumulators: spec.new_accumulators()?,
+            group_ids: Vec::new(),
+            reservation: Reservation::new(budget, OPERATOR),
+        })
     }
 
     /// Folds `batch` into the table.
@@ -182,24 +314,15 @@ impl GroupTable {
         hasher: &RandomState,
         batch: &RecordBatch,
     ) -> Result<()> {
-        let rows = batch.num_rows();
         self.group_ids.clear();
-        match &spec.converter {
-            Some(converter) => {
-                let key_columns = evaluate_all(OPERATOR, &spec.group_exprs, batch)?;
-                let batch_keys = converter
-                    .convert_columns(&key_columns)
-                    .map_err(ExecError::arrow(OPERATOR))?;
-                let hashed =
-                    (0..rows).map(|row| (row, hasher.hash_one(batch_keys.row(row).as_ref())));
-                self.intern(&batch_keys, hashed);
-            }
-            None => self.group_ids.resize(rows, 0),
-        }
+        let key_columns = evaluate_all(OPERATOR, &spec.group_exprs, batch)?;
+        self.keys
+            .intern_columns(hasher, &key_columns, batch.num_rows(), &mut self.group_ids)?;
+        let group_count = self.keys.len();
         for (accumulator, arguments) in self.accumulators.iter_mut().zip(&spec.arguments) {
             let values = evaluate_all(OPERATOR, arguments, batch)?;
             accumulator
-                .update_batch(&values, &self.group_ids, None, self.group_count)
+                .update_batch(&values, &self.group_ids, None, group_count)
                 .map_err(ExecError::datafusion(OPERATOR))?;
         }
         self.account()
@@ -207,18 +330,16 @@ impl GroupTable {
 
     /// Brings the memory reservation up to date with the table's size.
     fn account(&mut self) -> Result<()> {
-        let keys = self.keys.as_ref().map_or(0, Rows::size);
         let accumulators: usize = self
             .accumulators
             .iter()
             .map(|accumulator| accumulator.size())
             .sum();
-        let index =
-            self.hashes.capacity() * 8 + self.map.capacity() * 5 + self.group_ids.capacity() * 8;
-        self.reservation.resize(keys + accumulators + index)
+        let bytes = self.keys.memory_size() + accumulators + self.group_ids.capacity() * 8;
+        self.reservation.resize(bytes)
     }
 
-    /// Gives up the table's groups: their keys, hashes and intermediate states.
+    /// Gives up the table's groups: their keys and intermediate states.
     fn into_partial(mut self) -> Result<PartialGroups> {
         let states = self
             .accumulators
@@ -227,23 +348,22 @@ impl GroupTable {
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(ExecError::datafusion(OPERATOR))?;
         Ok(PartialGroups {
-            keys: self.keys.take(),
-            hashes: std::mem::take(&mut self.hashes),
+            group_count: self.keys.len(),
+            keys: self.keys.into_partial(),
             states,
-            group_count: self.group_count,
             _reservation: self.reservation,
         })
     }
 
     /// The table's groups as a batch of `schema`: keys, then final aggregate values.
-    fn into_batch(mut self, spec: &AggregateSpec, schema: &SchemaRef) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = match (&spec.converter, &self.keys) {
-            (Some(converter), Some(keys)) => converter
-                .convert_rows(keys.iter())
-                .map_err(ExecError::arrow(OPERATOR))?,
-            _ => Vec::new(),
-        };
-        for accumulator in &mut self.accumulators {
+    fn into_batch(self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let GroupTable {
+            keys,
+            mut accumulators,
+            ..
+        } = self;
+        let mut columns = keys.into_columns()?;
+        for accumulator in &mut accumulators {
             columns.push(
                 accumulator
                     .evaluate(EmitTo::All)
@@ -254,13 +374,35 @@ impl GroupTable {
     }
 }
 
+/// The keys of one partial table's groups.
+enum PartialKeys {
+    Single,
+    Packed(Vec<u64>),
+    Rows { keys: Rows, hashes: Vec<u64> },
+}
+
 /// The output of one partial table, waiting to be merged.
 struct PartialGroups {
-    keys: Option<Rows>,
-    hashes: Vec<u64>,
+    keys: PartialKeys,
     states: Vec<Vec<ArrayRef>>,
     group_count: usize,
     _reservation: Reservation,
+}
+
+impl PartialGroups {
+    /// The groups whose key hash falls in `partition` of `partitions`.
+    fn groups_in(&self, partition: usize, partitions: usize) -> Vec<u32> {
+        let in_partition = |hash: u64| hash as usize % partitions == partition;
+        match &self.keys {
+            PartialKeys::Single => vec![0],
+            PartialKeys::Packed(keys) => (0..keys.len() as u32)
+                .filter(|&group| in_partition(hash_u64(keys[group as usize])))
+                .collect(),
+            PartialKeys::Rows { hashes, .. } => (0..hashes.len() as u32)
+                .filter(|&group| in_partition(hashes[group as usize]))
+                .collect(),
+        }
+    }
 }
 
 /// The sink of a pipeline that ends in a hash aggregation.
@@ -322,7 +464,7 @@ impl AggregateSink {
             .map(GroupTable::into_partial)
             .collect::<Result<Vec<_>>>()?;
         let total_groups: usize = partials.iter().map(|partial| partial.group_count).sum();
-        let partitions = if self.spec.converter.is_none() {
+        let partitions = if matches!(self.spec.key_layout, KeyLayout::Single) {
             1
         } else {
             total_groups
@@ -361,49 +503,53 @@ impl AggregateSink {
         let spec = &self.spec;
         let mut table = GroupTable::new(spec, &self.budget)?;
         for partial in partials {
-            let (states, rows): (Vec<Vec<ArrayRef>>, Vec<(usize, u64)>) = match &partial.keys {
-                Some(_) => {
-                    let selected: Vec<u32> = (0..partial.group_count as u32)
-                        .filter(|&group| {
-                            partial.hashes[group as usize] as usize % partitions == partition
-                        })
-                        .collect();
-                    if selected.is_empty() {
-                        continue;
-                    }
-                    let indices = UInt32Array::from(selected.clone());
-                    let states = partial
-                        .states
-                        .iter()
-                        .map(|columns| {
-                            columns
-                                .iter()
-                                .map(|column| take(column.as_ref(), &indices, None))
-                                .collect::<std::result::Result<Vec<_>, _>>()
-                        })
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(ExecError::arrow(OPERATOR))?;
-                    let rows = selected
-                        .iter()
-                        .map(|&group| (group as usize, partial.hashes[group as usize]))
-                        .collect();
-                    (states, rows)
-                }
-                None => (partial.states.clone(), vec![(0, 0)]),
+            let selected = partial.groups_in(partition, partitions);
+            if selected.is_empty() {
+                continue;
+            }
+            let states = if selected.len() == partial.group_count {
+                partial.states.clone()
+            } else {
+                let indices = UInt32Array::from(selected.clone());
+                partial
+                    .states
+                    .iter()
+                    .map(|columns| {
+                        columns
+                            .iter()
+                            .map(|column| take(column.as_ref(), &indices, None))
+                            .collect::<std::result::Result<Vec<_>, _>>()
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(ExecError::arrow(OPERATOR))?
             };
             table.group_ids.clear();
             match &partial.keys {
-                Some(keys) => table.intern(keys, rows.into_iter()),
-                None => table.group_ids.push(0),
+                PartialKeys::Single => table.group_ids.push(0),
+                PartialKeys::Packed(keys) => {
+                    if let GroupKeys::Packed { map, .. } = &mut table.keys {
+                        let selected_keys: Vec<u64> =
+                            selected.iter().map(|&group| keys[group as usize]).collect();
+                        map.intern(&selected_keys, &mut table.group_ids);
+                    }
+                }
+                PartialKeys::Rows { keys, hashes } => table.keys.intern_rows(
+                    keys,
+                    selected
+                        .iter()
+                        .map(|&group| (group as usize, hashes[group as usize])),
+                    &mut table.group_ids,
+                ),
             }
+            let group_count = table.keys.len();
             for (accumulator, states) in table.accumulators.iter_mut().zip(&states) {
                 accumulator
-                    .merge_batch(states, &table.group_ids, table.group_count)
+                    .merge_batch(states, &table.group_ids, group_count)
                     .map_err(ExecError::datafusion(OPERATOR))?;
             }
             table.account()?;
         }
-        if partials.is_empty() && spec.converter.is_none() {
+        if partials.is_empty() && matches!(spec.key_layout, KeyLayout::Single) {
             // No input at all: the single group still needs sized (empty) states.
             for (accumulator, types) in table.accumulators.iter_mut().zip(&spec.state_types) {
                 let empty: Vec<ArrayRef> = types.iter().map(new_empty_array).collect();
@@ -412,7 +558,7 @@ impl AggregateSink {
                     .map_err(ExecError::datafusion(OPERATOR))?;
             }
         }
-        let batch = table.into_batch(spec, &self.node.schema)?;
+        let batch = table.into_batch(&self.node.schema)?;
         self.node.metrics.record_output(batch.num_rows());
         Ok(batch)
     }
