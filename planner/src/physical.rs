@@ -12,7 +12,9 @@ use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::logical_plan::{Aggregate, Join, Limit, TableScan};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, FetchType, LogicalPlan, SkipType};
+use datafusion::logical_expr::{
+    Expr, FetchType, LogicalPlan, SkipType, TableProviderFilterPushDown,
+};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr, create_physical_sort_exprs};
 use futures::future::BoxFuture;
@@ -225,7 +227,19 @@ impl<'a> PhysicalPlanner<'a> {
             )));
         };
         let scan_node = Arc::new(PhysicalNode::new(kind, Arc::clone(&schema)));
-        match datafusion::logical_expr::utils::conjunction(scan.filters.iter().cloned()) {
+        // Filters the provider takes as inexact stay in a Filter node above the scan; only
+        // the exact ones are this scan's to apply.
+        let filters: Vec<&Expr> = scan.filters.iter().collect();
+        let pushdown = provider
+            .supports_filters_pushdown(&filters)
+            .map_err(|error| Unsupported(format!("filters on this table: {error}")))?;
+        let exact = scan
+            .filters
+            .iter()
+            .zip(pushdown)
+            .filter(|(_, pushdown)| *pushdown == TableProviderFilterPushDown::Exact)
+            .map(|(filter, _)| filter.clone());
+        match datafusion::logical_expr::utils::conjunction(exact) {
             None => Ok(scan_node),
             Some(predicate) => {
                 let predicate = self.expr(&predicate, &scan.projected_schema)?;
