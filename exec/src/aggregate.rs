@@ -1,6 +1,6 @@
 //! Parallel hash aggregation. Each task folds its morsels into a thread-local partial table
-//! (group keys packed into one word and interned by `sabot-kernels`' group map when they are
-//! fixed-width and fit, otherwise in Arrow's row format, interned through a hash table; aggregate
+//! (group keys packed into one `u64` or `u128` and interned by `sabot-kernels`' group map when
+//! they are fixed-width and fit, otherwise in Arrow's row format, interned through a hash table; aggregate
 //! states in
 //! DataFusion's vectorized `GroupsAccumulator`s). When the input is done, the partial tables are
 //! split by key hash into partitions that are merged and finalized in parallel.
@@ -18,7 +18,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashTable;
-use sabot_kernels::{GroupMap, KeyPacking, hash_u64};
+use sabot_kernels::{GroupMap, KeyPacking, PackedKey};
 use sabot_scheduler::Scheduler;
 
 use crate::error::{ExecError, Result};
@@ -51,7 +51,8 @@ pub struct AggregateSpec {
 enum KeyLayout {
     /// No GROUP BY: one group.
     Single,
-    /// Fixed-width keys that fit one word together (`sabot-kernels`' group map).
+    /// Fixed-width keys that fit 128 bits together (`sabot-kernels`' group map over `u64` or
+    /// `u128` words).
     Packed(KeyPacking),
     /// Any other keys, in Arrow's row format.
     Rows(Arc<RowConverter>),
@@ -136,12 +137,10 @@ impl fmt::Display for AggregateSpec {
 /// The groups of one table, by key layout.
 enum GroupKeys {
     Single,
-    Packed {
-        packing: KeyPacking,
-        map: GroupMap,
-        keys: Vec<u64>,
-        usable: Vec<bool>,
-    },
+    /// Packed keys of up to 64 bits.
+    Narrow(PackedGroups<u64>),
+    /// Packed keys of 65 to 128 bits.
+    Wide(PackedGroups<u128>),
     Rows {
         converter: Arc<RowConverter>,
         keys: Rows,
@@ -150,16 +149,62 @@ enum GroupKeys {
     },
 }
 
+/// Groups by packed key, with the scratch space a batch is packed into.
+struct PackedGroups<K> {
+    packing: KeyPacking,
+    map: GroupMap<K>,
+    keys: Vec<K>,
+    usable: Vec<bool>,
+}
+
+impl<K: PackedKey> PackedGroups<K> {
+    fn new(packing: &KeyPacking) -> PackedGroups<K> {
+        PackedGroups {
+            packing: packing.clone(),
+            map: GroupMap::new(),
+            keys: Vec::new(),
+            usable: Vec::new(),
+        }
+    }
+
+    fn memory_size(&self) -> usize {
+        self.map.memory_size() + self.keys.capacity() * size_of::<K>() + self.usable.capacity()
+    }
+
+    /// Appends the group id of each row of `key_columns` to `group_ids`, adding new groups.
+    fn intern_columns(&mut self, key_columns: &[ArrayRef], group_ids: &mut Vec<usize>) -> Result<()> {
+        self.packing
+            .pack(key_columns, &mut self.keys, &mut self.usable)
+            .map_err(ExecError::kernel(OPERATOR))?;
+        if self.usable.contains(&false) {
+            return Err(ExecError::Arrow {
+                operator: OPERATOR,
+                source: arrow::error::ArrowError::InvalidArgumentError(
+                    "a group key declared NOT NULL holds nulls".to_string(),
+                ),
+            });
+        }
+        self.map.intern(&self.keys, group_ids);
+        Ok(())
+    }
+
+    /// Appends the group ids of a partial table's groups `selected` (whose keys are `keys`).
+    fn intern_selected(&mut self, keys: &[K], selected: &[u32], group_ids: &mut Vec<usize>) {
+        self.keys.clear();
+        self.keys
+            .extend(selected.iter().map(|&group| keys[group as usize]));
+        self.map.intern(&self.keys, group_ids);
+    }
+}
+
 impl GroupKeys {
     fn new(layout: &KeyLayout) -> GroupKeys {
         match layout {
             KeyLayout::Single => GroupKeys::Single,
-            KeyLayout::Packed(packing) => GroupKeys::Packed {
-                packing: packing.clone(),
-                map: GroupMap::new(),
-                keys: Vec::new(),
-                usable: Vec::new(),
-            },
+            KeyLayout::Packed(packing) if packing.bits() <= u64::BITS => {
+                GroupKeys::Narrow(PackedGroups::new(packing))
+            }
+            KeyLayout::Packed(packing) => GroupKeys::Wide(PackedGroups::new(packing)),
             KeyLayout::Rows(converter) => GroupKeys::Rows {
                 keys: converter.empty_rows(0, 0),
                 converter: Arc::clone(converter),
@@ -173,7 +218,8 @@ impl GroupKeys {
     fn len(&self) -> usize {
         match self {
             GroupKeys::Single => 1,
-            GroupKeys::Packed { map, .. } => map.len(),
+            GroupKeys::Narrow(groups) => groups.map.len(),
+            GroupKeys::Wide(groups) => groups.map.len(),
             GroupKeys::Rows { hashes, .. } => hashes.len(),
         }
     }
@@ -182,9 +228,8 @@ impl GroupKeys {
     fn memory_size(&self) -> usize {
         match self {
             GroupKeys::Single => 0,
-            GroupKeys::Packed {
-                map, keys, usable, ..
-            } => map.memory_size() + keys.capacity() * 8 + usable.capacity(),
+            GroupKeys::Narrow(groups) => groups.memory_size(),
+            GroupKeys::Wide(groups) => groups.memory_size(),
             GroupKeys::Rows {
                 keys, hashes, map, ..
             } => keys.size() + hashes.capacity() * 8 + map.capacity() * 5,
@@ -201,25 +246,8 @@ impl GroupKeys {
     ) -> Result<()> {
         match self {
             GroupKeys::Single => group_ids.resize(rows, 0),
-            GroupKeys::Packed {
-                packing,
-                map,
-                keys,
-                usable,
-            } => {
-                packing
-                    .pack(key_columns, keys, usable)
-                    .map_err(ExecError::kernel(OPERATOR))?;
-                if usable.contains(&false) {
-                    return Err(ExecError::Arrow {
-                        operator: OPERATOR,
-                        source: arrow::error::ArrowError::InvalidArgumentError(
-                            "a group key declared NOT NULL holds nulls".to_string(),
-                        ),
-                    });
-                }
-                map.intern(keys, group_ids);
-            }
+            GroupKeys::Narrow(groups) => groups.intern_columns(key_columns, group_ids)?,
+            GroupKeys::Wide(groups) => groups.intern_columns(key_columns, group_ids)?,
             GroupKeys::Rows { converter, .. } => {
                 let batch_keys = converter
                     .convert_columns(key_columns)
@@ -268,7 +296,8 @@ impl GroupKeys {
     fn into_partial(self) -> PartialKeys {
         match self {
             GroupKeys::Single => PartialKeys::Single,
-            GroupKeys::Packed { map, .. } => PartialKeys::Packed(map.keys().to_vec()),
+            GroupKeys::Narrow(groups) => PartialKeys::Narrow(groups.map.keys().to_vec()),
+            GroupKeys::Wide(groups) => PartialKeys::Wide(groups.map.keys().to_vec()),
             GroupKeys::Rows { keys, hashes, .. } => PartialKeys::Rows { keys, hashes },
         }
     }
@@ -277,8 +306,13 @@ impl GroupKeys {
     fn into_columns(self) -> Result<Vec<ArrayRef>> {
         match self {
             GroupKeys::Single => Ok(Vec::new()),
-            GroupKeys::Packed { packing, map, .. } => packing
-                .unpack(map.keys())
+            GroupKeys::Narrow(groups) => groups
+                .packing
+                .unpack(groups.map.keys())
+                .map_err(ExecError::kernel(OPERATOR)),
+            GroupKeys::Wide(groups) => groups
+                .packing
+                .unpack(groups.map.keys())
                 .map_err(ExecError::kernel(OPERATOR)),
             GroupKeys::Rows {
                 converter, keys, ..
@@ -377,7 +411,8 @@ impl GroupTable {
 /// The keys of one partial table's groups.
 enum PartialKeys {
     Single,
-    Packed(Vec<u64>),
+    Narrow(Vec<u64>),
+    Wide(Vec<u128>),
     Rows { keys: Rows, hashes: Vec<u64> },
 }
 
@@ -395,8 +430,11 @@ impl PartialGroups {
         let in_partition = |hash: u64| hash as usize % partitions == partition;
         match &self.keys {
             PartialKeys::Single => vec![0],
-            PartialKeys::Packed(keys) => (0..keys.len() as u32)
-                .filter(|&group| in_partition(hash_u64(keys[group as usize])))
+            PartialKeys::Narrow(keys) => (0..keys.len() as u32)
+                .filter(|&group| in_partition(keys[group as usize].hash()))
+                .collect(),
+            PartialKeys::Wide(keys) => (0..keys.len() as u32)
+                .filter(|&group| in_partition(keys[group as usize].hash()))
                 .collect(),
             PartialKeys::Rows { hashes, .. } => (0..hashes.len() as u32)
                 .filter(|&group| in_partition(hashes[group as usize]))
@@ -526,11 +564,14 @@ impl AggregateSink {
             table.group_ids.clear();
             match &partial.keys {
                 PartialKeys::Single => table.group_ids.push(0),
-                PartialKeys::Packed(keys) => {
-                    if let GroupKeys::Packed { map, .. } = &mut table.keys {
-                        let selected_keys: Vec<u64> =
-                            selected.iter().map(|&group| keys[group as usize]).collect();
-                        map.intern(&selected_keys, &mut table.group_ids);
+                PartialKeys::Narrow(keys) => {
+                    if let GroupKeys::Narrow(groups) = &mut table.keys {
+                        groups.intern_selected(keys, &selected, &mut table.group_ids);
+                    }
+                }
+                PartialKeys::Wide(keys) => {
+                    if let GroupKeys::Wide(groups) = &mut table.keys {
+                        groups.intern_selected(keys, &selected, &mut table.group_ids);
                     }
                 }
                 PartialKeys::Rows { keys, hashes } => table.keys.intern_rows(

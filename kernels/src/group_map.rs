@@ -1,24 +1,24 @@
-//! Group-id assignment for packed group keys: a whole batch of keys in, one group id per row
+//! Group-id assignment for packed group keys (`u64` or `u128`): a whole batch of keys in, one group id per row
 //! out, new keys getting the next ids in order of first appearance.
 
-use crate::hash::hash_u64;
+use crate::packed_key::PackedKey;
 use crate::slots::SlotTable;
 
 /// The distinct packed group keys seen so far; a key's group id is its index in [`GroupMap::keys`].
-pub struct GroupMap {
-    table: SlotTable,
-    keys: Vec<u64>,
+pub struct GroupMap<K> {
+    table: SlotTable<K>,
+    keys: Vec<K>,
 }
 
-impl Default for GroupMap {
+impl<K: PackedKey> Default for GroupMap<K> {
     fn default() -> Self {
         GroupMap::new()
     }
 }
 
-impl GroupMap {
+impl<K: PackedKey> GroupMap<K> {
     /// An empty map.
-    pub fn new() -> GroupMap {
+    pub fn new() -> GroupMap<K> {
         GroupMap {
             table: SlotTable::with_expected(0),
             keys: Vec::new(),
@@ -36,15 +36,15 @@ impl GroupMap {
     }
 
     /// The groups' keys, in group-id order.
-    pub fn keys(&self) -> &[u64] {
+    pub fn keys(&self) -> &[K] {
         &self.keys
     }
 
     /// Appends the group id of each of `keys` to `group_ids`, adding groups for new keys.
-    pub fn intern(&mut self, keys: &[u64], group_ids: &mut Vec<usize>) {
+    pub fn intern(&mut self, keys: &[K], group_ids: &mut Vec<usize>) {
         group_ids.reserve(keys.len());
         for &key in keys {
-            let id = self.table.find_or_insert(key, hash_u64(key)) as usize;
+            let id = self.table.find_or_insert(key, key.hash()) as usize;
             if id == self.keys.len() {
                 self.keys.push(key);
             }
@@ -54,7 +54,7 @@ impl GroupMap {
 
     /// Bytes held by the map.
     pub fn memory_size(&self) -> usize {
-        self.table.memory_size() + self.keys.capacity() * std::mem::size_of::<u64>()
+        self.table.memory_size() + self.keys.capacity() * std::mem::size_of::<K>()
     }
 }
 
@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn ids_follow_first_appearance_across_batches() {
-        let mut map = GroupMap::new();
+        let mut map = GroupMap::<u64>::new();
         let mut ids = Vec::new();
         map.intern(&[7, 3, 7, 9], &mut ids);
         map.intern(&[9, 1, 3], &mut ids);
@@ -74,8 +74,8 @@ mod tests {
 
     #[test]
     fn grows_past_its_first_capacity() {
-        let mut map = GroupMap::new();
-        let keys: Vec<u64> = (0..100_000).map(|key| key * 3).collect();
+        let mut map = GroupMap::<u128>::new();
+        let keys: Vec<u128> = (0..100_000).map(|key| key * 3 << 64 | key).collect();
         let mut ids = Vec::new();
         map.intern(&keys, &mut ids);
         map.intern(&keys, &mut ids);

@@ -14,7 +14,7 @@ const MAX_PARTITIONS: usize = 64;
 
 /// One hash partition of a join table.
 pub struct JoinPartition {
-    table: SlotTable,
+    table: SlotTable<u64>,
     /// `rows[starts[id]..starts[id + 1]]` are the build rows of the key with id `id`, ascending.
     starts: Vec<u32>,
     rows: Vec<u32>,

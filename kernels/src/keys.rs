@@ -1,5 +1,5 @@
-//! Packing of fixed-width key columns into one `u64` per row, the trick DuckDB and Polars use to
-//! compare and hash multi-column keys as one machine word. Each column stores `value - min` in
+//! Packing of fixed-width key columns into one word per row (`u64` or `u128`), the trick DuckDB
+//! and Polars use to compare and hash multi-column keys as one machine word. Each column stores `value - min` in
 //! its own bit field. A join derives the fields from the value ranges of its build side, so two
 //! `BIGINT` keys of TPC-H (part and supplier ids) share one word; a group-by, which cannot see
 //! its input in advance, gives each column its type's full width plus a null bit.
@@ -14,11 +14,12 @@ use arrow::datatypes::{
 };
 
 use crate::error::{KernelError, Result};
+use crate::packed_key::PackedKey;
 
 /// The largest decimal precision whose values all fit an `i64`.
 const MAX_PACKED_DECIMAL_PRECISION: u8 = 18;
 
-/// Where each key column lives inside a packed `u64` key.
+/// Where each key column lives inside a packed key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyPacking {
     columns: Vec<PackedColumn>,
@@ -50,7 +51,7 @@ impl PackedColumn {
 impl KeyPacking {
     /// The packing for a join whose build side has these key columns: each field is as wide as
     /// the range of its column's non-null values. `None` when a type does not pack or the
-    /// ranges need more than 64 bits.
+    /// ranges need more than 64 bits (join tables hold `u64` keys).
     pub fn for_join_build(columns: &[ArrayRef]) -> Option<KeyPacking> {
         let mut packed = Vec::with_capacity(columns.len());
         let mut shift = 0u32;
@@ -78,14 +79,14 @@ impl KeyPacking {
 
     /// The packing for group keys of these types and nullabilities: every value of the type
     /// fits its field, and each nullable column adds a null bit. `None` when a type does not
-    /// pack or the fields need more than 64 bits.
+    /// pack or the fields need more than 128 bits.
     pub fn for_group_keys(fields: &[(DataType, bool)]) -> Option<KeyPacking> {
         let mut packed = Vec::with_capacity(fields.len());
         let mut shift = 0u32;
         for (data_type, nullable) in fields {
             let (min, bits) = full_range(data_type)?;
             let null_bits = u32::from(*nullable);
-            if shift + bits + null_bits > 64 {
+            if shift + bits + null_bits > u128::BITS {
                 return None;
             }
             packed.push(PackedColumn {
@@ -100,15 +101,30 @@ impl KeyPacking {
         Some(KeyPacking { columns: packed })
     }
 
+    /// The bits a packed key uses: keys of up to 64 bits go in a `u64`, wider ones in a `u128`.
+    pub fn bits(&self) -> u32 {
+        self.columns.last().map_or(0, |field| {
+            field
+                .null_bit
+                .map_or(field.shift + field.bits, |bit| bit + 1)
+        })
+    }
+
     /// Packs `columns` (one per key, of the types this packing was made for) into `keys`. A row
     /// is usable (`true` in `usable`) unless a key is outside its field's range or null in a
     /// layout without null bits: such a row equals no packed build key.
-    pub fn pack(
+    pub fn pack<K: PackedKey>(
         &self,
         columns: &[ArrayRef],
-        keys: &mut Vec<u64>,
+        keys: &mut Vec<K>,
         usable: &mut Vec<bool>,
     ) -> Result<()> {
+        if self.bits() > K::BITS {
+            return Err(KernelError::KeyColumn {
+                index: 0,
+                message: format!("{} key bits do not fit {} bits", self.bits(), K::BITS),
+            });
+        }
         if columns.len() != self.columns.len() {
             return Err(KernelError::KeyColumn {
                 index: columns.len(),
@@ -121,7 +137,7 @@ impl KeyPacking {
         }
         let rows = columns.first().map_or(0, |column| column.len());
         keys.clear();
-        keys.resize(rows, 0);
+        keys.resize(rows, K::default());
         usable.clear();
         usable.resize(rows, true);
         for (index, (column, field)) in columns.iter().zip(&self.columns).enumerate() {
@@ -152,7 +168,7 @@ impl KeyPacking {
     }
 
     /// The key columns of packed `keys` (group layouts: every key came from [`KeyPacking::pack`]).
-    pub fn unpack(&self, keys: &[u64]) -> Result<Vec<ArrayRef>> {
+    pub fn unpack<K: PackedKey>(&self, keys: &[K]) -> Result<Vec<ArrayRef>> {
         self.columns
             .iter()
             .map(|field| {
@@ -161,12 +177,12 @@ impl KeyPacking {
                     let offset = if field.bits == 0 {
                         0
                     } else {
-                        (key >> field.shift) & mask
+                        key.get_field(field.shift, mask)
                     };
                     field.min.wrapping_add(offset as i64)
                 });
                 let nulls = field.null_bit.map(|bit| {
-                    NullBuffer::from_iter(keys.iter().map(|&key| key & (1u64 << bit) == 0))
+                    NullBuffer::from_iter(keys.iter().map(|&key| key.get_field(bit, 1) == 0))
                 });
                 typed_array(&field.data_type, values, nulls)
             })
@@ -174,7 +190,12 @@ impl KeyPacking {
     }
 }
 
-fn pack_field(field: &PackedColumn, values: &[i64], keys: &mut [u64], usable: &mut [bool]) {
+fn pack_field<K: PackedKey>(
+    field: &PackedColumn,
+    values: &[i64],
+    keys: &mut [K],
+    usable: &mut [bool],
+) {
     if field.bits == 0 {
         for (&value, usable) in values.iter().zip(usable.iter_mut()) {
             *usable &= value == field.min;
@@ -185,19 +206,26 @@ fn pack_field(field: &PackedColumn, values: &[i64], keys: &mut [u64], usable: &m
     for ((&value, key), usable) in values.iter().zip(keys.iter_mut()).zip(usable.iter_mut()) {
         let offset = value.wrapping_sub(field.min) as u64;
         *usable &= offset <= max_offset;
-        *key |= offset << field.shift;
+        *key = key.or(K::field(offset, field.shift));
     }
 }
 
-fn mark_nulls(field: &PackedColumn, nulls: &NullBuffer, keys: &mut [u64], usable: &mut [bool]) {
-    let value_mask = if field.bits == 0 {
-        0
-    } else {
-        field.max_offset() << field.shift
-    };
+fn mark_nulls<K: PackedKey>(
+    field: &PackedColumn,
+    nulls: &NullBuffer,
+    keys: &mut [K],
+    usable: &mut [bool],
+) {
     for row in (0..keys.len()).filter(|&row| nulls.is_null(row)) {
         match field.null_bit {
-            Some(bit) => keys[row] = (keys[row] & !value_mask) | (1u64 << bit),
+            Some(bit) => {
+                let cleared = if field.bits == 0 {
+                    keys[row]
+                } else {
+                    keys[row].clear_field(field.shift, field.max_offset())
+                };
+                keys[row] = cleared.or(K::field(1, bit));
+            }
             None => usable[row] = false,
         }
     }

@@ -1,5 +1,5 @@
 //! Sabot's hot primitives on Arrow arrays. Key columns of fixed-width types are packed into one
-//! `u64` per row ([`KeyPacking`]), hashed with one multiply-xorshift mix per key
+//! word per row ([`KeyPacking`], [`PackedKey`]: `u64` or, for group keys, `u128`), hashed with one multiply-xorshift mix per key
 //! ([`hash_u64`]), and looked up in open-addressing tables specialized for such keys: the
 //! [`JoinHashTable`] (duplicate keys in a CSR layout, built in hash partitions that can be built
 //! in parallel) and the [`GroupMap`] (group ids for a whole batch at once). Operators in
@@ -13,6 +13,7 @@ mod group_map;
 mod hash;
 mod join_table;
 mod keys;
+mod packed_key;
 mod slots;
 
 pub use error::{KernelError, Result};
@@ -20,3 +21,4 @@ pub use group_map::GroupMap;
 pub use hash::{hash_u64, hash_u64_slice};
 pub use join_table::{JoinHashTable, JoinPartition};
 pub use keys::KeyPacking;
+pub use packed_key::PackedKey;

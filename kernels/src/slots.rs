@@ -1,33 +1,39 @@
 //! The open-addressing core both hash tables share: linear probing over slots that hold a packed
-//! key next to its id, so a lookup touches one cache line in the common case. The table keeps its
+//! key (a `u64` or `u128`) next to its id, so a lookup touches one cache line in the common case. The table keeps its
 //! load at most one half and doubles when it would pass it.
 
-use crate::hash::hash_u64;
+use crate::packed_key::PackedKey;
 
 const EMPTY: u32 = u32::MAX;
 const MIN_CAPACITY: usize = 16;
 
 #[derive(Clone, Copy)]
-struct Slot {
-    key: u64,
+struct Slot<K> {
+    key: K,
     id: u32,
 }
 
 /// Distinct packed keys, each with the id it was given when first inserted (0, 1, 2, …).
-pub(crate) struct SlotTable {
-    slots: Vec<Slot>,
+pub(crate) struct SlotTable<K> {
+    slots: Vec<Slot<K>>,
     mask: usize,
     len: usize,
 }
 
-impl SlotTable {
+impl<K: PackedKey> SlotTable<K> {
     /// A table sized for about `expected` distinct keys.
-    pub(crate) fn with_expected(expected: usize) -> SlotTable {
+    pub(crate) fn with_expected(expected: usize) -> SlotTable<K> {
         let capacity = (expected.saturating_mul(2))
             .next_power_of_two()
             .max(MIN_CAPACITY);
         SlotTable {
-            slots: vec![Slot { key: 0, id: EMPTY }; capacity],
+            slots: vec![
+                Slot {
+                    key: K::default(),
+                    id: EMPTY
+                };
+                capacity
+            ],
             mask: capacity - 1,
             len: 0,
         }
@@ -40,12 +46,12 @@ impl SlotTable {
 
     /// Bytes held by the slots.
     pub(crate) fn memory_size(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
+        self.slots.capacity() * std::mem::size_of::<Slot<K>>()
     }
 
     /// The id of `key`, whose hash is `hash`, if it is in the table.
     #[inline]
-    pub(crate) fn find(&self, key: u64, hash: u64) -> Option<u32> {
+    pub(crate) fn find(&self, key: K, hash: u64) -> Option<u32> {
         let mut slot = hash as usize & self.mask;
         loop {
             let Slot { key: held, id } = self.slots[slot];
@@ -61,7 +67,7 @@ impl SlotTable {
 
     /// The id of `key`, whose hash is `hash`; a key not yet in the table gets the next id.
     #[inline]
-    pub(crate) fn find_or_insert(&mut self, key: u64, hash: u64) -> u32 {
+    pub(crate) fn find_or_insert(&mut self, key: K, hash: u64) -> u32 {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
@@ -83,10 +89,14 @@ impl SlotTable {
 
     fn grow(&mut self) {
         let capacity = self.slots.len() * 2;
-        let old = std::mem::replace(&mut self.slots, vec![Slot { key: 0, id: EMPTY }; capacity]);
+        let empty = Slot {
+            key: K::default(),
+            id: EMPTY,
+        };
+        let old = std::mem::replace(&mut self.slots, vec![empty; capacity]);
         self.mask = capacity - 1;
         for Slot { key, id } in old.into_iter().filter(|slot| slot.id != EMPTY) {
-            let mut slot = hash_u64(key) as usize & self.mask;
+            let mut slot = key.hash() as usize & self.mask;
             while self.slots[slot].id != EMPTY {
                 slot = (slot + 1) & self.mask;
             }
