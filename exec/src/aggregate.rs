@@ -18,7 +18,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashTable;
-use sabot_kernels::{GroupMap, KeyPacking, PackedKey};
+use sabot_kernels::{GroupMap, KeyPacking, PackedKey, StringDictionary};
 use sabot_scheduler::Scheduler;
 
 use crate::error::{ExecError, Result};
@@ -43,6 +43,7 @@ pub struct AggregateSpec {
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     state_types: Vec<Vec<DataType>>,
+    key_types: Vec<DataType>,
     key_layout: KeyLayout,
 }
 
@@ -51,8 +52,8 @@ pub struct AggregateSpec {
 enum KeyLayout {
     /// No GROUP BY: one group.
     Single,
-    /// Fixed-width keys that fit 128 bits together (`sabot-kernels`' group map over `u64` or
-    /// `u128` words).
+    /// Fixed-width and string keys that fit 128 bits together, strings as dictionary ids
+    /// (`sabot-kernels`' group map over `u64` or `u128` words).
     Packed(KeyPacking),
     /// Any other keys, in Arrow's row format.
     Rows(Arc<RowConverter>),
@@ -71,9 +72,24 @@ impl AggregateSpec {
             .map(|expr| Ok((expr.data_type(input_schema)?, expr.nullable(input_schema)?)))
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(ExecError::datafusion(OPERATOR))?;
+        let key_types: Vec<DataType> = key_fields
+            .iter()
+            .map(|(data_type, _)| data_type.clone())
+            .collect();
+        // String keys pack as their (non-null) dictionary ids; id 0 stands for null.
+        let encoded_fields: Vec<(DataType, bool)> = key_fields
+            .iter()
+            .map(|(data_type, nullable)| {
+                if StringDictionary::accepts(data_type) {
+                    (DataType::UInt32, false)
+                } else {
+                    (data_type.clone(), *nullable)
+                }
+            })
+            .collect();
         let key_layout = if key_fields.is_empty() {
             KeyLayout::Single
-        } else if let Some(packing) = KeyPacking::for_group_keys(&key_fields) {
+        } else if let Some(packing) = KeyPacking::for_group_keys(&encoded_fields) {
             KeyLayout::Packed(packing)
         } else {
             let fields = key_fields
@@ -104,6 +120,7 @@ impl AggregateSpec {
             group_exprs,
             aggregates,
             state_types,
+            key_types,
             key_layout,
         })
     }
@@ -152,15 +169,17 @@ enum GroupKeys {
 /// Groups by packed key, with the scratch space a batch is packed into.
 struct PackedGroups<K> {
     packing: KeyPacking,
+    dictionaries: Arc<KeyDictionaries>,
     map: GroupMap<K>,
     keys: Vec<K>,
     usable: Vec<bool>,
 }
 
 impl<K: PackedKey> PackedGroups<K> {
-    fn new(packing: &KeyPacking) -> PackedGroups<K> {
+    fn new(packing: &KeyPacking, dictionaries: &Arc<KeyDictionaries>) -> PackedGroups<K> {
         PackedGroups {
             packing: packing.clone(),
+            dictionaries: Arc::clone(dictionaries),
             map: GroupMap::new(),
             keys: Vec::new(),
             usable: Vec::new(),
@@ -173,8 +192,9 @@ impl<K: PackedKey> PackedGroups<K> {
 
     /// Appends the group id of each row of `key_columns` to `group_ids`, adding new groups.
     fn intern_columns(&mut self, key_columns: &[ArrayRef], group_ids: &mut Vec<usize>) -> Result<()> {
+        let encoded = self.dictionaries.encode(key_columns)?;
         self.packing
-            .pack(key_columns, &mut self.keys, &mut self.usable)
+            .pack(&encoded, &mut self.keys, &mut self.usable)
             .map_err(ExecError::kernel(OPERATOR))?;
         if self.usable.contains(&false) {
             return Err(ExecError::Arrow {
@@ -188,6 +208,15 @@ impl<K: PackedKey> PackedGroups<K> {
         Ok(())
     }
 
+    /// The groups' key columns, in group order.
+    fn key_columns(&self) -> Result<Vec<ArrayRef>> {
+        let encoded = self
+            .packing
+            .unpack(self.map.keys())
+            .map_err(ExecError::kernel(OPERATOR))?;
+        self.dictionaries.decode(encoded)
+    }
+
     /// Appends the group ids of a partial table's groups `selected` (whose keys are `keys`).
     fn intern_selected(&mut self, keys: &[K], selected: &[u32], group_ids: &mut Vec<usize>) {
         self.keys.clear();
@@ -198,13 +227,15 @@ impl<K: PackedKey> PackedGroups<K> {
 }
 
 impl GroupKeys {
-    fn new(layout: &KeyLayout) -> GroupKeys {
+    fn new(layout: &KeyLayout, dictionaries: &Arc<KeyDictionaries>) -> GroupKeys {
         match layout {
             KeyLayout::Single => GroupKeys::Single,
             KeyLayout::Packed(packing) if packing.bits() <= u64::BITS => {
-                GroupKeys::Narrow(PackedGroups::new(packing))
+                GroupKeys::Narrow(PackedGroups::new(packing, dictionaries))
             }
-            KeyLayout::Packed(packing) => GroupKeys::Wide(PackedGroups::new(packing)),
+            KeyLayout::Packed(packing) => {
+                GroupKeys::Wide(PackedGroups::new(packing, dictionaries))
+            }
             KeyLayout::Rows(converter) => GroupKeys::Rows {
                 keys: converter.empty_rows(0, 0),
                 converter: Arc::clone(converter),
@@ -306,14 +337,8 @@ impl GroupKeys {
     fn into_columns(self) -> Result<Vec<ArrayRef>> {
         match self {
             GroupKeys::Single => Ok(Vec::new()),
-            GroupKeys::Narrow(groups) => groups
-                .packing
-                .unpack(groups.map.keys())
-                .map_err(ExecError::kernel(OPERATOR)),
-            GroupKeys::Wide(groups) => groups
-                .packing
-                .unpack(groups.map.keys())
-                .map_err(ExecError::kernel(OPERATOR)),
+            GroupKeys::Narrow(groups) => groups.key_columns(),
+            GroupKeys::Wide(groups) => groups.key_columns(),
             GroupKeys::Rows {
                 converter, keys, ..
             } => converter
@@ -332,9 +357,13 @@ struct GroupTable {
 }
 
 impl GroupTable {
-    fn new(spec: &AggregateSpec, budget: &Arc<MemoryBudget>) -> Result<GroupTable> {
+    fn new(
+        spec: &AggregateSpec,
+        budget: &Arc<MemoryBudget>,
+        dictionaries: &Arc<KeyDictionaries>,
+    ) -> Result<GroupTable> {
         Ok(GroupTable {
-            keys: GroupKeys::new(&spec.key_layout),
+            keys: GroupKeys::new(&spec.key_layout, dictionaries),
             accumulators: spec.new_accumulators()?,
             group_ids: Vec::new(),
             reservation: Reservation::new(budget, OPERATOR),
@@ -443,12 +472,67 @@ impl PartialGroups {
     }
 }
 
+/// The string dictionaries of one run of an aggregation, one per string key, shared by its
+/// tasks so that every partial table gives a string the same id.
+struct KeyDictionaries {
+    by_key: Vec<Option<StringDictionary>>,
+    key_types: Vec<DataType>,
+}
+
+impl KeyDictionaries {
+    fn new(key_types: &[DataType]) -> KeyDictionaries {
+        KeyDictionaries {
+            by_key: key_types
+                .iter()
+                .map(|data_type| StringDictionary::accepts(data_type).then(StringDictionary::new))
+                .collect(),
+            key_types: key_types.to_vec(),
+        }
+    }
+
+    /// The key columns with each string column replaced by its dictionary ids.
+    fn encode(&self, key_columns: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
+        key_columns
+            .iter()
+            .zip(&self.by_key)
+            .map(|(column, dictionary)| match dictionary {
+                None => Ok(Arc::clone(column)),
+                Some(dictionary) => {
+                    let mut ids = Vec::new();
+                    dictionary
+                        .intern(column.as_ref(), &mut ids)
+                        .map_err(ExecError::kernel(OPERATOR))?;
+                    Ok(Arc::new(UInt32Array::from(ids)) as ArrayRef)
+                }
+            })
+            .collect()
+    }
+
+    /// The key columns with each id column replaced by its strings.
+    fn decode(&self, encoded: Vec<ArrayRef>) -> Result<Vec<ArrayRef>> {
+        encoded
+            .into_iter()
+            .zip(self.by_key.iter().zip(&self.key_types))
+            .map(|(column, (dictionary, data_type))| match dictionary {
+                None => Ok(column),
+                Some(dictionary) => {
+                    let values = dictionary
+                        .values(data_type)
+                        .map_err(ExecError::kernel(OPERATOR))?;
+                    take(values.as_ref(), column.as_ref(), None).map_err(ExecError::arrow(OPERATOR))
+                }
+            })
+            .collect()
+    }
+}
+
 /// The sink of a pipeline that ends in a hash aggregation.
 pub(crate) struct AggregateSink {
     node: Arc<PhysicalNode>,
     spec: Arc<AggregateSpec>,
     budget: Arc<MemoryBudget>,
     hasher: RandomState,
+    dictionaries: Arc<KeyDictionaries>,
     idle_tables: Mutex<Vec<GroupTable>>,
 }
 
@@ -462,6 +546,7 @@ impl AggregateSink {
         let [first, second, third, fourth] = HASH_SEEDS;
         AggregateSink {
             node,
+            dictionaries: Arc::new(KeyDictionaries::new(&spec.key_types)),
             spec,
             budget,
             hasher: RandomState::with_seeds(first, second, third, fourth),
@@ -478,7 +563,7 @@ impl AggregateSink {
             .pop();
         let mut table = match table {
             Some(table) => table,
-            None => GroupTable::new(&self.spec, &self.budget)?,
+            None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries)?,
         };
         table.update(&self.spec, &self.hasher, batch)?;
         self.node.metrics.record_memory(self.budget.used_bytes());
@@ -539,7 +624,7 @@ impl AggregateSink {
         partitions: usize,
     ) -> Result<RecordBatch> {
         let spec = &self.spec;
-        let mut table = GroupTable::new(spec, &self.budget)?;
+        let mut table = GroupTable::new(spec, &self.budget, &self.dictionaries)?;
         for partial in partials {
             let selected = partial.groups_in(partition, partitions);
             if selected.is_empty() {

@@ -468,10 +468,17 @@ fn group_keys_with_nulls_and_several_columns_group_like_datafusion() {
     sabot
         .register_batches("facts", schema, vec![batch])
         .unwrap();
-    // (small, day) and (day) pack into a u64 (nulls as bits); (big) needs 65 bits with its
-    // null bit and (big, small, day) 115, so they pack into a u128; string keys take the row
-    // format.
-    for keys in ["small, day", "day", "big", "big, small, day", "small, name"] {
+    // (small, day) and (day) pack into a u64 (nulls as bits), (small, name) too with names as
+    // dictionary ids; (big) needs 65 bits with its null bit and (big, small, day) 115, so they
+    // pack into a u128; (big, day, small, name) needs 146 bits and takes the row format.
+    for keys in [
+        "small, day",
+        "day",
+        "small, name",
+        "big",
+        "big, small, day",
+        "big, day, small, name",
+    ] {
         let query = format!(
             "SELECT {keys}, count(*) AS n, sum(small) AS s FROM facts GROUP BY {keys} ORDER BY {keys}"
         );

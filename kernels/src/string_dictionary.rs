@@ -1,0 +1,218 @@
+//! A dictionary of strings shared by every task of one operator: each distinct string gets a
+//! `u32` id (0 stands for null), so string group keys pack into a word like integers do, and
+//! two tasks give the same string the same id. Strings of up to 15 bytes are looked up as one
+//! `u128` in a slot table; longer ones through a hash map of their bytes. Lookups take a read
+//! lock; only a batch with new strings takes the write lock, once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::datatypes::DataType;
+
+use crate::error::{KernelError, Result};
+use crate::packed_key::PackedKey;
+use crate::slots::SlotTable;
+
+/// The id of null.
+const NULL_ID: u32 = 0;
+/// Marks a row whose string the read pass did not find.
+const MISSING: u32 = u32::MAX;
+/// Strings up to this long are looked up as one `u128` (their bytes and their length).
+const SHORT_STRING_BYTES: usize = 15;
+
+/// Interns the strings of string columns (`Utf8`, `LargeUtf8`, `Utf8View`) into `u32` ids.
+#[derive(Default)]
+pub struct StringDictionary {
+    entries: RwLock<Entries>,
+}
+
+struct Entries {
+    short: SlotTable<u128>,
+    /// Dictionary id of each short string, by its slot-table id.
+    short_ids: Vec<u32>,
+    long: HashMap<Box<[u8]>, u32>,
+    /// The strings, by id minus one.
+    values: Vec<Box<str>>,
+}
+
+impl Default for Entries {
+    fn default() -> Self {
+        Entries {
+            short: SlotTable::with_expected(0),
+            short_ids: Vec::new(),
+            long: HashMap::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl Entries {
+    fn find(&self, value: &str) -> Option<u32> {
+        match short_key(value) {
+            Some(key) => self
+                .short
+                .find(key, key.hash())
+                .map(|short| self.short_ids[short as usize]),
+            None => self.long.get(value.as_bytes()).copied(),
+        }
+    }
+
+    fn find_or_insert(&mut self, value: &str) -> u32 {
+        let next_id = self.values.len() as u32 + 1;
+        let id = match short_key(value) {
+            Some(key) => {
+                let short = self.short.find_or_insert(key, key.hash()) as usize;
+                if short == self.short_ids.len() {
+                    self.short_ids.push(next_id);
+                }
+                self.short_ids[short]
+            }
+            None => *self
+                .long
+                .entry(value.as_bytes().into())
+                .or_insert(next_id),
+        };
+        if id == next_id {
+            self.values.push(value.into());
+        }
+        id
+    }
+}
+
+/// A string of at most [`SHORT_STRING_BYTES`] bytes as one word: its bytes, then its length.
+fn short_key(value: &str) -> Option<u128> {
+    let bytes = value.as_bytes();
+    if bytes.len() > SHORT_STRING_BYTES {
+        return None;
+    }
+    let mut word = [0u8; 16];
+    word[..bytes.len()].copy_from_slice(bytes);
+    word[SHORT_STRING_BYTES] = bytes.len() as u8;
+    Some(u128::from_le_bytes(word))
+}
+
+/// Calls `visit` with each row's string (`None` for null).
+fn for_each_string(column: &dyn Array, mut visit: impl FnMut(usize, Option<&str>)) -> Result<()> {
+    match column.data_type() {
+        DataType::Utf8 => column
+            .as_string::<i32>()
+            .iter()
+            .enumerate()
+            .for_each(|(row, value)| visit(row, value)),
+        DataType::LargeUtf8 => column
+            .as_string::<i64>()
+            .iter()
+            .enumerate()
+            .for_each(|(row, value)| visit(row, value)),
+        DataType::Utf8View => column
+            .as_string_view()
+            .iter()
+            .enumerate()
+            .for_each(|(row, value)| visit(row, value)),
+        other => {
+            return Err(KernelError::KeyColumn {
+                index: 0,
+                message: format!("{other} is not a string type"),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl StringDictionary {
+    /// An empty dictionary.
+    pub fn new() -> StringDictionary {
+        StringDictionary::default()
+    }
+
+    /// Whether columns of `data_type` can be interned.
+    pub fn accepts(data_type: &DataType) -> bool {
+        matches!(
+            data_type,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    }
+
+    /// Writes the id of each row's string over `ids` (0 for null), adding new strings.
+    pub fn intern(&self, column: &dyn Array, ids: &mut Vec<u32>) -> Result<()> {
+        ids.clear();
+        let mut missing = Vec::new();
+        {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            for_each_string(column, |row, value| {
+                let id = match value {
+                    None => NULL_ID,
+                    Some(value) => entries.find(value).unwrap_or_else(|| {
+                        missing.push(row);
+                        MISSING
+                    }),
+                };
+                ids.push(id);
+            })?;
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let mut next_missing = missing.into_iter().peekable();
+        for_each_string(column, |row, value| {
+            if next_missing.peek() == Some(&row) {
+                next_missing.next();
+                if let Some(value) = value {
+                    ids[row] = entries.find_or_insert(value);
+                }
+            }
+        })
+    }
+
+    /// The strings by id, as an array of `data_type` whose row `id` holds the string with that
+    /// id (row 0 is null).
+    pub fn values(&self, data_type: &DataType) -> Result<ArrayRef> {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let values: ArrayRef = Arc::new(StringArray::from_iter(
+            std::iter::once(None).chain(entries.values.iter().map(|value| Some(value.as_ref()))),
+        ));
+        Ok(arrow::compute::cast(&values, data_type)?)
+    }
+
+    /// Bytes held by the dictionary.
+    pub fn memory_size(&self) -> usize {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        let strings: usize = entries.values.iter().map(|value| value.len() + 16).sum();
+        entries.short.memory_size() + entries.short_ids.capacity() * 4 + strings * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{LargeStringArray, StringViewArray};
+
+    use super::*;
+
+    #[test]
+    fn equal_strings_share_an_id_across_types_and_calls() {
+        let dictionary = StringDictionary::new();
+        let long = "a string longer than fifteen bytes";
+        let mut first = Vec::new();
+        dictionary
+            .intern(&StringArray::from(vec![Some("b"), None, Some(long), Some("b")]), &mut first)
+            .unwrap();
+        assert_eq!(first, vec![1, 0, 2, 1]);
+        let mut second = Vec::new();
+        dictionary
+            .intern(&StringViewArray::from(vec![Some(long), Some("c"), Some("")]), &mut second)
+            .unwrap();
+        assert_eq!(second, vec![2, 3, 4]);
+        let mut third = Vec::new();
+        dictionary
+            .intern(&LargeStringArray::from(vec!["", "b"]), &mut third)
+            .unwrap();
+        assert_eq!(third, vec![4, 1]);
+        let values = dictionary.values(&DataType::Utf8).unwrap();
+        let values = values.as_string::<i32>();
+        assert!(values.is_null(0));
+        let strings: Vec<&str> = (1..values.len()).map(|id| values.value(id)).collect();
+        assert_eq!(strings, vec!["b", long, "c", ""]);
+    }
+}
