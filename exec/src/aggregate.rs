@@ -191,7 +191,11 @@ impl<K: PackedKey> PackedGroups<K> {
     }
 
     /// Appends the group id of each row of `key_columns` to `group_ids`, adding new groups.
-    fn intern_columns(&mut self, key_columns: &[ArrayRef], group_ids: &mut Vec<usize>) -> Result<()> {
+    fn intern_columns(
+        &mut self,
+        key_columns: &[ArrayRef],
+        group_ids: &mut Vec<usize>,
+    ) -> Result<()> {
         let encoded = self.dictionaries.encode(key_columns)?;
         self.packing
             .pack(&encoded, &mut self.keys, &mut self.usable)
@@ -233,9 +237,7 @@ impl GroupKeys {
             KeyLayout::Packed(packing) if packing.bits() <= u64::BITS => {
                 GroupKeys::Narrow(PackedGroups::new(packing, dictionaries))
             }
-            KeyLayout::Packed(packing) => {
-                GroupKeys::Wide(PackedGroups::new(packing, dictionaries))
-            }
+            KeyLayout::Packed(packing) => GroupKeys::Wide(PackedGroups::new(packing, dictionaries)),
             KeyLayout::Rows(converter) => GroupKeys::Rows {
                 keys: converter.empty_rows(0, 0),
                 converter: Arc::clone(converter),

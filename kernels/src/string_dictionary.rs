@@ -1,13 +1,15 @@
 //! A dictionary of strings shared by every task of one operator: each distinct string gets a
 //! `u32` id (0 stands for null), so string group keys pack into a word like integers do, and
-//! two tasks give the same string the same id. Strings of up to 15 bytes are looked up as one
-//! `u128` in a slot table; longer ones through a hash map of their bytes. Lookups take a read
-//! lock; only a batch with new strings takes the write lock, once.
+//! two tasks give the same string the same id. A `Utf8View` string of up to 12 bytes is looked up
+//! by its view (length and inline bytes, one `u128`) without touching its bytes; other strings
+//! of up to 15 bytes as one `u128` of their bytes and length; longer ones through a hash map of
+//! their bytes. A run of equal strings costs one comparison per row. Lookups take a read lock;
+//! only a batch with new strings takes the write lock, once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringViewArray};
 use arrow::datatypes::DataType;
 
 use crate::error::{KernelError, Result};
@@ -28,6 +30,9 @@ pub struct StringDictionary {
 }
 
 struct Entries {
+    /// Inline `Utf8View` views (bytes past the length zeroed), with their dictionary ids.
+    views: SlotTable<u128>,
+    view_ids: Vec<u32>,
     short: SlotTable<u128>,
     /// Dictionary id of each short string, by its slot-table id.
     short_ids: Vec<u32>,
@@ -39,6 +44,8 @@ struct Entries {
 impl Default for Entries {
     fn default() -> Self {
         Entries {
+            views: SlotTable::with_expected(0),
+            view_ids: Vec::new(),
             short: SlotTable::with_expected(0),
             short_ids: Vec::new(),
             long: HashMap::new(),
@@ -58,6 +65,21 @@ impl Entries {
         }
     }
 
+    fn find_view(&self, view: u128) -> Option<u32> {
+        self.views
+            .find(view, view.hash())
+            .map(|index| self.view_ids[index as usize])
+    }
+
+    fn find_or_insert_view(&mut self, view: u128, value: &str) -> u32 {
+        let index = self.views.find_or_insert(view, view.hash()) as usize;
+        if index == self.view_ids.len() {
+            let id = self.find_or_insert(value);
+            self.view_ids.push(id);
+        }
+        self.view_ids[index]
+    }
+
     fn find_or_insert(&mut self, value: &str) -> u32 {
         let next_id = self.values.len() as u32 + 1;
         let id = match short_key(value) {
@@ -68,15 +90,26 @@ impl Entries {
                 }
                 self.short_ids[short]
             }
-            None => *self
-                .long
-                .entry(value.as_bytes().into())
-                .or_insert(next_id),
+            None => *self.long.entry(value.as_bytes().into()).or_insert(next_id),
         };
         if id == next_id {
             self.values.push(value.into());
         }
         id
+    }
+}
+
+/// The view of an inline `Utf8View` string (at most 12 bytes) with the bytes past its length
+/// zeroed, or `None` for a longer string.
+#[inline]
+fn inline_view(view: u128) -> Option<u128> {
+    const LENGTH_BITS: u32 = 32;
+    const MAX_INLINE_BYTES: u32 = 12;
+    let length = view as u32;
+    match length {
+        0..MAX_INLINE_BYTES => Some(view & ((1u128 << (LENGTH_BITS + 8 * length)) - 1)),
+        MAX_INLINE_BYTES => Some(view),
+        _ => None,
     }
 }
 
@@ -137,6 +170,10 @@ impl StringDictionary {
     /// Writes the id of each row's string over `ids` (0 for null), adding new strings.
     pub fn intern(&self, column: &dyn Array, ids: &mut Vec<u32>) -> Result<()> {
         ids.clear();
+        if column.data_type() == &DataType::Utf8View {
+            self.intern_views(column.as_string_view(), ids);
+            return Ok(());
+        }
         let mut missing = Vec::new();
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
@@ -166,6 +203,51 @@ impl StringDictionary {
         })
     }
 
+    fn intern_views(&self, column: &StringViewArray, ids: &mut Vec<u32>) {
+        let views = column.views();
+        let nulls = column.logical_nulls();
+        let is_null = |row: usize| nulls.as_ref().is_some_and(|nulls| nulls.is_null(row));
+        let mut missing = Vec::new();
+        {
+            let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+            let mut last: Option<(u128, u32)> = None;
+            for (row, &view) in views.iter().enumerate() {
+                if is_null(row) {
+                    ids.push(NULL_ID);
+                    continue;
+                }
+                let found = match inline_view(view) {
+                    Some(inline) => match last {
+                        Some((last_view, id)) if last_view == inline => Some(id),
+                        _ => {
+                            let found = entries.find_view(inline);
+                            if let Some(id) = found {
+                                last = Some((inline, id));
+                            }
+                            found
+                        }
+                    },
+                    None => entries.find(column.value(row)),
+                };
+                ids.push(found.unwrap_or_else(|| {
+                    missing.push(row);
+                    MISSING
+                }));
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        for row in missing {
+            let value = column.value(row);
+            ids[row] = match inline_view(views[row]) {
+                Some(inline) => entries.find_or_insert_view(inline, value),
+                None => entries.find_or_insert(value),
+            };
+        }
+    }
+
     /// The strings by id, as an array of `data_type` whose row `id` holds the string with that
     /// id (row 0 is null).
     pub fn values(&self, data_type: &DataType) -> Result<ArrayRef> {
@@ -180,13 +262,17 @@ impl StringDictionary {
     pub fn memory_size(&self) -> usize {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         let strings: usize = entries.values.iter().map(|value| value.len() + 16).sum();
-        entries.short.memory_size() + entries.short_ids.capacity() * 4 + strings * 2
+        entries.views.memory_size()
+            + entries.view_ids.capacity() * 4
+            + entries.short.memory_size()
+            + entries.short_ids.capacity() * 4
+            + strings * 2
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{LargeStringArray, StringViewArray};
+    use arrow::array::LargeStringArray;
 
     use super::*;
 
@@ -196,12 +282,18 @@ mod tests {
         let long = "a string longer than fifteen bytes";
         let mut first = Vec::new();
         dictionary
-            .intern(&StringArray::from(vec![Some("b"), None, Some(long), Some("b")]), &mut first)
+            .intern(
+                &StringArray::from(vec![Some("b"), None, Some(long), Some("b")]),
+                &mut first,
+            )
             .unwrap();
         assert_eq!(first, vec![1, 0, 2, 1]);
         let mut second = Vec::new();
         dictionary
-            .intern(&StringViewArray::from(vec![Some(long), Some("c"), Some("")]), &mut second)
+            .intern(
+                &StringViewArray::from(vec![Some(long), Some("c"), Some("")]),
+                &mut second,
+            )
             .unwrap();
         assert_eq!(second, vec![2, 3, 4]);
         let mut third = Vec::new();
@@ -214,5 +306,33 @@ mod tests {
         assert!(values.is_null(0));
         let strings: Vec<&str> = (1..values.len()).map(|id| values.value(id)).collect();
         assert_eq!(strings, vec!["b", long, "c", ""]);
+    }
+
+    #[test]
+    fn inline_views_match_the_same_strings_of_other_types() {
+        let dictionary = StringDictionary::new();
+        let values = [
+            "twelve bytes",
+            "",
+            "a",
+            "a",
+            "thirteen byte",
+            "a",
+            "twelve bytes",
+        ];
+        let mut from_views = Vec::new();
+        dictionary
+            .intern(&StringViewArray::from(values.to_vec()), &mut from_views)
+            .unwrap();
+        assert_eq!(from_views, vec![1, 2, 3, 3, 4, 3, 1]);
+        let mut from_strings = Vec::new();
+        dictionary
+            .intern(&StringArray::from(values.to_vec()), &mut from_strings)
+            .unwrap();
+        assert_eq!(from_strings, from_views);
+        let mut sliced = Vec::new();
+        let views = StringViewArray::from(vec![Some("x"), None, Some("twelve bytes")]);
+        dictionary.intern(&views.slice(1, 2), &mut sliced).unwrap();
+        assert_eq!(sliced, vec![0, 1]);
     }
 }
