@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashTable;
-use sabot_kernels::{self as kernels, JoinHashTable, JoinPartition, KeyPacking, hash_u64_slice};
+use sabot_kernels::{JoinHashTable, JoinPartition, KeyPacking, PartitionedRows, hash_u64_slice};
 use sabot_scheduler::Scheduler;
 
 use crate::aggregate::evaluate_all;
@@ -514,7 +514,8 @@ impl RowIndex {
     }
 }
 
-/// The packed join table of `key_columns`, its hash partitions built in parallel when large.
+/// The packed join table of `key_columns`: its rows scattered into hash partitions, which
+/// tasks on `scheduler` build in parallel.
 fn build_packed(
     packing: &KeyPacking,
     key_columns: &[ArrayRef],
@@ -525,36 +526,46 @@ fn build_packed(
         .pack(key_columns, &mut keys, &mut usable)
         .map_err(ExecError::kernel(OPERATOR))?;
     hash_u64_slice(&keys, &mut hashes);
-    let partitions = JoinHashTable::partition_count(keys.len(), scheduler.threads());
-    if partitions == 1 {
-        let partition = JoinPartition::build(&keys, &hashes, &usable, 0, 1)
-            .map_err(ExecError::kernel(OPERATOR))?;
-        return Ok(JoinHashTable::from_partitions(vec![partition]));
+    let partitions = JoinHashTable::partition_count(keys.len());
+    let scattered = PartitionedRows::scatter(&hashes, &usable, partitions)
+        .map_err(ExecError::kernel(OPERATOR))?;
+    let tasks = partitions.min(scheduler.threads() * 2);
+    if tasks <= 1 {
+        return Ok(JoinHashTable::from_partitions(
+            (0..partitions)
+                .map(|partition| {
+                    JoinPartition::build(&keys, &hashes, scattered.partition(partition))
+                })
+                .collect(),
+        ));
     }
-    let inputs = Arc::new((keys, hashes, usable));
-    let built: Arc<Mutex<Vec<(usize, kernels::Result<JoinPartition>)>>> =
+    let inputs = Arc::new((keys, hashes, scattered));
+    let built: Arc<Mutex<Vec<(usize, JoinPartition)>>> =
         Arc::new(Mutex::new(Vec::with_capacity(partitions)));
     let group = scheduler.group();
-    for partition in 0..partitions {
+    for task in 0..tasks {
         let (inputs, built) = (Arc::clone(&inputs), Arc::clone(&built));
         group.spawn(move |_| {
-            let (keys, hashes, usable) = &*inputs;
-            let result = JoinPartition::build(keys, hashes, usable, partition, partitions);
+            let (keys, hashes, scattered) = &*inputs;
+            let mine: Vec<(usize, JoinPartition)> = (task..partitions)
+                .step_by(tasks)
+                .map(|partition| {
+                    let rows = scattered.partition(partition);
+                    (partition, JoinPartition::build(keys, hashes, rows))
+                })
+                .collect();
             built
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push((partition, result));
+                .extend(mine);
         });
     }
     group.wait()?;
     let mut built = std::mem::take(&mut *built.lock().unwrap_or_else(PoisonError::into_inner));
     built.sort_unstable_by_key(|(partition, _)| *partition);
-    let partitions = built
-        .into_iter()
-        .map(|(_, partition)| partition)
-        .collect::<kernels::Result<Vec<_>>>()
-        .map_err(ExecError::kernel(OPERATOR))?;
-    Ok(JoinHashTable::from_partitions(partitions))
+    Ok(JoinHashTable::from_partitions(
+        built.into_iter().map(|(_, partition)| partition).collect(),
+    ))
 }
 
 /// The probe side's packed keys; rows with a null key or a key outside the build side's range

@@ -1,22 +1,33 @@
-//! The join hash table over packed keys. Build rows are split by the high bits of their key's
-//! hash into partitions that are built independently (in parallel by the caller), each one a
-//! [`SlotTable`] of distinct keys plus the build rows of every key stored contiguously (a CSR
-//! layout), so a probe that matches walks one short slice instead of a chain.
+//! The join hash table over packed keys. Build rows are scattered by the high bits of their key's
+//! hash into partitions small enough for their table to stay in cache while it is built (the
+//! radix-partitioned build of DuckDB and of Balkesen et al.), and each partition is built on its
+//! own (in parallel by the caller). A partition is an open-addressing table whose slot holds the
+//! key, its build row when the key is unique, or else the range of its build rows in a
+//! contiguous (CSR) array: a probe of a unique key touches one cache line.
 
 use crate::error::{KernelError, Result};
 use crate::hash::hash_u64;
 use crate::slots::SlotTable;
 
-/// Build sides below this many rows are built as one partition.
-const PARALLEL_BUILD_ROWS: usize = 1 << 16;
+/// About how many build rows one partition holds.
+const ROWS_PER_PARTITION: usize = 1 << 14;
 /// The most partitions a table is split into.
-const MAX_PARTITIONS: usize = 64;
+const MAX_PARTITIONS: usize = 1 << 10;
+
+/// One slot of a built partition: `count` 0 is empty; with `count` 1 `first` is the key's build
+/// row, otherwise `rows[first..first + count]` are.
+#[derive(Clone, Copy, Default)]
+struct JoinSlot {
+    key: u64,
+    first: u32,
+    count: u32,
+}
 
 /// One hash partition of a join table.
 pub struct JoinPartition {
-    table: SlotTable<u64>,
-    /// `rows[starts[id]..starts[id + 1]]` are the build rows of the key with id `id`, ascending.
-    starts: Vec<u32>,
+    slots: Vec<JoinSlot>,
+    mask: usize,
+    /// The build rows of keys with duplicates, grouped by key, ascending within a key.
     rows: Vec<u32>,
 }
 
@@ -24,6 +35,52 @@ pub struct JoinPartition {
 pub struct JoinHashTable {
     partitions: Vec<JoinPartition>,
     partition_bits: u32,
+}
+
+/// Build rows grouped by partition.
+pub struct PartitionedRows {
+    rows: Vec<u32>,
+    /// `rows[offsets[p]..offsets[p + 1]]` are partition `p`'s rows, ascending.
+    offsets: Vec<usize>,
+}
+
+impl PartitionedRows {
+    /// The usable build rows whose hash falls in `partition` of `partitions` (a power of two),
+    /// ascending.
+    pub fn scatter(hashes: &[u64], usable: &[bool], partitions: usize) -> Result<PartitionedRows> {
+        if hashes.len() >= u32::MAX as usize {
+            return Err(KernelError::TooManyRows {
+                rows: hashes.len(),
+                limit: u32::MAX as usize - 1,
+            });
+        }
+        let partition_bits = partitions.trailing_zeros();
+        let mut offsets = vec![0usize; partitions + 1];
+        for (&hash, _) in hashes.iter().zip(usable).filter(|(_, usable)| **usable) {
+            offsets[partition_of(hash, partition_bits) + 1] += 1;
+        }
+        for partition in 0..partitions {
+            offsets[partition + 1] += offsets[partition];
+        }
+        let mut cursor = offsets.clone();
+        let mut rows = vec![0u32; offsets[partitions]];
+        for (row, (&hash, _)) in hashes
+            .iter()
+            .zip(usable)
+            .enumerate()
+            .filter(|(_, (_, usable))| **usable)
+        {
+            let partition = partition_of(hash, partition_bits);
+            rows[cursor[partition]] = row as u32;
+            cursor[partition] += 1;
+        }
+        Ok(PartitionedRows { rows, offsets })
+    }
+
+    /// Partition `partition`'s rows.
+    pub fn partition(&self, partition: usize) -> &[u32] {
+        &self.rows[self.offsets[partition]..self.offsets[partition + 1]]
+    }
 }
 
 #[inline]
@@ -36,77 +93,82 @@ fn partition_of(hash: u64, partition_bits: u32) -> usize {
 }
 
 impl JoinPartition {
-    /// The partition `partition` of `partitions` (a power of two) for build rows with packed
-    /// `keys` and their `hashes`; rows that are not `usable` (null keys) are left out.
-    pub fn build(
-        keys: &[u64],
-        hashes: &[u64],
-        usable: &[bool],
-        partition: usize,
-        partitions: usize,
-    ) -> Result<JoinPartition> {
-        if keys.len() >= u32::MAX as usize {
-            return Err(KernelError::TooManyRows {
-                rows: keys.len(),
-                limit: u32::MAX as usize - 1,
-            });
-        }
-        let partition_bits = partitions.trailing_zeros();
-        let members: Vec<u32> = (0..keys.len())
-            .filter(|&row| usable[row] && partition_of(hashes[row], partition_bits) == partition)
-            .map(|row| row as u32)
-            .collect();
-        let mut table = SlotTable::with_expected(members.len() / 2);
+    /// The partition holding build rows `members` (ascending), whose packed keys and hashes are
+    /// `keys[row]` and `hashes[row]`.
+    pub fn build(keys: &[u64], hashes: &[u64], members: &[u32]) -> JoinPartition {
+        let mut ids = SlotTable::with_expected(members.len() / 2);
         let member_ids: Vec<u32> = members
             .iter()
-            .map(|&row| table.find_or_insert(keys[row as usize], hashes[row as usize]))
+            .map(|&row| ids.find_or_insert(keys[row as usize], hashes[row as usize]))
             .collect();
-        let mut starts = vec![0u32; table.len() + 1];
+        let mut starts = vec![0u32; ids.len() + 1];
         for &id in &member_ids {
             starts[id as usize + 1] += 1;
         }
-        for id in 0..table.len() {
+        for id in 0..ids.len() {
             starts[id + 1] += starts[id];
         }
         let mut cursor = starts.clone();
-        let mut rows = vec![0u32; members.len()];
+        let mut grouped = vec![0u32; members.len()];
         for (&row, &id) in members.iter().zip(&member_ids) {
-            rows[cursor[id as usize] as usize] = row;
+            grouped[cursor[id as usize] as usize] = row;
             cursor[id as usize] += 1;
         }
-        Ok(JoinPartition {
-            table,
-            starts,
+        let mut slots = vec![JoinSlot::default(); ids.capacity()];
+        let mut rows = Vec::new();
+        for (position, key, id) in ids.occupied() {
+            let matches = &grouped[starts[id as usize] as usize..starts[id as usize + 1] as usize];
+            slots[position] = match matches {
+                [row] => JoinSlot {
+                    key,
+                    first: *row,
+                    count: 1,
+                },
+                _ => {
+                    let first = rows.len() as u32;
+                    rows.extend_from_slice(matches);
+                    JoinSlot {
+                        key,
+                        first,
+                        count: matches.len() as u32,
+                    }
+                }
+            };
+        }
+        JoinPartition {
+            mask: slots.len() - 1,
+            slots,
             rows,
-        })
+        }
     }
 
-    /// The build rows whose key is `key` (with hash `hash`).
+    /// The slot of `key` (with hash `hash`), if the key is in the partition.
     #[inline]
-    fn matches(&self, key: u64, hash: u64) -> &[u32] {
-        match self.table.find(key, hash) {
-            Some(id) => {
-                let id = id as usize;
-                &self.rows[self.starts[id] as usize..self.starts[id + 1] as usize]
+    fn find(&self, key: u64, hash: u64) -> Option<&JoinSlot> {
+        let mut position = hash as usize & self.mask;
+        loop {
+            let slot = &self.slots[position];
+            if slot.count == 0 {
+                return None;
             }
-            None => &[],
+            if slot.key == key {
+                return Some(slot);
+            }
+            position = (position + 1) & self.mask;
         }
     }
 
     fn memory_size(&self) -> usize {
-        self.table.memory_size() + (self.starts.capacity() + self.rows.capacity()) * 4
+        self.slots.capacity() * std::mem::size_of::<JoinSlot>() + self.rows.capacity() * 4
     }
 }
 
 impl JoinHashTable {
-    /// How many partitions to build a table of `rows` build rows in with `threads` workers
-    /// (always a power of two).
-    pub fn partition_count(rows: usize, threads: usize) -> usize {
-        if rows < PARALLEL_BUILD_ROWS || threads <= 1 {
-            1
-        } else {
-            (threads * 2).next_power_of_two().min(MAX_PARTITIONS)
-        }
+    /// How many partitions to build a table of `rows` build rows in (a power of two).
+    pub fn partition_count(rows: usize) -> usize {
+        (rows / ROWS_PER_PARTITION)
+            .next_power_of_two()
+            .clamp(1, MAX_PARTITIONS)
     }
 
     /// The table made of `partitions`, in partition order (their number a power of two).
@@ -122,9 +184,15 @@ impl JoinHashTable {
     pub fn build(keys: &[u64], usable: &[bool]) -> Result<JoinHashTable> {
         let mut hashes = Vec::new();
         crate::hash::hash_u64_slice(keys, &mut hashes);
-        Ok(JoinHashTable::from_partitions(vec![JoinPartition::build(
-            keys, &hashes, usable, 0, 1,
-        )?]))
+        let partitions = JoinHashTable::partition_count(keys.len());
+        let scattered = PartitionedRows::scatter(&hashes, usable, partitions)?;
+        Ok(JoinHashTable::from_partitions(
+            (0..partitions)
+                .map(|partition| {
+                    JoinPartition::build(keys, &hashes, scattered.partition(partition))
+                })
+                .collect(),
+        ))
     }
 
     /// Appends a (probe row, build row) pair for every build row whose key equals a usable
@@ -141,11 +209,21 @@ impl JoinHashTable {
                 continue;
             }
             let hash = hash_u64(key);
-            let matches =
-                self.partitions[partition_of(hash, self.partition_bits)].matches(key, hash);
-            for &build_row in matches {
-                probe_rows.push(row as u32);
-                build_rows.push(build_row);
+            let partition = &self.partitions[partition_of(hash, self.partition_bits)];
+            match partition.find(key, hash) {
+                None => {}
+                Some(&JoinSlot {
+                    first, count: 1, ..
+                }) => {
+                    probe_rows.push(row as u32);
+                    build_rows.push(first);
+                }
+                Some(&JoinSlot { first, count, .. }) => {
+                    for &build_row in &partition.rows[first as usize..(first + count) as usize] {
+                        probe_rows.push(row as u32);
+                        build_rows.push(build_row);
+                    }
+                }
             }
         }
     }
@@ -157,7 +235,6 @@ impl JoinHashTable {
             usable && {
                 let hash = hash_u64(key);
                 self.partitions[partition_of(hash, self.partition_bits)]
-                    .table
                     .find(key, hash)
                     .is_some()
             }
@@ -190,5 +267,26 @@ mod tests {
         let mut found = Vec::new();
         table.contains(&[1, 2, 2], &[true, true, false], &mut found);
         assert_eq!(found, vec![false, true, false]);
+    }
+
+    #[test]
+    fn many_partitions_find_every_key() {
+        let keys: Vec<u64> = (0..100_000).map(|key| key * 3 % 70_000).collect();
+        let table = JoinHashTable::build(&keys, &vec![true; keys.len()]).unwrap();
+        assert!(table.partitions.len() > 1);
+        let (mut probe, mut build) = (Vec::new(), Vec::new());
+        table.probe(&keys, &vec![true; keys.len()], &mut probe, &mut build);
+        assert!(
+            build
+                .iter()
+                .zip(&probe)
+                .all(|(&b, &p)| keys[b as usize] == keys[p as usize])
+        );
+        let mut counts = std::collections::HashMap::new();
+        for &key in &keys {
+            *counts.entry(key).or_insert(0usize) += 1;
+        }
+        let pairs: usize = counts.values().map(|count| count * count).sum();
+        assert_eq!(probe.len(), pairs);
     }
 }

@@ -21,7 +21,7 @@ mod string_dictionary;
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
 pub use hash::{hash_u64, hash_u64_slice};
-pub use join_table::{JoinHashTable, JoinPartition};
+pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
 pub use keys::KeyPacking;
 pub use packed_key::PackedKey;
 pub use string_dictionary::StringDictionary;

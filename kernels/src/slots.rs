@@ -87,6 +87,20 @@ impl<K: PackedKey> SlotTable<K> {
         }
     }
 
+    /// The number of slots (a power of two; a key's first slot is its hash masked to it).
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The occupied slots: position, key and id.
+    pub(crate) fn occupied(&self) -> impl Iterator<Item = (usize, K, u32)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.id != EMPTY)
+            .map(|(position, slot)| (position, slot.key, slot.id))
+    }
+
     fn grow(&mut self) {
         let capacity = self.slots.len() * 2;
         let empty = Slot {

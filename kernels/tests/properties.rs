@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Date32Array, Decimal128Array, Int16Array, Int64Array};
 use arrow::datatypes::DataType;
 use proptest::prelude::*;
-use sabot_kernels::{GroupMap, JoinHashTable, JoinPartition, KeyPacking, hash_u64_slice};
+use sabot_kernels::{
+    GroupMap, JoinHashTable, JoinPartition, KeyPacking, PartitionedRows, hash_u64_slice,
+};
 
 fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
     prop::collection::vec(prop::option::weighted(0.9, -max..max), 0..300)
@@ -55,13 +57,13 @@ proptest! {
         let mut hashes = Vec::new();
         hash_u64_slice(&build_keys, &mut hashes);
         let partitions = 1usize << partitions_log;
+        let scattered = PartitionedRows::scatter(&hashes, &build_usable, partitions).unwrap();
         let table = JoinHashTable::from_partitions(
             (0..partitions)
                 .map(|partition| {
-                    JoinPartition::build(&build_keys, &hashes, &build_usable, partition, partitions)
+                    JoinPartition::build(&build_keys, &hashes, scattered.partition(partition))
                 })
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap(),
+                .collect(),
         );
         let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
         packing.pack(&[probe_column], &mut probe_keys, &mut probe_usable).unwrap();
