@@ -7,6 +7,8 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::PhysicalSortExpr;
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_plan::PhysicalExpr;
 
 use crate::aggregate::AggregateSpec;
@@ -92,9 +94,12 @@ impl PhysicalNode {
     }
 
     /// A rough count of the rows this node produces, from file metadata and fixed
-    /// selectivities; `None` where nothing is known (a fallback subtree).
+    /// selectivities; `None` where nothing is known (a fallback subtree). A filter keeps 30% of
+    /// its rows per conjunct, each further conjunct counting less (exponential backoff, as the
+    /// conjuncts are rarely independent); an inner join keeps the probe rows that match the
+    /// fraction of the build side's base table that survives below the join (the key/foreign-key
+    /// case).
     pub fn estimated_rows(&self) -> Option<f64> {
-        const FILTER_SELECTIVITY: f64 = 0.3;
         const GROUPS_PER_ROW: f64 = 0.1;
         match &self.kind {
             NodeKind::ParquetScan(scan) => Some(scan.total_rows() as f64),
@@ -102,9 +107,9 @@ impl PhysicalNode {
                 Some(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as f64)
             }
             NodeKind::Fallback(_) => None,
-            NodeKind::Filter { input, .. } => {
-                input.estimated_rows().map(|rows| rows * FILTER_SELECTIVITY)
-            }
+            NodeKind::Filter { input, predicate } => input
+                .estimated_rows()
+                .map(|rows| rows * filter_selectivity(predicate.as_ref())),
             NodeKind::Projection { input, .. } => input.estimated_rows(),
             NodeKind::Aggregate { input, .. } => input
                 .estimated_rows()
@@ -118,10 +123,28 @@ impl PhysicalNode {
                 Some(fetch.map_or(rows, |fetch| rows.min(fetch as f64)))
             }
             NodeKind::HashJoin { probe, build, spec } => match spec.kind {
-                JoinKind::Inner => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
+                JoinKind::Inner => {
+                    let surviving = build.estimated_rows()? / build.base_rows()?.max(1.0);
+                    Some(probe.estimated_rows()? * surviving.min(1.0))
+                }
                 _ if spec.build_is_left => build.estimated_rows(),
                 _ => probe.estimated_rows(),
             },
+        }
+    }
+
+    /// The rows of the largest table read below this node: the key domain a join on this
+    /// subtree draws from.
+    fn base_rows(&self) -> Option<f64> {
+        match &self.kind {
+            NodeKind::ParquetScan(_) | NodeKind::Batches(_) | NodeKind::Fallback(_) => {
+                self.estimated_rows()
+            }
+            _ => self
+                .inputs()
+                .into_iter()
+                .map(|input| input.base_rows())
+                .try_fold(0.0f64, |largest, rows| Some(largest.max(rows?))),
         }
     }
 
@@ -217,5 +240,28 @@ impl PhysicalNode {
             NodeKind::Limit { skip, fetch, .. } => format!("Limit: skip={skip}, fetch={fetch:?}"),
             NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
         }
+    }
+}
+
+/// The fraction of rows a filter keeps: 30% for its first conjunct, then the square root of
+/// the previous factor for each further one (0.3, 0.55, 0.74, …).
+fn filter_selectivity(predicate: &dyn PhysicalExpr) -> f64 {
+    const FIRST_CONJUNCT: f64 = 0.3;
+    let mut factor = FIRST_CONJUNCT;
+    let mut selectivity = 1.0;
+    for _ in 0..conjuncts(predicate) {
+        selectivity *= factor;
+        factor = factor.sqrt();
+    }
+    selectivity
+}
+
+/// The number of `AND`ed terms of `predicate`.
+fn conjuncts(predicate: &dyn PhysicalExpr) -> usize {
+    match predicate.downcast_ref::<BinaryExpr>() {
+        Some(and) if *and.op() == Operator::And => {
+            conjuncts(and.left().as_ref()) + conjuncts(and.right().as_ref())
+        }
+        _ => 1,
     }
 }
