@@ -176,11 +176,15 @@ struct PackedGroups<K> {
 }
 
 impl<K: PackedKey> PackedGroups<K> {
-    fn new(packing: &KeyPacking, dictionaries: &Arc<KeyDictionaries>) -> PackedGroups<K> {
+    fn new(
+        packing: &KeyPacking,
+        dictionaries: &Arc<KeyDictionaries>,
+        expected_groups: usize,
+    ) -> PackedGroups<K> {
         PackedGroups {
             packing: packing.clone(),
             dictionaries: Arc::clone(dictionaries),
-            map: GroupMap::new(),
+            map: GroupMap::with_expected(expected_groups),
             keys: Vec::new(),
             usable: Vec::new(),
         }
@@ -216,7 +220,7 @@ impl<K: PackedKey> PackedGroups<K> {
     fn key_columns(&self) -> Result<Vec<ArrayRef>> {
         let encoded = self
             .packing
-            .unpack(self.map.keys())
+            .unpack(&self.map.keys())
             .map_err(ExecError::kernel(OPERATOR))?;
         self.dictionaries.decode(encoded)
     }
@@ -231,18 +235,25 @@ impl<K: PackedKey> PackedGroups<K> {
 }
 
 impl GroupKeys {
-    fn new(layout: &KeyLayout, dictionaries: &Arc<KeyDictionaries>) -> GroupKeys {
+    /// Keys of `layout`, with room for about `expected_groups` groups.
+    fn new(
+        layout: &KeyLayout,
+        dictionaries: &Arc<KeyDictionaries>,
+        expected_groups: usize,
+    ) -> GroupKeys {
         match layout {
             KeyLayout::Single => GroupKeys::Single,
             KeyLayout::Packed(packing) if packing.bits() <= u64::BITS => {
-                GroupKeys::Narrow(PackedGroups::new(packing, dictionaries))
+                GroupKeys::Narrow(PackedGroups::new(packing, dictionaries, expected_groups))
             }
-            KeyLayout::Packed(packing) => GroupKeys::Wide(PackedGroups::new(packing, dictionaries)),
+            KeyLayout::Packed(packing) => {
+                GroupKeys::Wide(PackedGroups::new(packing, dictionaries, expected_groups))
+            }
             KeyLayout::Rows(converter) => GroupKeys::Rows {
                 keys: converter.empty_rows(0, 0),
                 converter: Arc::clone(converter),
-                hashes: Vec::new(),
-                map: HashTable::new(),
+                hashes: Vec::with_capacity(expected_groups),
+                map: HashTable::with_capacity(expected_groups),
             },
         }
     }
@@ -329,8 +340,8 @@ impl GroupKeys {
     fn into_partial(self) -> PartialKeys {
         match self {
             GroupKeys::Single => PartialKeys::Single,
-            GroupKeys::Narrow(groups) => PartialKeys::Narrow(groups.map.keys().to_vec()),
-            GroupKeys::Wide(groups) => PartialKeys::Wide(groups.map.keys().to_vec()),
+            GroupKeys::Narrow(groups) => PartialKeys::Narrow(groups.map.keys()),
+            GroupKeys::Wide(groups) => PartialKeys::Wide(groups.map.keys()),
             GroupKeys::Rows { keys, hashes, .. } => PartialKeys::Rows { keys, hashes },
         }
     }
@@ -363,9 +374,10 @@ impl GroupTable {
         spec: &AggregateSpec,
         budget: &Arc<MemoryBudget>,
         dictionaries: &Arc<KeyDictionaries>,
+        expected_groups: usize,
     ) -> Result<GroupTable> {
         Ok(GroupTable {
-            keys: GroupKeys::new(&spec.key_layout, dictionaries),
+            keys: GroupKeys::new(&spec.key_layout, dictionaries, expected_groups),
             accumulators: spec.new_accumulators()?,
             group_ids: Vec::new(),
             reservation: Reservation::new(budget, OPERATOR),
@@ -565,7 +577,7 @@ impl AggregateSink {
             .pop();
         let mut table = match table {
             Some(table) => table,
-            None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries)?,
+            None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)?,
         };
         table.update(&self.spec, &self.hasher, batch)?;
         self.node.metrics.record_memory(self.budget.used_bytes());
@@ -626,9 +638,13 @@ impl AggregateSink {
         partitions: usize,
     ) -> Result<RecordBatch> {
         let spec = &self.spec;
-        let mut table = GroupTable::new(spec, &self.budget, &self.dictionaries)?;
-        for partial in partials {
-            let selected = partial.groups_in(partition, partitions);
+        let selections: Vec<Vec<u32>> = partials
+            .iter()
+            .map(|partial| partial.groups_in(partition, partitions))
+            .collect();
+        let expected_groups = selections.iter().map(Vec::len).max().unwrap_or(0);
+        let mut table = GroupTable::new(spec, &self.budget, &self.dictionaries, expected_groups)?;
+        for (partial, selected) in partials.iter().zip(selections) {
             if selected.is_empty() {
                 continue;
             }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_plan::PhysicalExpr;
 

@@ -7,7 +7,6 @@ use crate::slots::SlotTable;
 /// The distinct packed group keys seen so far; a key's group id is its index in [`GroupMap::keys`].
 pub struct GroupMap<K> {
     table: SlotTable<K>,
-    keys: Vec<K>,
 }
 
 impl<K: PackedKey> Default for GroupMap<K> {
@@ -19,42 +18,46 @@ impl<K: PackedKey> Default for GroupMap<K> {
 impl<K: PackedKey> GroupMap<K> {
     /// An empty map.
     pub fn new() -> GroupMap<K> {
+        GroupMap::with_expected(0)
+    }
+
+    /// An empty map with room for about `groups` groups.
+    pub fn with_expected(groups: usize) -> GroupMap<K> {
         GroupMap {
-            table: SlotTable::with_expected(0),
-            keys: Vec::new(),
+            table: SlotTable::with_expected(groups),
         }
     }
 
     /// The number of groups.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.table.len()
     }
 
     /// Whether no group exists yet.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.table.len() == 0
     }
 
     /// The groups' keys, in group-id order.
-    pub fn keys(&self) -> &[K] {
-        &self.keys
+    pub fn keys(&self) -> Vec<K> {
+        let mut keys = vec![K::default(); self.table.len()];
+        for (_, key, id) in self.table.occupied() {
+            keys[id as usize] = key;
+        }
+        keys
     }
 
     /// Appends the group id of each of `keys` to `group_ids`, adding groups for new keys.
     pub fn intern(&mut self, keys: &[K], group_ids: &mut Vec<usize>) {
         group_ids.reserve(keys.len());
         for &key in keys {
-            let id = self.table.find_or_insert(key, key.hash()) as usize;
-            if id == self.keys.len() {
-                self.keys.push(key);
-            }
-            group_ids.push(id);
+            group_ids.push(self.table.find_or_insert(key, key.hash()) as usize);
         }
     }
 
     /// Bytes held by the map.
     pub fn memory_size(&self) -> usize {
-        self.table.memory_size() + self.keys.capacity() * std::mem::size_of::<K>()
+        self.table.memory_size()
     }
 }
 
@@ -69,7 +72,7 @@ mod tests {
         map.intern(&[7, 3, 7, 9], &mut ids);
         map.intern(&[9, 1, 3], &mut ids);
         assert_eq!(ids, vec![0, 1, 0, 2, 2, 3, 1]);
-        assert_eq!(map.keys(), &[7, 3, 9, 1]);
+        assert_eq!(map.keys(), vec![7, 3, 9, 1]);
     }
 
     #[test]

@@ -158,7 +158,7 @@ proptest! {
             }
             prop_assert_eq!(expected, id);
         }
-        let unpacked = packing.unpack(map.keys()).unwrap();
+        let unpacked = packing.unpack(&map.keys()).unwrap();
         prop_assert_eq!(unpacked[0].len(), map.len());
         for (id, expected) in reference_tuples.iter().enumerate() {
             prop_assert_eq!(&row_tuple(&unpacked, id), expected);
