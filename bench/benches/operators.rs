@@ -40,8 +40,7 @@ fn group_by(c: &mut Criterion) {
                 .expect("a benchmark session");
             let columns: Vec<String> = (1..=keys).map(|key| format!("k{key}")).collect();
             let columns = columns.join(", ");
-            let query =
-                format!("SELECT {columns}, count(*), sum(v) FROM t GROUP BY {columns}");
+            let query = format!("SELECT {columns}, count(*), sum(v) FROM t GROUP BY {columns}");
             assert_eq!(run(&sabot, &query, Engine::Sabot), groups);
             assert_eq!(run(&sabot, &query, Engine::DataFusion), groups);
             for (name, engine) in [("sabot", Engine::Sabot), ("datafusion", Engine::DataFusion)] {
@@ -60,7 +59,11 @@ fn join(c: &mut Criterion) {
     let mut group = c.benchmark_group("join");
     group.sample_size(10);
     let quick = std::env::var_os("SABOT_BENCH_QUICK").is_some();
-    let sizes: &[usize] = if quick { &[100_000] } else { &[100_000, 10_000_000] };
+    let sizes: &[usize] = if quick {
+        &[100_000]
+    } else {
+        &[100_000, 10_000_000]
+    };
     for &build_rows in sizes {
         // Build keys are unique (a key/foreign-key join); every probe row finds its build row.
         let sabot = session(
@@ -71,7 +74,8 @@ fn join(c: &mut Criterion) {
             ],
         )
         .expect("a benchmark session");
-        let query = "SELECT count(*), sum(probe.v + build.v) FROM probe JOIN build ON probe.k1 = build.k1";
+        let query =
+            "SELECT count(*), sum(probe.v + build.v) FROM probe JOIN build ON probe.k1 = build.k1";
         for (name, engine) in [("sabot", Engine::Sabot), ("datafusion", Engine::DataFusion)] {
             group.bench_with_input(
                 BenchmarkId::new(name, format!("{build_rows}build")),

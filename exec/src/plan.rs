@@ -209,8 +209,14 @@ impl PhysicalNode {
                     .iter()
                     .map(|field| field.name().as_str())
                     .collect();
+                let (row_groups, pruned) = scan.row_groups_pruned();
+                let pruning = if pruned > 0 {
+                    format!(", row_groups_pruned={pruned} of {row_groups}")
+                } else {
+                    String::new()
+                };
                 format!(
-                    "ParquetScan: files=[{}], columns=[{}]",
+                    "ParquetScan: files=[{}], columns=[{}]{pruning}",
                     files.join(", "),
                     columns.join(", ")
                 )

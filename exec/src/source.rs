@@ -1,5 +1,7 @@
 //! Pipeline sources: the morsels a pipeline starts from. A Parquet scan yields one morsel per
-//! row group, read with the `parquet` crate's Arrow reader (projection pushed into the decoder);
+//! row group, read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
+//! skipping the row groups whose min/max statistics rule out the query's filters (DataFusion's
+//! `PruningPredicate` decides);
 //! a fallback runs a DataFusion subtree and yields its batches.
 
 use std::fs::File;
@@ -9,9 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::datasource::physical_plan::parquet::{
+    ParquetAccessPlan, ParquetFileMetrics, RowGroupAccessPlanFilter,
+};
 use datafusion::execution::TaskContext;
+use datafusion::physical_optimizer::pruning::PruningPredicateBuilder;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
@@ -38,6 +46,8 @@ pub struct ParquetScan {
 struct ScannedFile {
     path: PathBuf,
     metadata: ArrowReaderMetadata,
+    /// The row groups to read, ascending.
+    row_groups: Vec<usize>,
 }
 
 /// One unit of scan work: a row group of a file.
@@ -61,7 +71,12 @@ impl ParquetScan {
                 let file = File::open(&path).map_err(|error| parquet_error(&path, error))?;
                 let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
                     .map_err(|error| parquet_error(&path, error))?;
-                Ok(ScannedFile { path, metadata })
+                let row_groups = (0..metadata.metadata().num_row_groups()).collect();
+                Ok(ScannedFile {
+                    path,
+                    metadata,
+                    row_groups,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(ParquetScan {
@@ -69,6 +84,47 @@ impl ParquetScan {
             projection,
             schema,
             bytes_read: AtomicU64::new(0),
+        })
+    }
+
+    /// Leaves out the row groups whose statistics prove that no row satisfies `predicate` (an
+    /// expression over `table_schema`, the columns of the files as the plan types them). A
+    /// predicate the statistics cannot decide prunes nothing.
+    pub fn with_pruning(
+        mut self,
+        predicate: Arc<dyn PhysicalExpr>,
+        table_schema: SchemaRef,
+    ) -> ParquetScan {
+        let Some(pruning) = PruningPredicateBuilder::new()
+            .with_file_schema(Arc::clone(&table_schema))
+            .build(predicate)
+        else {
+            return self;
+        };
+        let metrics = ExecutionPlanMetricsSet::new();
+        for scanned in &mut self.files {
+            let groups = scanned.metadata.metadata().row_groups();
+            let mut filter =
+                RowGroupAccessPlanFilter::new(ParquetAccessPlan::new_all(groups.len()));
+            let file_metrics =
+                ParquetFileMetrics::new(0, &scanned.path.display().to_string(), &metrics);
+            filter.prune_by_statistics(
+                &table_schema,
+                scanned.metadata.parquet_schema(),
+                groups,
+                &pruning,
+                &file_metrics,
+            );
+            scanned.row_groups = filter.row_group_indexes().collect();
+        }
+        self
+    }
+
+    /// Row groups in all the files, and those left out by statistics.
+    pub fn row_groups_pruned(&self) -> (usize, usize) {
+        self.files.iter().fold((0, 0), |(total, pruned), file| {
+            let count = file.metadata.metadata().num_row_groups();
+            (total + count, pruned + count - file.row_groups.len())
         })
     }
 
@@ -100,8 +156,10 @@ impl ParquetScan {
             .iter()
             .enumerate()
             .flat_map(|(file, scanned)| {
-                (0..scanned.metadata.metadata().num_row_groups())
-                    .map(move |row_group| RowGroupMorsel { file, row_group })
+                scanned
+                    .row_groups
+                    .iter()
+                    .map(move |&row_group| RowGroupMorsel { file, row_group })
             })
             .collect()
     }

@@ -213,11 +213,23 @@ impl<'a> PhysicalPlanner<'a> {
             .clone()
             .unwrap_or_else(|| (0..provider.schema().fields().len()).collect());
         let kind = if let Some(listing) = provider.downcast_ref::<ListingTable>() {
-            NodeKind::ParquetScan(Arc::new(ParquetScan::try_new(
-                parquet_files(listing)?,
-                projection,
-                Arc::clone(&schema),
-            )?))
+            let parquet_scan =
+                ParquetScan::try_new(parquet_files(listing)?, projection, Arc::clone(&schema))?;
+            let parquet_scan =
+                match datafusion::logical_expr::utils::conjunction(scan.filters.iter().cloned()) {
+                    Some(predicate) => {
+                        let table_schema = provider.schema();
+                        let qualified = DFSchema::try_from_qualified_schema(
+                            scan.table_name.clone(),
+                            &table_schema,
+                        )
+                        .map_err(|error| Unsupported(format!("the table's schema: {error}")))?;
+                        let predicate = self.expr(&predicate, &qualified)?;
+                        parquet_scan.with_pruning(predicate, table_schema)
+                    }
+                    None => parquet_scan,
+                };
+            NodeKind::ParquetScan(Arc::new(parquet_scan))
         } else if let Some(memory) = provider.downcast_ref::<MemTable>() {
             NodeKind::Batches(memory_batches(memory, &projection, &schema)?)
         } else {

@@ -5,4 +5,5 @@ mod bad_input;
 mod cancellation;
 mod common;
 mod dataframe_api;
+mod scan_pruning;
 mod tpch_answers;
