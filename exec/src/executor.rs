@@ -184,6 +184,15 @@ impl Executor {
             NodeKind::Limit { input, skip, fetch } => {
                 limit_batches(self.materialize(input, run)?, *skip, *fetch)
             }
+            NodeKind::Union { inputs } => {
+                let mut output = Vec::new();
+                for input in inputs {
+                    for batch in self.materialize(input, run)? {
+                        output.push(as_union_rows(batch, &node.schema)?);
+                    }
+                }
+                output
+            }
             NodeKind::Fallback(fallback) => {
                 let started = Instant::now();
                 let output = fallback.collect()?;
@@ -417,4 +426,24 @@ fn push_through(
         operator.metrics.record_output(batch.num_rows());
     }
     Ok(Some(batch))
+}
+
+/// `batch` (one input's rows) as rows of the union's `schema`, whose names and types the
+/// logical plan set; a column of another type is cast.
+fn as_union_rows(batch: RecordBatch, schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, field.data_type()).map_err(ExecError::arrow("Union"))
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+        .map_err(ExecError::arrow("Union"))
 }

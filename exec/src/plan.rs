@@ -68,6 +68,8 @@ pub enum NodeKind {
         skip: usize,
         fetch: Option<usize>,
     },
+    /// All rows of every input, input after input (`UNION ALL`).
+    Union { inputs: Vec<Arc<PhysicalNode>> },
 }
 
 impl PhysicalNode {
@@ -90,6 +92,7 @@ impl PhysicalNode {
             | NodeKind::Sort { input, .. }
             | NodeKind::Limit { input, .. } => vec![input],
             NodeKind::HashJoin { probe, build, .. } => vec![probe, build],
+            NodeKind::Union { inputs } => inputs.iter().collect(),
         }
     }
 
@@ -122,6 +125,7 @@ impl PhysicalNode {
                 let rows = input.estimated_rows()?;
                 Some(fetch.map_or(rows, |fetch| rows.min(fetch as f64)))
             }
+            NodeKind::Union { inputs } => inputs.iter().map(|input| input.estimated_rows()).sum(),
             NodeKind::HashJoin { probe, build, spec } => match spec.kind {
                 JoinKind::Inner => {
                     let surviving = build.estimated_rows()? / build.base_rows()?.max(1.0);
@@ -244,6 +248,7 @@ impl PhysicalNode {
                 }
             }
             NodeKind::Limit { skip, fetch, .. } => format!("Limit: skip={skip}, fetch={fetch:?}"),
+            NodeKind::Union { inputs } => format!("Union: inputs={}", inputs.len()),
             NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
         }
     }

@@ -118,6 +118,13 @@ impl<'a> PhysicalPlanner<'a> {
                 None => Err(Unsupported("LIMIT or OFFSET is not a literal".to_string())),
             },
             LogicalPlan::Join(join) => self.join(join, Arc::clone(&schema)).await?,
+            LogicalPlan::Union(union) => {
+                let mut inputs = Vec::with_capacity(union.inputs.len());
+                for input in &union.inputs {
+                    inputs.push(self.plan(input).await?);
+                }
+                Ok(node(NodeKind::Union { inputs }))
+            }
             // Renaming the qualifier changes nothing in the data: the alias is its input.
             LogicalPlan::SubqueryAlias(alias) => Ok(self.plan(&alias.input).await?),
             other => Err(Unsupported(format!(

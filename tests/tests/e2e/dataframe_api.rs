@@ -350,14 +350,14 @@ fn explain_shows_sabot_operators_metrics_and_fallbacks() {
         "{join_plan}"
     );
 
-    let union = "SELECT id FROM employees UNION ALL SELECT floor FROM departments";
-    let with_fallback = sabot.sql(union).unwrap().explain(false).unwrap();
+    let window = "SELECT id, row_number() OVER (ORDER BY salary) FROM employees";
+    let with_fallback = sabot.sql(window).unwrap().explain(false).unwrap();
     assert!(
-        with_fallback.contains("fallback: ") && with_fallback.contains("Union"),
+        with_fallback.contains("fallback: ") && with_fallback.contains("Window"),
         "{with_fallback}"
     );
     assert!(
-        with_fallback.contains("UnionExec"),
+        with_fallback.contains("WindowAggExec"),
         "DataFusion's plan of the subtree is shown: {with_fallback}"
     );
 
@@ -496,5 +496,40 @@ fn group_keys_with_nulls_and_several_columns_group_like_datafusion() {
         let sabot_rows = on(Engine::Sabot);
         assert!(sabot_rows[0].len() > 2, "{keys}: {sabot_rows:?}");
         assert_eq!(sabot_rows, on(Engine::DataFusion), "GROUP BY {keys}");
+    }
+}
+
+#[test]
+fn union_all_and_union_run_on_sabot_like_datafusion() {
+    let sabot = session();
+    for (query, order) in [
+        (
+            "SELECT dept, salary FROM employees WHERE salary > 95 UNION ALL SELECT dept, CAST(floor AS DOUBLE) FROM departments",
+            "1, 2",
+        ),
+        (
+            "SELECT dept FROM employees UNION SELECT dept FROM departments",
+            "1",
+        ),
+    ] {
+        let plan = sabot.sql(query).unwrap().explain(false).unwrap();
+        assert!(
+            plan.contains("Union: inputs=2") && !plan.contains("fallback"),
+            "{plan}"
+        );
+        let rows = |engine| {
+            let batches = sabot
+                .sql(&format!("SELECT * FROM ({query}) ORDER BY {order}"))
+                .unwrap()
+                .with_engine(engine)
+                .collect()
+                .unwrap();
+            (0..batches[0].num_columns())
+                .map(|column| strings(&batches, column))
+                .collect::<Vec<_>>()
+        };
+        let on_sabot = rows(Engine::Sabot);
+        assert_eq!(on_sabot, rows(Engine::DataFusion), "{query}");
+        assert!(on_sabot[0].len() >= 4, "{query}: {on_sabot:?}");
     }
 }
