@@ -42,6 +42,8 @@ pub enum JoinKind {
     LeftAnti,
     /// Every probe row, plus a boolean column saying whether it has a match.
     LeftMark,
+    /// Every row of both inputs; the other input's columns null where nothing matches.
+    Full,
 }
 
 /// What a hash join computes.
@@ -54,18 +56,19 @@ pub struct JoinSpec {
     pub build_keys: Vec<Arc<dyn PhysicalExpr>>,
     /// Residual condition over the joined columns (logical left columns, then right).
     pub filter: Option<Arc<dyn PhysicalExpr>>,
-    /// Schema of the joined columns, logical left then right (right nullable for left joins).
+    /// Schema of the joined columns, logical left then right (the side that may find no match
+    /// nullable: right for left joins, both for full joins).
     pub joined_schema: SchemaRef,
-    /// Whether the build side is the logical left input (inner joins only).
+    /// Whether the build side is the logical left input.
     pub build_is_left: bool,
 }
 
 impl JoinSpec {
-    /// Whether the join must emit build rows after the probe side is done: a left, semi, anti
-    /// or mark join that builds on the logical left input. Its probe pipeline marks the build
-    /// rows it matches (a left join also emits the matched pairs as it goes).
+    /// Whether the join must emit build rows after the probe side is done: a full join, or a
+    /// left, semi, anti or mark join that builds on the logical left input. Its probe pipeline
+    /// marks the build rows it matches (left and full joins also emit their pairs as they go).
     pub fn emits_build_side(&self) -> bool {
-        self.build_is_left && self.kind != JoinKind::Inner
+        self.kind == JoinKind::Full || (self.build_is_left && self.kind != JoinKind::Inner)
     }
 }
 
@@ -243,7 +246,8 @@ impl JoinTable {
     }
 
     /// Marks the build rows that rows of `probe` match (joins that emit the build side); a left
-    /// join also returns the matched pairs, as rows of `output_schema`.
+    /// join also returns the matched pairs, a full join the pairs and the unmatched probe rows,
+    /// as rows of `output_schema`.
     pub(crate) fn probe_marking(
         &self,
         spec: &JoinSpec,
@@ -255,14 +259,19 @@ impl JoinTable {
             let row = row as usize;
             self.matched_build_rows[row / 64].fetch_or(1 << (row % 64), Ordering::Relaxed);
         }
-        if spec.kind != JoinKind::Left || probe_rows.is_empty() {
-            return Ok(None);
-        }
-        let pairs = self.joined(spec, probe, &probe_rows, &build_rows)?;
-        with_schema(pairs, output_schema).map(Some)
+        let rows = match spec.kind {
+            JoinKind::Full => {
+                self.with_unmatched_probe_rows(spec, probe, probe_rows, build_rows)?
+            }
+            JoinKind::Left if !probe_rows.is_empty() => {
+                self.joined(spec, probe, &probe_rows, &build_rows)?
+            }
+            _ => return Ok(None),
+        };
+        with_schema(rows, output_schema).map(Some)
     }
 
-    /// The build rows a left, semi, anti or mark join adds once every probe row was seen.
+    /// The build rows a left, semi, anti, mark or full join adds once every probe row was seen.
     pub(crate) fn emit_build_side(
         &self,
         spec: &JoinSpec,
@@ -274,13 +283,13 @@ impl JoinTable {
             })
             .collect();
         match spec.kind {
-            JoinKind::Left => {
+            JoinKind::Left | JoinKind::Full => {
                 let unmatched: Vec<u32> = (0..matched.len() as u32)
                     .filter(|&row| !matched[row as usize])
                     .collect();
                 let unmatched_count = unmatched.len();
                 let indices = UInt32Array::from(unmatched);
-                let mut columns = self
+                let build_columns = self
                     .batch
                     .columns()
                     .iter()
@@ -288,12 +297,21 @@ impl JoinTable {
                         take(column.as_ref(), &indices, None).map_err(ExecError::arrow(OPERATOR))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let probe_fields = &spec.joined_schema.fields()[self.batch.num_columns()..];
-                columns.extend(
-                    probe_fields
-                        .iter()
-                        .map(|field| new_null_array(field.data_type(), unmatched_count)),
-                );
+                let fields = spec.joined_schema.fields();
+                let build_width = self.batch.num_columns();
+                let probe_fields = if spec.build_is_left {
+                    &fields[build_width..]
+                } else {
+                    &fields[..fields.len() - build_width]
+                };
+                let probe_nulls = probe_fields
+                    .iter()
+                    .map(|field| new_null_array(field.data_type(), unmatched_count));
+                let columns: Vec<ArrayRef> = if spec.build_is_left {
+                    build_columns.into_iter().chain(probe_nulls).collect()
+                } else {
+                    probe_nulls.chain(build_columns).collect()
+                };
                 let options =
                     arrow::array::RecordBatchOptions::new().with_row_count(Some(unmatched_count));
                 RecordBatch::try_new_with_options(Arc::clone(output_schema), columns, &options)
@@ -330,24 +348,9 @@ impl JoinTable {
                 let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
                 self.joined(spec, probe, &probe_rows, &build_rows)?
             }
-            JoinKind::Left => {
+            JoinKind::Left | JoinKind::Full => {
                 let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
-                let mut matched = vec![false; probe.num_rows()];
-                for &row in &probe_rows {
-                    matched[row as usize] = true;
-                }
-                let mut probe_all: Vec<u32> = probe_rows;
-                let mut build_all: Vec<Option<u32>> = build_rows.into_iter().map(Some).collect();
-                for (row, _) in matched.iter().enumerate().filter(|(_, matched)| !**matched) {
-                    probe_all.push(row as u32);
-                    build_all.push(None);
-                }
-                self.assemble(
-                    spec,
-                    probe,
-                    &UInt32Array::from(probe_all),
-                    &UInt32Array::from(build_all),
-                )?
+                self.with_unmatched_probe_rows(spec, probe, probe_rows, build_rows)?
             }
             JoinKind::LeftSemi | JoinKind::LeftAnti => {
                 let keep = spec.kind == JoinKind::LeftSemi;
@@ -369,9 +372,35 @@ impl JoinTable {
             }
         };
         match spec.kind {
-            JoinKind::Inner | JoinKind::Left => with_schema(output, output_schema),
+            JoinKind::Inner | JoinKind::Left | JoinKind::Full => with_schema(output, output_schema),
             _ => Ok(output),
         }
+    }
+
+    /// The joined pairs, then each probe row without a pair joined with nulls.
+    fn with_unmatched_probe_rows(
+        &self,
+        spec: &JoinSpec,
+        probe: &RecordBatch,
+        probe_rows: Vec<u32>,
+        build_rows: Vec<u32>,
+    ) -> Result<RecordBatch> {
+        let mut matched = vec![false; probe.num_rows()];
+        for &row in &probe_rows {
+            matched[row as usize] = true;
+        }
+        let mut probe_all: Vec<u32> = probe_rows;
+        let mut build_all: Vec<Option<u32>> = build_rows.into_iter().map(Some).collect();
+        for (row, _) in matched.iter().enumerate().filter(|(_, matched)| !**matched) {
+            probe_all.push(row as u32);
+            build_all.push(None);
+        }
+        self.assemble(
+            spec,
+            probe,
+            &UInt32Array::from(probe_all),
+            &UInt32Array::from(build_all),
+        )
     }
 
     fn joined(

@@ -131,6 +131,7 @@ impl PhysicalNode {
                     let surviving = build.estimated_rows()? / build.base_rows()?.max(1.0);
                     Some(probe.estimated_rows()? * surviving.min(1.0))
                 }
+                JoinKind::Full => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
                 _ if spec.build_is_left => build.estimated_rows(),
                 _ => probe.estimated_rows(),
             },

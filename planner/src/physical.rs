@@ -10,7 +10,7 @@ use datafusion::datasource::MemTable;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::logical_plan::{Aggregate, Join, Limit, TableScan};
+use datafusion::logical_expr::logical_plan::{Aggregate, Join, Limit, Projection, TableScan};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Expr, FetchType, LogicalPlan, SkipType, TableProviderFilterPushDown,
@@ -137,12 +137,19 @@ impl<'a> PhysicalPlanner<'a> {
     /// A hash join: build on the right input, or on the left when it looks smaller; the other
     /// side streams through the table.
     async fn join(&self, join: &Join, schema: SchemaRef) -> Result<Native> {
+        if matches!(
+            join.join_type,
+            JoinType::Right | JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark
+        ) {
+            return Ok(Ok(self.plan(&with_inputs_swapped(join)?).await?));
+        }
         let kind = match join.join_type {
             JoinType::Inner => JoinKind::Inner,
             JoinType::Left => JoinKind::Left,
             JoinType::LeftSemi => JoinKind::LeftSemi,
             JoinType::LeftAnti => JoinKind::LeftAnti,
             JoinType::LeftMark => JoinKind::LeftMark,
+            JoinType::Full => JoinKind::Full,
             other => return Ok(Err(Unsupported(format!("{other} joins")))),
         };
         if join.null_aware {
@@ -173,12 +180,18 @@ impl<'a> PhysicalPlanner<'a> {
             Ok(keys) => keys,
             Err(unsupported) => return Ok(Err(unsupported)),
         };
-        let right_nullable = kind == JoinKind::Left;
+        let right_nullable = matches!(kind, JoinKind::Left | JoinKind::Full);
+        let left_nullable = kind == JoinKind::Full;
         let joined_fields: Vec<Field> = left_schema
             .as_arrow()
             .fields()
             .iter()
-            .map(|field| field.as_ref().clone())
+            .map(|field| {
+                field
+                    .as_ref()
+                    .clone()
+                    .with_nullable(field.is_nullable() || left_nullable)
+            })
             .chain(right_schema.as_arrow().fields().iter().map(|field| {
                 field
                     .as_ref()
@@ -431,4 +444,32 @@ fn memory_batches(
         }
     }
     Ok(batches)
+}
+
+/// A right (semi, anti, mark) join as the left join of its inputs swapped, its columns put back
+/// in the original order.
+fn with_inputs_swapped(join: &Join) -> Result<LogicalPlan> {
+    let swapped = Join::try_new(
+        Arc::clone(&join.right),
+        Arc::clone(&join.left),
+        join.on
+            .iter()
+            .map(|(left, right)| (right.clone(), left.clone()))
+            .collect(),
+        join.filter.clone(),
+        join.join_type.swap(),
+        join.join_constraint,
+        join.null_equality,
+        join.null_aware,
+    )?;
+    let columns = join
+        .schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        columns,
+        Arc::new(LogicalPlan::Join(swapped)),
+    )?))
 }

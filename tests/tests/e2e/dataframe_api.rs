@@ -533,3 +533,38 @@ fn union_all_and_union_run_on_sabot_like_datafusion() {
         assert!(on_sabot[0].len() >= 4, "{query}: {on_sabot:?}");
     }
 }
+
+#[test]
+fn right_and_full_outer_joins_run_on_sabot_like_datafusion() {
+    let sabot = session();
+    // Each join is run with the smaller input on either side, so that Sabot builds on the left
+    // input for one and on the right for the other.
+    for query in [
+        "SELECT e.id, d.dept, d.floor FROM employees e RIGHT JOIN departments d ON e.dept = d.dept",
+        "SELECT e.id, d.dept, d.floor FROM departments d RIGHT JOIN employees e ON e.dept = d.dept",
+        "SELECT e.id, e.dept, d.dept, d.floor FROM employees e FULL JOIN departments d ON e.dept = d.dept",
+        "SELECT e.id, e.dept, d.dept, d.floor FROM departments d FULL JOIN employees e ON e.dept = d.dept",
+        "SELECT e.id, d.dept FROM employees e FULL JOIN departments d ON e.dept = d.dept AND e.salary > 100",
+        "SELECT d.dept, d.floor FROM departments d WHERE EXISTS (SELECT 1 FROM employees e WHERE e.dept = d.dept)",
+    ] {
+        let plan = sabot.sql(query).unwrap().explain(false).unwrap();
+        assert!(
+            plan.contains("HashJoin") && !plan.contains("fallback"),
+            "{query}: {plan}"
+        );
+        let rows = |engine| {
+            let batches = sabot
+                .sql(&format!("SELECT * FROM ({query}) ORDER BY 1, 2"))
+                .unwrap()
+                .with_engine(engine)
+                .collect()
+                .unwrap();
+            (0..batches[0].num_columns())
+                .map(|column| strings(&batches, column))
+                .collect::<Vec<_>>()
+        };
+        let on_sabot = rows(Engine::Sabot);
+        assert!(on_sabot[0].len() >= 2, "{query}: {on_sabot:?}");
+        assert_eq!(on_sabot, rows(Engine::DataFusion), "{query}");
+    }
+}
