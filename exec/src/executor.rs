@@ -195,7 +195,7 @@ impl Executor {
             }
             NodeKind::Fallback(fallback) => {
                 let started = Instant::now();
-                let output = fallback.collect()?;
+                let output = fallback.collect(&run.cancel)?;
                 node.metrics.record_time(started.elapsed());
                 output
             }

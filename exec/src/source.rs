@@ -26,6 +26,7 @@ use parquet::arrow::arrow_reader::{
 };
 
 use crate::error::{ExecError, Result};
+use crate::executor::CancelHandle;
 
 /// Rows per batch decoded from Parquet.
 const PARQUET_BATCH_ROWS: usize = 32_768;
@@ -282,17 +283,33 @@ impl FallbackSource {
         display_datafusion_plan(self.plan.as_ref(), with_metrics)
     }
 
-    /// Runs the subtree to completion. Safe from any thread, inside an async runtime or not.
-    pub(crate) fn collect(&self) -> Result<Vec<RecordBatch>> {
-        let task = self.runtime.spawn(datafusion::physical_plan::collect(
+    /// Runs the subtree to completion, or until `cancel` is cancelled (DataFusion's tasks are
+    /// dropped within a few milliseconds). Safe from any thread, inside an async runtime or not.
+    pub(crate) fn collect(&self, cancel: &CancelHandle) -> Result<Vec<RecordBatch>> {
+        let (plan, context, cancel) = (
             Arc::clone(&self.plan),
             Arc::clone(&self.task_context),
-        ));
-        futures::executor::block_on(task)
-            .map_err(|error| ExecError::Panicked {
-                message: format!("fallback task: {error}"),
-            })?
-            .map_err(ExecError::datafusion("Fallback"))
+            cancel.clone(),
+        );
+        let task = self.runtime.spawn(async move {
+            tokio::select! {
+                collected = datafusion::physical_plan::collect(plan, context) => {
+                    collected.map_err(ExecError::datafusion("Fallback"))
+                }
+                () = cancelled(&cancel) => Err(ExecError::Cancelled),
+            }
+        });
+        futures::executor::block_on(task).map_err(|error| ExecError::Panicked {
+            message: format!("fallback task: {error}"),
+        })?
+    }
+}
+
+/// Resolves once `cancel` is cancelled, looking every few milliseconds.
+async fn cancelled(cancel: &CancelHandle) {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(5);
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(POLL).await;
     }
 }
 
