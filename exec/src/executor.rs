@@ -142,7 +142,14 @@ impl Executor {
             NodeKind::Sort { input, keys, fetch } => {
                 let input = self.materialize(input, run)?;
                 let started = Instant::now();
-                let sorted = sort_batches(&input, &node.schema, keys, *fetch, &run.budget)?;
+                let sorted = sort_batches(
+                    &input,
+                    &node.schema,
+                    keys,
+                    *fetch,
+                    &run.budget,
+                    &self.scheduler,
+                )?;
                 node.metrics.record_time(started.elapsed());
                 node.metrics.record_memory(run.budget.peak_bytes());
                 sorted

@@ -1,50 +1,171 @@
 //! Sorting a pipeline's output by several keys, and top-k when only the first rows are wanted
 //! (`ORDER BY … LIMIT k`): the sort then keeps k row indices instead of ordering every row.
+//! A large input is cut into one run per worker; the runs are sorted in parallel (each keeping
+//! its own top k) and merged by comparing their keys in Arrow's row format.
 
-use std::sync::Arc;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn, concat_batches, interleave_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_expr::PhysicalSortExpr;
+use sabot_scheduler::Scheduler;
 
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
 
 const OPERATOR: &str = "Sort";
+/// Inputs below this many rows are sorted by one task.
+const PARALLEL_SORT_ROWS: usize = 1 << 16;
 
-/// Sorts `batches` (all of `schema`) by `keys`, keeping the first `fetch` rows if given.
+/// Sorts `batches` (all of `schema`) by `keys`, keeping the first `fetch` rows if given; large
+/// inputs are sorted in parallel runs on `scheduler`.
 pub(crate) fn sort_batches(
     batches: &[RecordBatch],
     schema: &SchemaRef,
     keys: &[PhysicalSortExpr],
     fetch: Option<usize>,
     budget: &Arc<MemoryBudget>,
+    scheduler: &Scheduler,
 ) -> Result<Vec<RecordBatch>> {
     let mut reservation = Reservation::new(budget, OPERATOR);
     let input_bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     reservation.resize(input_bytes * 2)?;
-    let all = concat_batches(schema, batches).map_err(ExecError::arrow(OPERATOR))?;
-    if all.num_rows() == 0 {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    if rows == 0 {
         return Ok(Vec::new());
     }
-    let columns = keys
-        .iter()
+    let runs = scheduler.threads().min(batches.len());
+    if rows < PARALLEL_SORT_ROWS || runs <= 1 {
+        return Ok(vec![sort_run(batches, schema, keys, fetch)?]);
+    }
+    let sorted_runs = sort_runs_in_parallel(batches, schema, keys, fetch, runs, scheduler)?;
+    Ok(vec![merge_runs(&sorted_runs, keys, fetch)?])
+}
+
+/// Sorts `batches` as one run.
+fn sort_run(
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    keys: &[PhysicalSortExpr],
+    fetch: Option<usize>,
+) -> Result<RecordBatch> {
+    let all = concat_batches(schema, batches).map_err(ExecError::arrow(OPERATOR))?;
+    let columns = sort_columns(&all, keys)?;
+    let indices = lexsort_to_indices(&columns, fetch).map_err(ExecError::arrow(OPERATOR))?;
+    take_record_batch(&all, &indices).map_err(ExecError::arrow(OPERATOR))
+}
+
+fn sort_columns(batch: &RecordBatch, keys: &[PhysicalSortExpr]) -> Result<Vec<SortColumn>> {
+    keys.iter()
         .map(|key| {
             let values = key
                 .expr
-                .evaluate(&all)
-                .and_then(|value| value.into_array(all.num_rows()))
+                .evaluate(batch)
+                .and_then(|value| value.into_array(batch.num_rows()))
                 .map_err(ExecError::datafusion(OPERATOR))?;
             Ok(SortColumn {
                 values,
                 options: Some(key.options),
             })
         })
+        .collect()
+}
+
+/// Sorts consecutive slices of `batches` as `runs` runs, one task each.
+fn sort_runs_in_parallel(
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    keys: &[PhysicalSortExpr],
+    fetch: Option<usize>,
+    runs: usize,
+    scheduler: &Scheduler,
+) -> Result<Vec<RecordBatch>> {
+    let per_run = batches.len().div_ceil(runs);
+    let sorted: Arc<Mutex<Vec<(usize, Result<RecordBatch>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let group = scheduler.group();
+    for (run, chunk) in batches.chunks(per_run).enumerate() {
+        let (chunk, schema, keys, sorted) = (
+            chunk.to_vec(),
+            Arc::clone(schema),
+            keys.to_vec(),
+            Arc::clone(&sorted),
+        );
+        group.spawn(move |_| {
+            let result = sort_run(&chunk, &schema, &keys, fetch);
+            sorted
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((run, result));
+        });
+    }
+    group.wait()?;
+    let mut sorted = std::mem::take(&mut *sorted.lock().unwrap_or_else(PoisonError::into_inner));
+    sorted.sort_unstable_by_key(|(run, _)| *run);
+    sorted.into_iter().map(|(_, batch)| batch).collect()
+}
+
+/// Merges sorted `runs` into one batch of their first `fetch` rows (all rows without it).
+fn merge_runs(
+    runs: &[RecordBatch],
+    keys: &[PhysicalSortExpr],
+    fetch: Option<usize>,
+) -> Result<RecordBatch> {
+    let run_keys = runs
+        .iter()
+        .map(|run| sort_columns(run, keys))
         .collect::<Result<Vec<_>>>()?;
-    let indices = lexsort_to_indices(&columns, fetch).map_err(ExecError::arrow(OPERATOR))?;
-    let sorted = take_record_batch(&all, &indices).map_err(ExecError::arrow(OPERATOR))?;
-    Ok(vec![sorted])
+    let fields = run_keys
+        .first()
+        .map(|columns| {
+            columns
+                .iter()
+                .map(|column| {
+                    SortField::new_with_options(
+                        column.values.data_type().clone(),
+                        column.options.unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let converter = RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?;
+    let rows: Vec<Rows> = run_keys
+        .iter()
+        .map(|columns| {
+            let values: Vec<_> = columns
+                .iter()
+                .map(|column| Arc::clone(&column.values))
+                .collect();
+            converter.convert_columns(&values)
+        })
+        .collect::<std::result::Result<_, _>>()
+        .map_err(ExecError::arrow(OPERATOR))?;
+    let total: usize = runs.iter().map(RecordBatch::num_rows).sum();
+    let wanted = fetch.map_or(total, |fetch| fetch.min(total));
+    let mut heads = BinaryHeap::with_capacity(runs.len());
+    for (run, run_rows) in rows.iter().enumerate() {
+        if run_rows.num_rows() > 0 {
+            heads.push(Reverse((run_rows.row(0), run, 0usize)));
+        }
+    }
+    let mut order = Vec::with_capacity(wanted);
+    while order.len() < wanted {
+        let Some(Reverse((_, run, index))) = heads.pop() else {
+            break;
+        };
+        order.push((run, index));
+        if index + 1 < rows[run].num_rows() {
+            heads.push(Reverse((rows[run].row(index + 1), run, index + 1)));
+        }
+    }
+    let runs: Vec<&RecordBatch> = runs.iter().collect();
+    interleave_record_batch(&runs, &order).map_err(ExecError::arrow(OPERATOR))
 }
 
 /// Skips `skip` rows of `batches`, then keeps up to `fetch`.
@@ -116,16 +237,26 @@ mod tests {
             arrow::compute::SortOptions::new(true, false),
         );
         let budget = Arc::new(MemoryBudget::new(None));
+        let scheduler = Scheduler::new(2).unwrap();
         let all = sort_batches(
             &[first.clone(), second.clone()],
             &schema,
             std::slice::from_ref(&key),
             None,
             &budget,
+            &scheduler,
         )
         .unwrap();
         assert_eq!(values(&all), [9, 7, 5, 3, 1]);
-        let top = sort_batches(&[first, second], &schema, &[key], Some(2), &budget).unwrap();
+        let top = sort_batches(
+            &[first, second],
+            &schema,
+            &[key],
+            Some(2),
+            &budget,
+            &scheduler,
+        )
+        .unwrap();
         assert_eq!(values(&top), [9, 7]);
         assert_eq!(budget.used_bytes(), 0);
     }
@@ -138,8 +269,38 @@ mod tests {
             arrow::compute::SortOptions::default(),
         );
         let budget = Arc::new(MemoryBudget::new(Some(16)));
-        let error = sort_batches(&[batch], &schema, &[key], None, &budget).unwrap_err();
+        let scheduler = Scheduler::new(1).unwrap();
+        let error = sort_batches(&[batch], &schema, &[key], None, &budget, &scheduler).unwrap_err();
         assert!(error.to_string().starts_with("Sort needs"), "{error}");
+    }
+
+    #[test]
+    fn large_inputs_sort_in_parallel_runs_and_merge() {
+        let batches: Vec<RecordBatch> = (0..8)
+            .map(|batch| {
+                let values: Vec<i64> = (0..20_000)
+                    .map(|row| (batch * 20_000 + row) * 7919 % 100_003)
+                    .collect();
+                numbers(&values).1
+            })
+            .collect();
+        let schema = batches[0].schema();
+        let key = PhysicalSortExpr::new(
+            col("n", &schema).unwrap(),
+            arrow::compute::SortOptions::new(true, false),
+        );
+        let mut expected: Vec<i64> = batches
+            .iter()
+            .flat_map(|batch| values(&[batch.clone()]))
+            .collect();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        let budget = Arc::new(MemoryBudget::new(None));
+        let scheduler = Scheduler::new(4).unwrap();
+        let keys = std::slice::from_ref(&key);
+        let all = sort_batches(&batches, &schema, keys, None, &budget, &scheduler).unwrap();
+        assert_eq!(values(&all), expected);
+        let top = sort_batches(&batches, &schema, keys, Some(1_000), &budget, &scheduler).unwrap();
+        assert_eq!(values(&top), expected[..1_000]);
     }
 
     #[test]

@@ -110,11 +110,17 @@ fn join_building_on(
         &["x", "y", "z", "w"],
         string_keys,
     );
-    let right_nullable = kind == JoinKind::Left;
+    let right_nullable = matches!(kind, JoinKind::Left | JoinKind::Full);
+    let left_nullable = kind == JoinKind::Full;
     let joined_fields: Vec<Field> = left_schema
         .fields()
         .iter()
-        .map(|field| field.as_ref().clone())
+        .map(|field| {
+            field
+                .as_ref()
+                .clone()
+                .with_nullable(left_nullable || field.is_nullable())
+        })
         .chain(right_schema.fields().iter().map(|field| {
             field
                 .as_ref()
@@ -142,7 +148,7 @@ fn join_building_on(
         )) as Arc<dyn datafusion::physical_plan::PhysicalExpr>
     });
     let output_schema = match kind {
-        JoinKind::Inner | JoinKind::Left => joined_schema.clone(),
+        JoinKind::Inner | JoinKind::Left | JoinKind::Full => joined_schema.clone(),
         JoinKind::LeftSemi | JoinKind::LeftAnti => left_schema.clone(),
         JoinKind::LeftMark => {
             let mut fields: Vec<Field> = left_schema
@@ -254,9 +260,27 @@ fn a_join_table_over_the_memory_limit_names_the_operator() {
 }
 
 #[test]
+fn full_join_keeps_unmatched_rows_of_both_sides() {
+    for build_is_left in [false, true] {
+        let output = join_building_on(JoinKind::Full, false, build_is_left, false);
+        assert_eq!(
+            labels(&output, 1),
+            ["a", "b", "b", "c", "c", "d", "e", "null"],
+            "build left {build_is_left}"
+        );
+        assert_eq!(
+            labels(&output, 3),
+            ["null", "null", "w", "x", "x", "y", "y", "z"],
+            "build left {build_is_left}"
+        );
+    }
+}
+
+#[test]
 fn left_semi_anti_and_mark_joins_building_on_the_left_give_the_same_rows() {
     for kind in [
         JoinKind::Left,
+        JoinKind::Full,
         JoinKind::LeftSemi,
         JoinKind::LeftAnti,
         JoinKind::LeftMark,
@@ -286,6 +310,7 @@ fn string_keys_join_like_integer_keys() {
         JoinKind::LeftSemi,
         JoinKind::LeftAnti,
         JoinKind::LeftMark,
+        JoinKind::Full,
     ] {
         for (with_filter, build_is_left) in [(false, false), (true, false), (true, true)] {
             if build_is_left && kind == JoinKind::Inner {
