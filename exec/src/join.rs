@@ -543,8 +543,8 @@ impl RowIndex {
     }
 }
 
-/// The packed join table of `key_columns`: its rows scattered into hash partitions, which
-/// tasks on `scheduler` build in parallel.
+/// The packed join table of `key_columns`: a direct array when the keys are dense, else its
+/// rows scattered into hash partitions, which tasks on `scheduler` build in parallel.
 fn build_packed(
     packing: &KeyPacking,
     key_columns: &[ArrayRef],
@@ -554,6 +554,9 @@ fn build_packed(
     packing
         .pack(key_columns, &mut keys, &mut usable)
         .map_err(ExecError::kernel(OPERATOR))?;
+    if let Some(direct) = JoinHashTable::try_direct(&keys, &usable) {
+        return Ok(direct);
+    }
     hash_u64_slice(&keys, &mut hashes);
     let partitions = JoinHashTable::partition_count(keys.len());
     let scattered = PartitionedRows::scatter(&hashes, &usable, partitions)

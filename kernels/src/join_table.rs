@@ -3,7 +3,10 @@
 //! radix-partitioned build of DuckDB and of Balkesen et al.), and each partition is built on its
 //! own (in parallel by the caller). A partition is an open-addressing table whose slot holds the
 //! key, its build row when the key is unique, or else the range of its build rows in a
-//! contiguous (CSR) array: a probe of a unique key touches one cache line.
+//! contiguous (CSR) array: a probe of a unique key touches one cache line. When the packed build
+//! keys are dense (their largest is at most a few times the number of rows, as for the key
+//! columns of most tables), the table is instead a plain array indexed by the key itself: no
+//! hashing, and four bytes per key.
 
 use crate::error::{KernelError, Result};
 use crate::hash::hash_u64;
@@ -31,10 +34,118 @@ pub struct JoinPartition {
     rows: Vec<u32>,
 }
 
-/// A join table: build row ids by packed key, in hash partitions.
+/// A join table: build row ids by packed key, in hash partitions or in a direct array.
 pub struct JoinHashTable {
     partitions: Vec<JoinPartition>,
     partition_bits: u32,
+    /// Set instead of `partitions` for dense keys.
+    direct: Option<DirectTable>,
+}
+
+/// Build rows indexed by packed key: `entries[key]` is [`DIRECT_EMPTY`], a build row (high bit
+/// clear), or `DUPLICATES | d` for the rows `rows[starts[d]..starts[d + 1]]`.
+struct DirectTable {
+    entries: Vec<u32>,
+    starts: Vec<u32>,
+    rows: Vec<u32>,
+}
+
+const DIRECT_EMPTY: u32 = u32::MAX;
+const DUPLICATES: u32 = 1 << 31;
+/// A direct table may have this many entries per build row at most (it then takes no more
+/// memory than a hash table of the same rows).
+const DIRECT_ENTRIES_PER_ROW: u64 = 4;
+/// Below this many entries a direct table is always fine.
+const DIRECT_MIN_ENTRIES: u64 = 1 << 12;
+/// The most entries of a direct table (512 MiB).
+const DIRECT_MAX_ENTRIES: u64 = 1 << 27;
+
+impl DirectTable {
+    /// The table of usable build `keys`, if they are dense enough.
+    fn try_build(keys: &[u64], usable: &[bool]) -> Option<DirectTable> {
+        let usable_rows = usable.iter().filter(|&&usable| usable).count() as u64;
+        let largest = keys
+            .iter()
+            .zip(usable)
+            .filter(|(_, usable)| **usable)
+            .map(|(&key, _)| key)
+            .max()
+            .unwrap_or(0);
+        let entries = largest.checked_add(1)?;
+        let limit = (usable_rows * DIRECT_ENTRIES_PER_ROW).max(DIRECT_MIN_ENTRIES);
+        if entries > limit
+            || entries > DIRECT_MAX_ENTRIES
+            || keys.len() as u64 >= u64::from(DUPLICATES)
+        {
+            return None;
+        }
+        // First the number of rows per key, then each key's entry.
+        let mut counts = vec![0u32; entries as usize];
+        for (&key, _) in keys.iter().zip(usable).filter(|(_, usable)| **usable) {
+            counts[key as usize] += 1;
+        }
+        let mut starts = vec![0u32];
+        let mut entries = counts;
+        for entry in &mut entries {
+            *entry = match *entry {
+                0 | 1 => DIRECT_EMPTY,
+                count => {
+                    let duplicate = (starts.len() - 1) as u32;
+                    starts.push(starts[starts.len() - 1] + count);
+                    DUPLICATES | duplicate
+                }
+            };
+        }
+        let mut cursor = starts.clone();
+        let mut rows = vec![0u32; *starts.last().unwrap_or(&0) as usize];
+        for (row, (&key, _)) in keys
+            .iter()
+            .zip(usable)
+            .enumerate()
+            .filter(|(_, (_, usable))| **usable)
+        {
+            let entry = &mut entries[key as usize];
+            if *entry == DIRECT_EMPTY {
+                *entry = row as u32;
+            } else {
+                let duplicate = (*entry & !DUPLICATES) as usize;
+                rows[cursor[duplicate] as usize] = row as u32;
+                cursor[duplicate] += 1;
+            }
+        }
+        Some(DirectTable {
+            entries,
+            starts,
+            rows,
+        })
+    }
+
+    /// The build rows of `key`.
+    #[inline]
+    fn matches(&self, key: u64) -> Matches<'_> {
+        match self.entries.get(key as usize) {
+            None | Some(&DIRECT_EMPTY) => Matches::None,
+            Some(&entry) if entry & DUPLICATES == 0 => Matches::One(entry),
+            Some(&entry) => {
+                let duplicate = (entry & !DUPLICATES) as usize;
+                Matches::Many(
+                    &self.rows
+                        [self.starts[duplicate] as usize..self.starts[duplicate + 1] as usize],
+                )
+            }
+        }
+    }
+
+    fn memory_size(&self) -> usize {
+        (self.entries.capacity() + self.starts.capacity() + self.rows.capacity()) * 4
+    }
+}
+
+/// The build rows a probe key matches.
+enum Matches<'a> {
+    None,
+    One(u32),
+    Many(&'a [u32]),
 }
 
 /// Build rows grouped by partition.
@@ -142,6 +253,20 @@ impl JoinPartition {
         }
     }
 
+    /// The build rows of `key` (with hash `hash`).
+    #[inline]
+    fn matches(&self, key: u64, hash: u64) -> Matches<'_> {
+        match self.find(key, hash) {
+            None => Matches::None,
+            Some(&JoinSlot {
+                first, count: 1, ..
+            }) => Matches::One(first),
+            Some(&JoinSlot { first, count, .. }) => {
+                Matches::Many(&self.rows[first as usize..(first + count) as usize])
+            }
+        }
+    }
+
     /// The slot of `key` (with hash `hash`), if the key is in the partition.
     #[inline]
     fn find(&self, key: u64, hash: u64) -> Option<&JoinSlot> {
@@ -177,11 +302,38 @@ impl JoinHashTable {
         JoinHashTable {
             partition_bits: partitions.len().trailing_zeros(),
             partitions,
+            direct: None,
         }
     }
 
-    /// Builds the whole table on the calling thread.
+    /// A table indexed directly by the usable build `keys`, if they are dense: their largest is
+    /// at most 4 times the number of usable rows (or below 4096).
+    pub fn try_direct(keys: &[u64], usable: &[bool]) -> Option<JoinHashTable> {
+        DirectTable::try_build(keys, usable).map(|direct| JoinHashTable {
+            partitions: Vec::new(),
+            partition_bits: 0,
+            direct: Some(direct),
+        })
+    }
+
+    /// The build rows of `key`.
+    #[inline]
+    fn matches(&self, key: u64) -> Matches<'_> {
+        match &self.direct {
+            Some(direct) => direct.matches(key),
+            None => {
+                let hash = hash_u64(key);
+                self.partitions[partition_of(hash, self.partition_bits)].matches(key, hash)
+            }
+        }
+    }
+
+    /// Builds the whole table on the calling thread: direct when the keys are dense, else
+    /// hash-partitioned.
     pub fn build(keys: &[u64], usable: &[bool]) -> Result<JoinHashTable> {
+        if let Some(direct) = JoinHashTable::try_direct(keys, usable) {
+            return Ok(direct);
+        }
         let mut hashes = Vec::new();
         crate::hash::hash_u64_slice(keys, &mut hashes);
         let partitions = JoinHashTable::partition_count(keys.len());
@@ -208,18 +360,14 @@ impl JoinHashTable {
             if !usable {
                 continue;
             }
-            let hash = hash_u64(key);
-            let partition = &self.partitions[partition_of(hash, self.partition_bits)];
-            match partition.find(key, hash) {
-                None => {}
-                Some(&JoinSlot {
-                    first, count: 1, ..
-                }) => {
+            match self.matches(key) {
+                Matches::None => {}
+                Matches::One(build_row) => {
                     probe_rows.push(row as u32);
-                    build_rows.push(first);
+                    build_rows.push(build_row);
                 }
-                Some(&JoinSlot { first, count, .. }) => {
-                    for &build_row in &partition.rows[first as usize..(first + count) as usize] {
+                Matches::Many(matches) => {
+                    for &build_row in matches {
                         probe_rows.push(row as u32);
                         build_rows.push(build_row);
                     }
@@ -231,19 +379,20 @@ impl JoinHashTable {
     /// Whether each usable probe key has a match, written over `found`.
     pub fn contains(&self, keys: &[u64], usable: &[bool], found: &mut Vec<bool>) {
         found.clear();
-        found.extend(keys.iter().zip(usable).map(|(&key, &usable)| {
-            usable && {
-                let hash = hash_u64(key);
-                self.partitions[partition_of(hash, self.partition_bits)]
-                    .find(key, hash)
-                    .is_some()
-            }
-        }));
+        found.extend(
+            keys.iter()
+                .zip(usable)
+                .map(|(&key, &usable)| usable && !matches!(self.matches(key), Matches::None)),
+        );
     }
 
     /// Bytes held by the table.
     pub fn memory_size(&self) -> usize {
-        self.partitions.iter().map(JoinPartition::memory_size).sum()
+        self.partitions
+            .iter()
+            .map(JoinPartition::memory_size)
+            .sum::<usize>()
+            + self.direct.as_ref().map_or(0, DirectTable::memory_size)
     }
 }
 
@@ -270,8 +419,26 @@ mod tests {
     }
 
     #[test]
+    fn dense_keys_index_a_direct_table_and_sparse_ones_hash() {
+        let dense: Vec<u64> = (0..10_000).map(|row| row % 9_000).collect();
+        assert!(
+            JoinHashTable::build(&dense, &vec![true; dense.len()])
+                .unwrap()
+                .direct
+                .is_some()
+        );
+        let sparse: Vec<u64> = (0..10_000).map(|row| row * 1_000).collect();
+        assert!(
+            JoinHashTable::build(&sparse, &vec![true; sparse.len()])
+                .unwrap()
+                .direct
+                .is_none()
+        );
+    }
+
+    #[test]
     fn many_partitions_find_every_key() {
-        let keys: Vec<u64> = (0..100_000).map(|key| key * 3 % 70_000).collect();
+        let keys: Vec<u64> = (0..100_000).map(|key| key * 3 % 70_000 * 1_000).collect();
         let table = JoinHashTable::build(&keys, &vec![true; keys.len()]).unwrap();
         assert!(table.partitions.len() > 1);
         let (mut probe, mut build) = (Vec::new(), Vec::new());

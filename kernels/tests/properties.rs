@@ -65,10 +65,16 @@ proptest! {
                 })
                 .collect(),
         );
+        let direct = JoinHashTable::try_direct(&build_keys, &build_usable)
+            .expect("keys of a range of 40 are dense");
         let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
         packing.pack(&[probe_column], &mut probe_keys, &mut probe_usable).unwrap();
         let (mut probe_rows, mut build_rows) = (Vec::new(), Vec::new());
         table.probe(&probe_keys, &probe_usable, &mut probe_rows, &mut build_rows);
+        let (mut direct_probe_rows, mut direct_build_rows) = (Vec::new(), Vec::new());
+        direct.probe(&probe_keys, &probe_usable, &mut direct_probe_rows, &mut direct_build_rows);
+        prop_assert_eq!(&direct_probe_rows, &probe_rows);
+        prop_assert_eq!(&direct_build_rows, &build_rows);
         let mut expected = Vec::new();
         for (probe_row, probe_value) in probe.iter().enumerate() {
             for (build_row, build_value) in build.iter().enumerate() {
@@ -81,6 +87,9 @@ proptest! {
         prop_assert_eq!(actual, expected);
         let mut found = Vec::new();
         table.contains(&probe_keys, &probe_usable, &mut found);
+        let mut direct_found = Vec::new();
+        direct.contains(&probe_keys, &probe_usable, &mut direct_found);
+        prop_assert_eq!(&direct_found, &found);
         let expected_found: Vec<bool> = probe
             .iter()
             .map(|value| value.is_some() && build.contains(value))
