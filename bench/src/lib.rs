@@ -8,6 +8,9 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use sabot::{Sabot, SabotError};
 
+/// An in-memory table: its schema and its batches.
+pub type Table = (Arc<Schema>, Vec<RecordBatch>);
+
 /// Rows per registered batch (a morsel of the in-memory scan).
 const BATCH_ROWS: usize = 32_768;
 /// A prime that divides no group count used here, so `group * STRIDE % groups` is a permutation.
@@ -16,7 +19,7 @@ const STRIDE: u64 = 1_000_003;
 /// A table of `rows` rows: `keys` BIGINT columns `k1..kN` whose combinations take `groups`
 /// distinct values (each about equally often, consecutive rows in far-apart groups), and a
 /// BIGINT value column `v`.
-pub fn keyed_table(rows: usize, keys: usize, groups: usize) -> (Arc<Schema>, Vec<RecordBatch>) {
+pub fn keyed_table(rows: usize, keys: usize, groups: usize) -> Table {
     let mut fields: Vec<Field> = (1..=keys)
         .map(|key| Field::new(format!("k{key}"), DataType::Int64, false))
         .collect();
@@ -53,10 +56,7 @@ pub fn keyed_table(rows: usize, keys: usize, groups: usize) -> (Arc<Schema>, Vec
 }
 
 /// A session with `tables` registered, on `threads` workers.
-pub fn session(
-    threads: usize,
-    tables: Vec<(&str, (Arc<Schema>, Vec<RecordBatch>))>,
-) -> Result<Sabot, SabotError> {
+pub fn session(threads: usize, tables: Vec<(&str, Table)>) -> Result<Sabot, SabotError> {
     let sabot = Sabot::builder().threads(threads).build()?;
     for (name, (schema, batches)) in tables {
         sabot.register_batches(name, schema, batches)?;

@@ -77,6 +77,9 @@ fn sort_columns(batch: &RecordBatch, keys: &[PhysicalSortExpr]) -> Result<Vec<So
         .collect()
 }
 
+/// A run's position among the runs, and its sorted rows.
+type SortedRun = (usize, Result<RecordBatch>);
+
 /// Sorts consecutive slices of `batches` as `runs` runs, one task each.
 fn sort_runs_in_parallel(
     batches: &[RecordBatch],
@@ -87,7 +90,7 @@ fn sort_runs_in_parallel(
     scheduler: &Scheduler,
 ) -> Result<Vec<RecordBatch>> {
     let per_run = batches.len().div_ceil(runs);
-    let sorted: Arc<Mutex<Vec<(usize, Result<RecordBatch>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let sorted: Arc<Mutex<Vec<SortedRun>>> = Arc::new(Mutex::new(Vec::new()));
     let group = scheduler.group();
     for (run, chunk) in batches.chunks(per_run).enumerate() {
         let (chunk, schema, keys, sorted) = (
@@ -291,7 +294,7 @@ mod tests {
         );
         let mut expected: Vec<i64> = batches
             .iter()
-            .flat_map(|batch| values(&[batch.clone()]))
+            .flat_map(|batch| values(std::slice::from_ref(batch)))
             .collect();
         expected.sort_unstable_by(|a, b| b.cmp(a));
         let budget = Arc::new(MemoryBudget::new(None));

@@ -78,7 +78,7 @@ mod tests {
     #[test]
     fn grows_past_its_first_capacity() {
         let mut map = GroupMap::<u128>::new();
-        let keys: Vec<u128> = (0..100_000).map(|key| key * 3 << 64 | key).collect();
+        let keys: Vec<u128> = (0..100_000).map(|key| ((key * 3) << 64) | key).collect();
         let mut ids = Vec::new();
         map.intern(&keys, &mut ids);
         map.intern(&keys, &mut ids);
