@@ -58,6 +58,19 @@ fn session() -> Sabot {
     sabot
 }
 
+/// Every column of `query`'s result on `engine`, as strings.
+fn columns_on(sabot: &Sabot, query: &str, engine: Engine) -> Vec<Vec<String>> {
+    let batches = sabot
+        .sql(query)
+        .unwrap()
+        .with_engine(engine)
+        .collect()
+        .unwrap();
+    (0..batches[0].num_columns())
+        .map(|column| strings(&batches, column))
+        .collect()
+}
+
 fn strings(batches: &[RecordBatch], column: usize) -> Vec<String> {
     batches
         .iter()
@@ -482,20 +495,13 @@ fn group_keys_with_nulls_and_several_columns_group_like_datafusion() {
         let query = format!(
             "SELECT {keys}, count(*) AS n, sum(small) AS s FROM facts GROUP BY {keys} ORDER BY {keys}"
         );
-        let on = |engine| {
-            let batches = sabot
-                .sql(&query)
-                .unwrap()
-                .with_engine(engine)
-                .collect()
-                .unwrap();
-            (0..batches[0].num_columns())
-                .map(|column| strings(&batches, column))
-                .collect::<Vec<_>>()
-        };
-        let sabot_rows = on(Engine::Sabot);
+        let sabot_rows = columns_on(&sabot, &query, Engine::Sabot);
         assert!(sabot_rows[0].len() > 2, "{keys}: {sabot_rows:?}");
-        assert_eq!(sabot_rows, on(Engine::DataFusion), "GROUP BY {keys}");
+        assert_eq!(
+            sabot_rows,
+            columns_on(&sabot, &query, Engine::DataFusion),
+            "GROUP BY {keys}"
+        );
     }
 }
 
@@ -517,19 +523,13 @@ fn union_all_and_union_run_on_sabot_like_datafusion() {
             plan.contains("Union: inputs=2") && !plan.contains("fallback"),
             "{plan}"
         );
-        let rows = |engine| {
-            let batches = sabot
-                .sql(&format!("SELECT * FROM ({query}) ORDER BY {order}"))
-                .unwrap()
-                .with_engine(engine)
-                .collect()
-                .unwrap();
-            (0..batches[0].num_columns())
-                .map(|column| strings(&batches, column))
-                .collect::<Vec<_>>()
-        };
-        let on_sabot = rows(Engine::Sabot);
-        assert_eq!(on_sabot, rows(Engine::DataFusion), "{query}");
+        let ordered = format!("SELECT * FROM ({query}) ORDER BY {order}");
+        let on_sabot = columns_on(&sabot, &ordered, Engine::Sabot);
+        assert_eq!(
+            on_sabot,
+            columns_on(&sabot, &ordered, Engine::DataFusion),
+            "{query}"
+        );
         assert!(on_sabot[0].len() >= 4, "{query}: {on_sabot:?}");
     }
 }
@@ -552,19 +552,13 @@ fn right_and_full_outer_joins_run_on_sabot_like_datafusion() {
             plan.contains("HashJoin") && !plan.contains("fallback"),
             "{query}: {plan}"
         );
-        let rows = |engine| {
-            let batches = sabot
-                .sql(&format!("SELECT * FROM ({query}) ORDER BY 1, 2"))
-                .unwrap()
-                .with_engine(engine)
-                .collect()
-                .unwrap();
-            (0..batches[0].num_columns())
-                .map(|column| strings(&batches, column))
-                .collect::<Vec<_>>()
-        };
-        let on_sabot = rows(Engine::Sabot);
+        let ordered = format!("SELECT * FROM ({query}) ORDER BY 1, 2");
+        let on_sabot = columns_on(&sabot, &ordered, Engine::Sabot);
         assert!(on_sabot[0].len() >= 2, "{query}: {on_sabot:?}");
-        assert_eq!(on_sabot, rows(Engine::DataFusion), "{query}");
+        assert_eq!(
+            on_sabot,
+            columns_on(&sabot, &ordered, Engine::DataFusion),
+            "{query}"
+        );
     }
 }
