@@ -504,6 +504,15 @@ impl KeyDictionaries {
         }
     }
 
+    /// Bytes held by the dictionaries.
+    fn memory_size(&self) -> usize {
+        self.by_key
+            .iter()
+            .flatten()
+            .map(StringDictionary::memory_size)
+            .sum()
+    }
+
     /// The key columns with each string column replaced by its dictionary ids.
     fn encode(&self, key_columns: &[ArrayRef]) -> Result<Vec<ArrayRef>> {
         key_columns
@@ -547,6 +556,8 @@ pub(crate) struct AggregateSink {
     budget: Arc<MemoryBudget>,
     hasher: RandomState,
     dictionaries: Arc<KeyDictionaries>,
+    /// Holds the dictionaries' memory in the query's budget.
+    dictionary_reservation: Mutex<Reservation>,
     idle_tables: Mutex<Vec<GroupTable>>,
 }
 
@@ -561,6 +572,7 @@ impl AggregateSink {
         AggregateSink {
             node,
             dictionaries: Arc::new(KeyDictionaries::new(&spec.key_types)),
+            dictionary_reservation: Mutex::new(Reservation::new(&budget, OPERATOR)),
             spec,
             budget,
             hasher: RandomState::with_seeds(first, second, third, fourth),
@@ -580,6 +592,10 @@ impl AggregateSink {
             None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)?,
         };
         table.update(&self.spec, &self.hasher, batch)?;
+        self.dictionary_reservation
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .resize(self.dictionaries.memory_size())?;
         self.node.metrics.record_memory(self.budget.used_bytes());
         self.idle_tables
             .lock()

@@ -39,6 +39,8 @@ struct Entries {
     long: HashMap<Box<[u8]>, u32>,
     /// The strings, by id minus one.
     values: Vec<Box<str>>,
+    /// Bytes of the strings, each counted twice (in `values` and as a key of `long` or `short`).
+    string_bytes: usize,
 }
 
 impl Default for Entries {
@@ -50,6 +52,7 @@ impl Default for Entries {
             short_ids: Vec::new(),
             long: HashMap::new(),
             values: Vec::new(),
+            string_bytes: 0,
         }
     }
 }
@@ -93,6 +96,7 @@ impl Entries {
             None => *self.long.entry(value.as_bytes().into()).or_insert(next_id),
         };
         if id == next_id {
+            self.string_bytes += 2 * (value.len() + std::mem::size_of::<Box<str>>());
             self.values.push(value.into());
         }
         id
@@ -261,12 +265,11 @@ impl StringDictionary {
     /// Bytes held by the dictionary.
     pub fn memory_size(&self) -> usize {
         let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-        let strings: usize = entries.values.iter().map(|value| value.len() + 16).sum();
         entries.views.memory_size()
             + entries.view_ids.capacity() * 4
             + entries.short.memory_size()
             + entries.short_ids.capacity() * 4
-            + strings * 2
+            + entries.string_bytes
     }
 }
 
