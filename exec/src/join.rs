@@ -544,22 +544,41 @@ impl RowIndex {
 }
 
 /// The packed join table of `key_columns`: a direct array when the keys are dense, else its
-/// rows scattered into hash partitions, which tasks on `scheduler` build in parallel.
+/// rows scattered into hash partitions, which tasks on `scheduler` build in parallel. With the
+/// `cuda` feature a large table is also copied to the GPU, where large probes then run.
 fn build_packed(
     packing: &KeyPacking,
     key_columns: &[ArrayRef],
     scheduler: &Scheduler,
 ) -> Result<JoinHashTable> {
-    let (mut keys, mut usable, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut usable) = (Vec::new(), Vec::new());
     packing
         .pack(key_columns, &mut keys, &mut usable)
         .map_err(ExecError::kernel(OPERATOR))?;
-    if let Some(direct) = JoinHashTable::try_direct(&keys, &usable) {
+    #[cfg(feature = "cuda")]
+    let table = {
+        let mut table = build_packed_table(keys.clone(), &usable, scheduler)?;
+        table.offload(&keys, &usable);
+        table
+    };
+    #[cfg(not(feature = "cuda"))]
+    let table = build_packed_table(keys, &usable, scheduler)?;
+    Ok(table)
+}
+
+/// The table of the packed build `keys` on the CPU.
+fn build_packed_table(
+    keys: Vec<u64>,
+    usable: &[bool],
+    scheduler: &Scheduler,
+) -> Result<JoinHashTable> {
+    let mut hashes = Vec::new();
+    if let Some(direct) = JoinHashTable::try_direct(&keys, usable) {
         return Ok(direct);
     }
     hash_u64_slice(&keys, &mut hashes);
     let partitions = JoinHashTable::partition_count(keys.len());
-    let scattered = PartitionedRows::scatter(&hashes, &usable, partitions)
+    let scattered = PartitionedRows::scatter(&hashes, usable, partitions)
         .map_err(ExecError::kernel(OPERATOR))?;
     let tasks = partitions.min(scheduler.threads() * 2);
     if tasks <= 1 {

@@ -12,6 +12,18 @@ pub enum KernelError {
     /// A table would hold more rows than its 32-bit row ids address.
     #[error("a hash table of {rows} rows is more than the {limit} a table holds")]
     TooManyRows { rows: usize, limit: usize },
+    /// A grouped kernel's inputs do not line up.
+    #[error("{values} values but {group_ids} group ids")]
+    GroupIdCount { values: usize, group_ids: usize },
+    /// A group id names no group.
+    #[error("group id {id} is outside the {groups} groups")]
+    GroupId { id: u32, groups: usize },
+    /// The GPU refused or failed an operation.
+    #[error("GPU {operation}: {message}")]
+    Device {
+        operation: &'static str,
+        message: String,
+    },
     /// Arrow could not build an output array.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),

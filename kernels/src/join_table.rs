@@ -42,7 +42,17 @@ pub struct JoinHashTable {
     partition_bits: u32,
     /// Set instead of `partitions` for dense keys.
     direct: Option<DirectTable>,
+    /// A copy on the GPU, which large probes use.
+    #[cfg(feature = "cuda")]
+    device: Option<crate::cuda::DeviceJoinTable>,
 }
+
+/// The fewest usable build rows for which [`JoinHashTable::offload`] copies a table to the GPU.
+#[cfg(feature = "cuda")]
+pub const GPU_MIN_BUILD_ROWS: usize = 1 << 20;
+/// The fewest probe keys a probe of an offloaded table sends to the GPU.
+#[cfg(feature = "cuda")]
+pub const GPU_MIN_PROBE_ROWS: usize = 1 << 16;
 
 /// Build rows indexed by packed key: `entries[key]` is [`DIRECT_EMPTY`], a build row (high bit
 /// clear), or `DUPLICATES | d` for the rows `rows[starts[d]..starts[d + 1]]`.
@@ -305,6 +315,8 @@ impl JoinHashTable {
             partition_bits: partitions.len().trailing_zeros(),
             partitions,
             direct: None,
+            #[cfg(feature = "cuda")]
+            device: None,
         }
     }
 
@@ -315,6 +327,8 @@ impl JoinHashTable {
             partitions: Vec::new(),
             partition_bits: 0,
             direct: Some(direct),
+            #[cfg(feature = "cuda")]
+            device: None,
         })
     }
 
@@ -358,6 +372,22 @@ impl JoinHashTable {
         probe_rows: &mut Vec<u32>,
         build_rows: &mut Vec<u32>,
     ) {
+        #[cfg(feature = "cuda")]
+        if let Some(device) = self
+            .device
+            .as_ref()
+            .filter(|_| keys.len() >= GPU_MIN_PROBE_ROWS)
+        {
+            let (probe_start, build_start) = (probe_rows.len(), build_rows.len());
+            match device.probe(keys, usable, probe_rows, build_rows) {
+                Ok(()) => return,
+                Err(error) => {
+                    report_device_failure(&error);
+                    probe_rows.truncate(probe_start);
+                    build_rows.truncate(build_start);
+                }
+            }
+        }
         for (row, (&key, &usable)) in keys.iter().zip(usable).enumerate() {
             if let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
                 self.prefetch(ahead);
@@ -377,6 +407,31 @@ impl JoinHashTable {
                         build_rows.push(build_row);
                     }
                 }
+            }
+        }
+    }
+
+    /// Also keeps a copy of the table on the GPU when a GPU is present and the build has at
+    /// least [`GPU_MIN_BUILD_ROWS`] usable rows; probes of at least [`GPU_MIN_PROBE_ROWS`] keys
+    /// then run there. `keys` and `usable` are the ones the table was built from. Returns
+    /// whether the table is on the GPU; where the copy fails, the table stays on the CPU and the
+    /// failure is reported once on stderr.
+    #[cfg(feature = "cuda")]
+    pub fn offload(&mut self, keys: &[u64], usable: &[bool]) -> bool {
+        if usable.iter().filter(|&&usable| usable).count() < GPU_MIN_BUILD_ROWS {
+            return false;
+        }
+        let Ok(gpu) = crate::cuda::Gpu::shared() else {
+            return false;
+        };
+        match crate::cuda::DeviceJoinTable::build(gpu, keys, usable) {
+            Ok(device) => {
+                self.device = Some(device);
+                true
+            }
+            Err(error) => {
+                report_device_failure(&error);
+                false
             }
         }
     }
@@ -422,7 +477,28 @@ impl JoinHashTable {
             .map(JoinPartition::memory_size)
             .sum::<usize>()
             + self.direct.as_ref().map_or(0, DirectTable::memory_size)
+            + self.device_memory_size()
     }
+
+    #[cfg(feature = "cuda")]
+    fn device_memory_size(&self) -> usize {
+        self.device
+            .as_ref()
+            .map_or(0, crate::cuda::DeviceJoinTable::memory_size)
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    fn device_memory_size(&self) -> usize {
+        0
+    }
+}
+
+/// Says once per process on stderr that the GPU failed and the CPU took over: results stay
+/// right, but the user should know the device is not doing the work.
+#[cfg(feature = "cuda")]
+fn report_device_failure(error: &KernelError) {
+    static REPORTED: std::sync::Once = std::sync::Once::new();
+    REPORTED.call_once(|| eprintln!("sabot: {error}; joins run on the CPU instead"));
 }
 
 /// Asks the CPU to bring the cache line at `address` into its caches: a hint that changes no

@@ -6,11 +6,17 @@
 //! (group ids for a whole batch at once). String group keys become `u32` ids through a
 //! [`StringDictionary`] shared by an operator's tasks, and then pack like integers. Operators in
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
+//! Grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
+//! large join tables run on a GPU with the `cuda` feature, when one is present and the input is
+//! large enough (module `cuda`); otherwise, and always without the feature, on the CPU.
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
 mod group_map;
+mod grouped_sum;
 mod hash;
 mod join_table;
 mod keys;
@@ -20,7 +26,12 @@ mod string_dictionary;
 
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
+pub use grouped_sum::{
+    Backend, GPU_MIN_ROWS, GroupedSums, grouped_sum_f64, grouped_sum_i64, grouped_sum_on_cpu,
+};
 pub use hash::{hash_u64, hash_u64_slice};
+#[cfg(feature = "cuda")]
+pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
 pub use keys::KeyPacking;
 pub use packed_key::PackedKey;

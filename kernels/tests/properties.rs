@@ -8,7 +8,8 @@ use arrow::array::{Array, ArrayRef, Date32Array, Decimal128Array, Int16Array, In
 use arrow::datatypes::DataType;
 use proptest::prelude::*;
 use sabot_kernels::{
-    GroupMap, JoinHashTable, JoinPartition, KeyPacking, PartitionedRows, hash_u64_slice,
+    GroupMap, JoinHashTable, JoinPartition, KeyPacking, PartitionedRows, grouped_sum_i64,
+    hash_u64_slice,
 };
 
 fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
@@ -191,5 +192,28 @@ proptest! {
                 prop_assert!(!usable[row], "a null in a layout without null bits is unusable");
             }
         }
+    }
+
+    #[test]
+    fn grouped_sum_equals_a_plain_loop(
+        rows in prop::collection::vec((0u32..8, prop::option::weighted(0.8, any::<i64>())), 0..300),
+        offset in 0usize..5,
+    ) {
+        let groups = 8;
+        let values = Int64Array::from(rows.iter().map(|(_, value)| *value).collect::<Vec<_>>());
+        let offset = offset.min(rows.len());
+        let values = values.slice(offset, rows.len() - offset);
+        let ids: Vec<u32> = rows[offset..].iter().map(|(id, _)| *id).collect();
+        let (result, _) = grouped_sum_i64(groups, &ids, &values).unwrap();
+        let mut sums = vec![0i64; groups];
+        let mut counts = vec![0u64; groups];
+        for (&id, value) in ids.iter().zip(&rows[offset..]) {
+            if let Some(value) = value.1 {
+                sums[id as usize] = sums[id as usize].wrapping_add(value);
+                counts[id as usize] += 1;
+            }
+        }
+        prop_assert_eq!(result.sums, sums);
+        prop_assert_eq!(result.counts, counts);
     }
 }
