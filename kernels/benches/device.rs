@@ -1,9 +1,9 @@
 //! GPU kernels against the CPU path, side by side in one run (`cargo bench -p sabot-kernels
-//! --features cuda --bench device`): grouped SUM/COUNT of 2^24 `Int64` rows into 10, 1e4 and 1e6
+//! --features cuda --bench device`): grouped SUM/COUNT of 2^24 `Int64` rows into 10 to 1e6
 //! groups, and probes of a 1e7-row join table, each on one CPU thread, on all CPU threads, and on
 //! the GPU (copies to and from the device included). Smaller inputs show where the GPU starts to
-//! pay, which sets `GPU_MIN_ROWS` and `GPU_MIN_PROBE_ROWS`. Exits with a message where no GPU is
-//! usable.
+//! pay, which sets `GPU_MIN_ROWS`, `GPU_MIN_GROUPS` and `GPU_MIN_PROBE_ROWS`. Exits with a
+//! message where no GPU is usable.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -63,7 +63,7 @@ fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
     let values =
         Int64Array::from_iter_values((0..rows).map(|_| (random.next() % 1_000_000) as i64));
     let mut group = criterion.benchmark_group("grouped_sum_i64");
-    for groups in [10usize, 10_000, 1_000_000] {
+    for groups in [10usize, 10_000, 100_000, 1_000_000] {
         let ids: Vec<u32> = (0..rows)
             .map(|_| (random.next() % groups as u64) as u32)
             .collect();
@@ -83,8 +83,8 @@ fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
             b.iter(|| black_box(gpu.grouped_sum_i64(groups, &ids, &values).unwrap()))
         });
     }
-    for rows in [1usize << 16, 1 << 18, 1 << 20, 1 << 22] {
-        let groups = 10_000;
+    for rows in [1usize << 18, 1 << 20, 1 << 22] {
+        let groups = 1_000_000;
         let ids: Vec<u32> = (0..rows)
             .map(|_| (random.next() % groups as u64) as u32)
             .collect();
@@ -92,6 +92,9 @@ fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
         let case = format!("{rows}rows_{groups}groups");
         group.bench_function(BenchmarkId::new("cpu_1_thread", &case), |b| {
             b.iter(|| black_box(grouped_sum_on_cpu(groups, &ids, &values).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new("cpu_all_threads", &case), |b| {
+            b.iter(|| black_box(grouped_sum_all_threads(groups, &ids, &values)))
         });
         group.bench_function(BenchmarkId::new("gpu", &case), |b| {
             b.iter(|| black_box(gpu.grouped_sum_i64(groups, &ids, &values).unwrap()))
@@ -109,7 +112,7 @@ fn join_probes(criterion: &mut Criterion, gpu: &'static Gpu) {
     let cpu_table = JoinHashTable::build(&build_keys, &build_usable).unwrap();
     let device_table = DeviceJoinTable::build(gpu, &build_keys, &build_usable).unwrap();
     let mut group = criterion.benchmark_group("join_probe_1e7_build");
-    for probe_rows in [1usize << 14, 1 << 16, 1 << 18, 10_000_000] {
+    for probe_rows in [1usize << 16, 1 << 18, 1 << 20, 10_000_000] {
         // Half the probe keys are build keys, half miss.
         let keys: Vec<u64> = (0..probe_rows)
             .map(|row| match row % 2 {
@@ -132,7 +135,7 @@ fn join_probes(criterion: &mut Criterion, gpu: &'static Gpu) {
                 black_box((probe, build))
             })
         });
-        if probe_rows >= 1 << 20 {
+        if probe_rows >= 1 << 18 {
             let chunk = probe_rows.div_ceil(threads());
             group.bench_function(BenchmarkId::new("cpu_all_threads", &case), |b| {
                 b.iter(|| {

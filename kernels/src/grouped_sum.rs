@@ -1,7 +1,8 @@
 //! Grouped SUM and COUNT over group ids: each row's value is added to its group's sum and its
 //! group's count of non-null values, nulls skipped. The CPU path is one pass of scalar adds (a
 //! scatter-add, which no SIMD instruction set on x86 or Arm does faster); with the `cuda`
-//! feature, inputs of at least [`GPU_MIN_ROWS`] rows run on the GPU when one is present.
+//! feature, inputs of at least [`GPU_MIN_ROWS`] rows into at least [`GPU_MIN_GROUPS`] groups
+//! run on the GPU when one is present.
 //! Integer sums wrap on overflow on both paths, as DataFusion's `SUM` over `Int64` does.
 
 use arrow::array::{Array, Float64Array, Int64Array, PrimitiveArray};
@@ -9,9 +10,14 @@ use arrow::datatypes::{ArrowNativeTypeOp, ArrowPrimitiveType};
 
 use crate::error::{KernelError, Result};
 
-/// The fewest rows a grouped sum runs on the GPU for: below it, copying the rows to the device
-/// and the results back costs more than the CPU takes (measured in `benches/device.rs`).
-pub const GPU_MIN_ROWS: usize = 1 << 22;
+/// The fewest rows a grouped sum runs on the GPU for: below it, launching and copying cost more
+/// than the CPU takes (measured in `benches/device.rs`).
+pub const GPU_MIN_ROWS: usize = 1 << 20;
+/// The fewest groups a grouped sum runs on the GPU for. The operators that call these kernels
+/// keep every CPU core busy, so the GPU must beat all of them, not one: with few groups the sums
+/// stay in each core's cache and the CPU cores outrun the copy over the bus; with many the CPU
+/// misses its caches on every row and the GPU wins (measured in `benches/device.rs`).
+pub const GPU_MIN_GROUPS: usize = 1 << 17;
 
 /// Per-group results of a grouped sum: `sums[g]` and `counts[g]` are group `g`'s sum and number
 /// of non-null values (a group with count 0 has sum 0).
@@ -37,7 +43,7 @@ pub fn grouped_sum_i64(
 ) -> Result<(GroupedSums<i64>, Backend)> {
     check_group_ids(groups, group_ids, values.len())?;
     #[cfg(feature = "cuda")]
-    if let Some(gpu) = gpu_for(values.len()) {
+    if let Some(gpu) = gpu_for(values.len(), groups) {
         return Ok((
             gpu.grouped_sum_i64(groups, group_ids, values)?,
             Backend::Gpu,
@@ -55,7 +61,7 @@ pub fn grouped_sum_f64(
 ) -> Result<(GroupedSums<f64>, Backend)> {
     check_group_ids(groups, group_ids, values.len())?;
     #[cfg(feature = "cuda")]
-    if let Some(gpu) = gpu_for(values.len()) {
+    if let Some(gpu) = gpu_for(values.len(), groups) {
         return Ok((
             gpu.grouped_sum_f64(groups, group_ids, values)?,
             Backend::Gpu,
@@ -75,10 +81,10 @@ pub fn grouped_sum_on_cpu<T: ArrowPrimitiveType>(
     Ok(grouped_sum_cpu(groups, group_ids, values))
 }
 
-/// The GPU, when one is present and `rows` is enough to pay for the copies.
+/// The GPU, when one is present and the input is large enough to gain from it.
 #[cfg(feature = "cuda")]
-fn gpu_for(rows: usize) -> Option<&'static crate::cuda::Gpu> {
-    if rows < GPU_MIN_ROWS {
+fn gpu_for(rows: usize, groups: usize) -> Option<&'static crate::cuda::Gpu> {
+    if rows < GPU_MIN_ROWS || groups < GPU_MIN_GROUPS {
         return None;
     }
     crate::cuda::Gpu::shared().ok()

@@ -470,26 +470,13 @@ impl JoinHashTable {
         }
     }
 
-    /// Bytes held by the table.
+    /// Bytes held by the table in host memory (a copy on the GPU takes none).
     pub fn memory_size(&self) -> usize {
         self.partitions
             .iter()
             .map(JoinPartition::memory_size)
             .sum::<usize>()
             + self.direct.as_ref().map_or(0, DirectTable::memory_size)
-            + self.device_memory_size()
-    }
-
-    #[cfg(feature = "cuda")]
-    fn device_memory_size(&self) -> usize {
-        self.device
-            .as_ref()
-            .map_or(0, crate::cuda::DeviceJoinTable::memory_size)
-    }
-
-    #[cfg(not(feature = "cuda"))]
-    fn device_memory_size(&self) -> usize {
-        0
     }
 }
 

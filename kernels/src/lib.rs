@@ -27,7 +27,8 @@ mod string_dictionary;
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
 pub use grouped_sum::{
-    Backend, GPU_MIN_ROWS, GroupedSums, grouped_sum_f64, grouped_sum_i64, grouped_sum_on_cpu,
+    Backend, GPU_MIN_GROUPS, GPU_MIN_ROWS, GroupedSums, grouped_sum_f64, grouped_sum_i64,
+    grouped_sum_on_cpu,
 };
 pub use hash::{hash_u64, hash_u64_slice};
 #[cfg(feature = "cuda")]

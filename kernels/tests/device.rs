@@ -6,8 +6,8 @@
 use arrow::array::{Float64Array, Int64Array};
 use sabot_kernels::cuda::{DeviceJoinTable, Gpu};
 use sabot_kernels::{
-    Backend, GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS, GPU_MIN_ROWS, JoinHashTable, grouped_sum_i64,
-    grouped_sum_on_cpu,
+    Backend, GPU_MIN_BUILD_ROWS, GPU_MIN_GROUPS, GPU_MIN_PROBE_ROWS, GPU_MIN_ROWS, JoinHashTable,
+    grouped_sum_i64, grouped_sum_on_cpu,
 };
 
 /// The GPU, or `None` after saying on stderr why the calling test checks nothing.
@@ -96,18 +96,27 @@ fn large_inputs_are_dispatched_to_the_gpu() {
     let Some(_) = gpu("large_inputs_are_dispatched_to_the_gpu") else {
         return;
     };
-    let (ids, values) = grouped_input(GPU_MIN_ROWS, 1000, 5);
+    let groups = GPU_MIN_GROUPS;
+    let (ids, values) = grouped_input(GPU_MIN_ROWS, groups, 5);
     let values = Int64Array::from(values);
-    let (result, backend) = grouped_sum_i64(1000, &ids, &values).unwrap();
+    let (result, backend) = grouped_sum_i64(groups, &ids, &values).unwrap();
     assert_eq!(backend, Backend::Gpu);
-    assert_eq!(result, grouped_sum_on_cpu(1000, &ids, &values).unwrap());
-    let (_, backend) = grouped_sum_i64(1000, &ids[..1000], &values.slice(0, 1000)).unwrap();
-    assert_eq!(backend, Backend::Cpu);
+    assert_eq!(result, grouped_sum_on_cpu(groups, &ids, &values).unwrap());
+    let few = Int64Array::from_iter_values(0..GPU_MIN_ROWS as i64);
+    let (_, backend) = grouped_sum_i64(10, &vec![3; GPU_MIN_ROWS], &few).unwrap();
+    assert_eq!(backend, Backend::Cpu, "few groups stay on the CPU");
+    let (_, backend) = grouped_sum_i64(groups, &ids[..1000], &values.slice(0, 1000)).unwrap();
+    assert_eq!(backend, Backend::Cpu, "few rows stay on the CPU");
 }
 
-/// Build keys with duplicates and unusable rows, and probe keys that hit, miss or are unusable.
-fn join_input(build_rows: usize, probe_rows: usize) -> (Vec<u64>, Vec<bool>, Vec<u64>, Vec<bool>) {
-    let distinct = (build_rows / 3).max(1) as u64;
+/// Build keys with duplicates (`distinct` keys) and unusable rows, and probe keys that hit, miss
+/// or are unusable.
+fn join_input(
+    build_rows: usize,
+    distinct: usize,
+    probe_rows: usize,
+) -> (Vec<u64>, Vec<bool>, Vec<u64>, Vec<bool>) {
+    let distinct = distinct.max(1) as u64;
     let build_keys: Vec<u64> = random(1, build_rows)
         .iter()
         .map(|n| (n % distinct) << 20)
@@ -126,9 +135,14 @@ fn device_join_probe_equals_the_cpu_probe() {
     let Some(gpu) = gpu("device_join_probe_equals_the_cpu_probe") else {
         return;
     };
-    for (build_rows, probe_rows) in [(1, 5), (1000, 0), (30_000, 100_000)] {
+    for (build_rows, distinct, probe_rows) in [
+        (1, 1, 5),
+        (1000, 300, 0),
+        (30_000, 10_000, 100_000),
+        (100_000, 10, 3000),
+    ] {
         let (build_keys, build_usable, probe_keys, probe_usable) =
-            join_input(build_rows, probe_rows);
+            join_input(build_rows, distinct, probe_rows);
         let cpu = JoinHashTable::build(&build_keys, &build_usable).unwrap();
         let device = DeviceJoinTable::build(gpu, &build_keys, &build_usable).unwrap();
         let (mut cpu_probe, mut cpu_build) = (Vec::new(), Vec::new());
@@ -151,8 +165,11 @@ fn an_offloaded_table_probes_large_batches_on_the_gpu_with_the_same_pairs() {
     else {
         return;
     };
-    let (build_keys, build_usable, probe_keys, probe_usable) =
-        join_input(GPU_MIN_BUILD_ROWS * 12 / 10, GPU_MIN_PROBE_ROWS * 2);
+    let (build_keys, build_usable, probe_keys, probe_usable) = join_input(
+        GPU_MIN_BUILD_ROWS * 12 / 10,
+        GPU_MIN_BUILD_ROWS / 3,
+        GPU_MIN_PROBE_ROWS * 2,
+    );
     let cpu = JoinHashTable::build(&build_keys, &build_usable).unwrap();
     let mut offloaded = JoinHashTable::build(&build_keys, &build_usable).unwrap();
     assert!(offloaded.offload(&build_keys, &build_usable));

@@ -1,12 +1,12 @@
 //! A join table kept on the GPU: the distinct build keys in a linear-probing table in device
-//! memory, hashed as on the CPU, each with the id of its build rows; the rows themselves stay on
-//! the host in a contiguous (CSR) array. A probe copies its keys over, the device finds each
-//! key's id, and the host expands the ids into (probe row, build row) pairs in the CPU table's
-//! order: probe rows ascending, each one's build rows ascending.
+//! memory, hashed as on the CPU, each with the range of its build rows in a contiguous (CSR)
+//! array, also on the device. A probe copies its keys over, and the device finds each key and
+//! writes the (probe row, build row) pairs in the CPU table's order: probe rows ascending, each
+//! one's build rows ascending. Only the keys and the pairs cross the bus.
 
-use cudarc::driver::{CudaSlice, PushKernelArg};
+use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
-use super::{Gpu, device_error};
+use super::{Gpu, THREADS_PER_BLOCK, device_error};
 use crate::error::{KernelError, Result};
 use crate::group_map::GroupMap;
 use crate::hash::hash_u64;
@@ -14,15 +14,15 @@ use crate::hash::hash_u64;
 /// An empty slot, and a probe key without a match.
 const NO_MATCH: u32 = u32::MAX;
 
-/// The build side of a join, its key table on the device.
+/// The build side of a join, on the device.
 pub struct DeviceJoinTable {
     gpu: &'static Gpu,
     slot_keys: CudaSlice<u64>,
     slot_ids: CudaSlice<u32>,
     mask: u64,
     /// Key id `d`'s build rows are `rows[starts[d]..starts[d + 1]]`.
-    starts: Vec<u32>,
-    rows: Vec<u32>,
+    starts: CudaSlice<u32>,
+    rows: CudaSlice<u32>,
 }
 
 impl DeviceJoinTable {
@@ -78,13 +78,15 @@ impl DeviceJoinTable {
             slot_keys: stream.clone_htod(&slot_keys).map_err(&copy)?,
             slot_ids: stream.clone_htod(&slot_ids).map_err(&copy)?,
             mask: mask as u64,
-            starts,
-            rows,
+            starts: stream.clone_htod(&starts).map_err(&copy)?,
+            rows: stream.clone_htod(&rows).map_err(&copy)?,
         })
     }
 
     /// Appends a (probe row, build row) pair for every build row whose key equals a usable
-    /// probe key, as [`crate::JoinHashTable::probe`] does.
+    /// probe key, in the order [`crate::JoinHashTable::probe`] gives them. The first pass finds
+    /// each probe row's key and counts each block's pairs, the host adds up the blocks' counts
+    /// into their offsets, and the second pass writes the pairs there.
     pub fn probe(
         &self,
         keys: &[u64],
@@ -92,55 +94,83 @@ impl DeviceJoinTable {
         probe_rows: &mut Vec<u32>,
         build_rows: &mut Vec<u32>,
     ) -> Result<()> {
-        for (row, id) in self.matching_ids(keys, usable)?.into_iter().enumerate() {
-            if id == NO_MATCH {
-                continue;
-            }
-            let id = id as usize;
-            for &build_row in &self.rows[self.starts[id] as usize..self.starts[id + 1] as usize] {
-                probe_rows.push(row as u32);
-                build_rows.push(build_row);
-            }
-        }
-        Ok(())
-    }
-
-    /// For each probe key, the id of its build key, or [`NO_MATCH`].
-    fn matching_ids(&self, keys: &[u64], usable: &[bool]) -> Result<Vec<u32>> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
+        let rows = keys.len();
+        let blocks = rows.div_ceil(THREADS_PER_BLOCK as usize);
         let usable: Vec<u8> = usable.iter().map(|&usable| u8::from(usable)).collect();
         let stream = self.gpu.stream()?;
-        let copy = device_error("copy probe keys to the device");
+        let (copy, allocate) = (
+            device_error("copy probe keys to the device"),
+            device_error("allocate"),
+        );
         let device_keys = stream.clone_htod(keys).map_err(&copy)?;
         let device_usable = stream.clone_htod(&usable).map_err(&copy)?;
-        let mut matches = stream
-            .alloc_zeros::<u32>(keys.len())
-            .map_err(device_error("allocate"))?;
-        let rows = keys.len() as u64;
-        let mut launch = stream.launch_builder(&self.gpu.join_probe);
-        launch
+        let mut matches = stream.alloc_zeros::<u32>(rows).map_err(&allocate)?;
+        let mut block_pairs = stream.alloc_zeros::<u64>(blocks).map_err(&allocate)?;
+        let rows_arg = rows as u64;
+        let grid = LaunchConfig {
+            grid_dim: (blocks as u32, 1, 1),
+            block_dim: (THREADS_PER_BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut count = stream.launch_builder(&self.gpu.join_probe_count);
+        count
             .arg(&self.slot_keys)
             .arg(&self.slot_ids)
             .arg(&self.mask)
+            .arg(&self.starts)
             .arg(&device_keys)
             .arg(&device_usable)
-            .arg(&rows)
-            .arg(&mut matches);
+            .arg(&rows_arg)
+            .arg(&mut matches)
+            .arg(&mut block_pairs);
         // SAFETY: the arguments are, in order, the kernel's parameters in kernels.cu (u64*, u32*,
-        // u64, u64*, u8*, u64, u32*); the slot arrays hold `mask + 1` elements and at least one
-        // empty slot (the table is at most half full), so every probe loop ends; the probe
-        // arrays and `matches` hold `rows` elements.
-        unsafe { launch.launch(self.gpu.launch_config(keys.len(), 0)) }
-            .map_err(device_error("launch the join probe"))?;
+        // u64, u32*, u64*, u8*, u64, u32*, u64*); the slot arrays hold `mask + 1` elements with
+        // at least one empty slot (the table is at most half full), so every probe loop ends;
+        // `starts` holds one more element than there are key ids; the probe arrays and
+        // `matches` hold `rows` elements and `block_pairs` one per block of the grid, whose
+        // block size is the kernel's THREADS_PER_BLOCK.
+        unsafe { count.launch(grid) }.map_err(device_error("launch the join probe"))?;
+        let mut offsets = stream
+            .clone_dtoh(&block_pairs)
+            .map_err(device_error("copy pair counts from the device"))?;
+        let mut pairs = 0u64;
+        for offset in &mut offsets {
+            (*offset, pairs) = (pairs, pairs + *offset);
+        }
+        if pairs == 0 {
+            return Ok(());
+        }
+        let device_offsets = stream.clone_htod(&offsets).map_err(&copy)?;
+        let pairs = pairs as usize;
+        let mut probe_out = stream.alloc_zeros::<u32>(pairs).map_err(&allocate)?;
+        let mut build_out = stream.alloc_zeros::<u32>(pairs).map_err(&allocate)?;
+        let mut write = stream.launch_builder(&self.gpu.join_probe_write);
+        write
+            .arg(&self.starts)
+            .arg(&self.rows)
+            .arg(&matches)
+            .arg(&rows_arg)
+            .arg(&device_offsets)
+            .arg(&mut probe_out)
+            .arg(&mut build_out);
+        // SAFETY: the arguments are, in order, the kernel's parameters (u32*, u32*, u32*, u64,
+        // u64*, u32*, u32*); `matches` holds a key id or NO_MATCH for each of `rows` rows,
+        // `device_offsets` one offset per block of the same grid as the first pass, and the
+        // outputs hold the `pairs` pairs those offsets add up to.
+        unsafe { write.launch(grid) }.map_err(device_error("launch the join probe"))?;
+        let copy_back = device_error("copy pairs from the device");
+        let (probe_start, build_start) = (probe_rows.len(), build_rows.len());
+        probe_rows.resize(probe_start + pairs, 0);
+        build_rows.resize(build_start + pairs, 0);
         stream
-            .clone_dtoh(&matches)
-            .map_err(device_error("copy matches from the device"))
-    }
-
-    /// Bytes the table holds on the host (its device memory is about twelve bytes per slot).
-    pub fn memory_size(&self) -> usize {
-        (self.starts.capacity() + self.rows.capacity()) * 4
+            .memcpy_dtoh(&probe_out, &mut probe_rows[probe_start..])
+            .map_err(&copy_back)?;
+        stream
+            .memcpy_dtoh(&build_out, &mut build_rows[build_start..])
+            .map_err(&copy_back)?;
+        stream.synchronize().map_err(&copy_back)
     }
 }

@@ -103,27 +103,79 @@ extern "C" __global__ void grouped_sum_f64_global(
     }
 }
 
-// Join probe: for each probe key, the id of the equal build key in a linear-probing table
-// (`slot_ids[s]` NO_MATCH marks an empty slot), or NO_MATCH where there is none or the probe row
-// is not usable (`usable[row]` 0: a null key or one outside the build side's range).
-extern "C" __global__ void join_probe(
-    const u64* slot_keys, const u32* slot_ids, u64 mask, const u64* keys,
-    const unsigned char* usable, u64 rows, u32* matches) {
-    for (u64 row = blockIdx.x * (u64)blockDim.x + threadIdx.x; row < rows; row += (u64)gridDim.x * blockDim.x) {
-        u32 match = NO_MATCH;
-        if (usable[row]) {
-            u64 key = keys[row];
-            u64 slot = hash_u64(key) & mask;
-            for (;;) {
-                u32 id = slot_ids[slot];
-                if (id == NO_MATCH) break;
-                if (slot_keys[slot] == key) {
-                    match = id;
-                    break;
-                }
-                slot = (slot + 1) & mask;
-            }
+// Join probes run in two passes over the same tiles of THREADS_PER_BLOCK probe rows, one thread
+// per row. The build side is a linear-probing table of distinct keys (`slot_ids[s]` NO_MATCH
+// marks an empty slot), key id d's build rows being `rows[starts[d]..starts[d + 1]]`.
+#define THREADS_PER_BLOCK 256
+
+// The id of `key`'s build key, or NO_MATCH.
+__device__ __forceinline__ u32 find_key(const u64* slot_keys, const u32* slot_ids, u64 mask, u64 key) {
+    u64 slot = hash_u64(key) & mask;
+    for (;;) {
+        u32 id = slot_ids[slot];
+        if (id == NO_MATCH || slot_keys[slot] == key) return id;
+        slot = (slot + 1) & mask;
+    }
+}
+
+// The exclusive prefix sum of `value` over the block's threads; `total` gets the block's sum.
+__device__ u64 block_exclusive_scan(u64 value, u64* total) {
+    __shared__ u64 warp_sums[THREADS_PER_BLOCK / 32];
+    u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    u64 inclusive = value;
+    for (int distance = 1; distance < 32; distance <<= 1) {
+        u64 below = __shfl_up_sync(0xffffffffu, inclusive, distance);
+        if (lane >= distance) inclusive += below;
+    }
+    if (lane == 31) warp_sums[warp] = inclusive;
+    __syncthreads();
+    if (warp == 0) {
+        u64 sum = lane < THREADS_PER_BLOCK / 32 ? warp_sums[lane] : 0;
+        for (int distance = 1; distance < 32; distance <<= 1) {
+            u64 below = __shfl_up_sync(0xffffffffu, sum, distance);
+            if (lane >= distance) sum += below;
         }
-        matches[row] = match;
+        if (lane < THREADS_PER_BLOCK / 32) warp_sums[lane] = sum;
+    }
+    __syncthreads();
+    *total = warp_sums[THREADS_PER_BLOCK / 32 - 1];
+    return (warp == 0 ? 0 : warp_sums[warp - 1]) + inclusive - value;
+}
+
+// Pass one: each usable probe row's key id (NO_MATCH where none or not usable: a null key or one
+// outside the build side's range) into `matches`, and each block's number of (probe row, build
+// row) pairs into `block_pairs`.
+extern "C" __global__ void join_probe_count(
+    const u64* slot_keys, const u32* slot_ids, u64 mask, const u32* starts, const u64* keys,
+    const unsigned char* usable, u64 rows, u32* matches, u64* block_pairs) {
+    u64 row = blockIdx.x * (u64)THREADS_PER_BLOCK + threadIdx.x;
+    u64 pairs = 0;
+    if (row < rows) {
+        u32 id = usable[row] ? find_key(slot_keys, slot_ids, mask, keys[row]) : NO_MATCH;
+        matches[row] = id;
+        if (id != NO_MATCH) pairs = starts[id + 1] - starts[id];
+    }
+    u64 total;
+    block_exclusive_scan(pairs, &total);
+    if (threadIdx.x == 0) block_pairs[blockIdx.x] = total;
+}
+
+// Pass two: each block writes its pairs from `block_offsets[block]` on (the exclusive prefix
+// sums of pass one's `block_pairs`), probe rows ascending, each one's build rows ascending.
+extern "C" __global__ void join_probe_write(
+    const u32* starts, const u32* build_rows_by_key, const u32* matches, u64 rows,
+    const u64* block_offsets, u32* probe_out, u32* build_out) {
+    u64 row = blockIdx.x * (u64)THREADS_PER_BLOCK + threadIdx.x;
+    u32 id = row < rows ? matches[row] : NO_MATCH;
+    u32 first = 0, pairs = 0;
+    if (id != NO_MATCH) {
+        first = starts[id];
+        pairs = starts[id + 1] - first;
+    }
+    u64 total;
+    u64 at = block_offsets[blockIdx.x] + block_exclusive_scan(pairs, &total);
+    for (u32 pair = 0; pair < pairs; ++pair) {
+        probe_out[at + pair] = (u32)row;
+        build_out[at + pair] = build_rows_by_key[first + pair];
     }
 }

@@ -27,7 +27,8 @@ use crate::grouped_sum::GroupedSums;
 
 /// Sabot's device kernels, in CUDA C++.
 const SOURCE: &str = include_str!("kernels.cu");
-/// Threads per block of every kernel.
+/// Threads per block of every kernel (the join probe's passes rely on it: `THREADS_PER_BLOCK`
+/// in kernels.cu is the same number).
 const THREADS_PER_BLOCK: u32 = 256;
 /// Blocks per multiprocessor of a grid-stride launch: enough to hide memory latency.
 const BLOCKS_PER_MULTIPROCESSOR: u32 = 8;
@@ -46,7 +47,8 @@ pub struct Gpu {
     grouped_sum_i64_global: CudaFunction,
     grouped_sum_f64_shared: CudaFunction,
     grouped_sum_f64_global: CudaFunction,
-    join_probe: CudaFunction,
+    join_probe_count: CudaFunction,
+    join_probe_write: CudaFunction,
 }
 
 static SHARED_GPU: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
@@ -128,7 +130,8 @@ impl Gpu {
             grouped_sum_i64_global: function("grouped_sum_i64_global")?,
             grouped_sum_f64_shared: function("grouped_sum_f64_shared")?,
             grouped_sum_f64_global: function("grouped_sum_f64_global")?,
-            join_probe: function("join_probe")?,
+            join_probe_count: function("join_probe_count")?,
+            join_probe_write: function("join_probe_write")?,
             context,
         })
     }
