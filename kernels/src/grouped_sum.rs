@@ -12,12 +12,12 @@ use crate::error::{KernelError, Result};
 
 /// The fewest rows a grouped sum runs on the GPU for: below it, launching and copying cost more
 /// than the CPU takes (measured in `benches/device.rs`).
-pub const GPU_MIN_ROWS: usize = 1 << 20;
+pub const GPU_MIN_ROWS: usize = 1 << 21;
 /// The fewest groups a grouped sum runs on the GPU for. The operators that call these kernels
 /// keep every CPU core busy, so the GPU must beat all of them, not one: with few groups the sums
 /// stay in each core's cache and the CPU cores outrun the copy over the bus; with many the CPU
 /// misses its caches on every row and the GPU wins (measured in `benches/device.rs`).
-pub const GPU_MIN_GROUPS: usize = 1 << 17;
+pub const GPU_MIN_GROUPS: usize = 1 << 18;
 
 /// Per-group results of a grouped sum: `sums[g]` and `counts[g]` are group `g`'s sum and number
 /// of non-null values (a group with count 0 has sum 0).

@@ -52,7 +52,7 @@ pub struct JoinHashTable {
 pub const GPU_MIN_BUILD_ROWS: usize = 1 << 20;
 /// The fewest probe keys a probe of an offloaded table sends to the GPU.
 #[cfg(feature = "cuda")]
-pub const GPU_MIN_PROBE_ROWS: usize = 1 << 16;
+pub const GPU_MIN_PROBE_ROWS: usize = 1 << 18;
 
 /// Build rows indexed by packed key: `entries[key]` is [`DIRECT_EMPTY`], a build row (high bit
 /// clear), or `DUPLICATES | d` for the rows `rows[starts[d]..starts[d + 1]]`.
