@@ -111,6 +111,10 @@ enum BenchCommand {
         /// Also write the results as JSON to FILE
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Check each query's result against DIR/q<N>.csv (a header row, dates as YYYY-MM-DD,
+        /// numbers within 1e-6); the command fails if any differs
+        #[arg(long, value_name = "DIR")]
+        answers: Option<PathBuf>,
     },
 }
 
@@ -143,12 +147,14 @@ fn run(cli: Cli) -> Result<()> {
             iterations,
             engine,
             json,
+            answers,
         }) => {
             let config = BenchConfig {
                 scale_factor: sf,
                 queries: queries.unwrap_or_else(QuerySelection::all),
                 iterations,
                 engines: engine,
+                answers,
             };
             run_bench(&cli.session, &config, json.as_deref())
         }
@@ -260,6 +266,11 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
             source: error,
         })?;
         eprintln!("wrote {}", path.display());
+    }
+    if report.any_answer_differs() {
+        return Err(SabotError::Execution {
+            message: "some results differ from their reference answers (listed above)".to_string(),
+        });
     }
     Ok(())
 }

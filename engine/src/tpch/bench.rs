@@ -2,6 +2,7 @@
 //! totals and the ratio between two engines, as a table or as JSON.
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -9,6 +10,7 @@ use serde::Serialize;
 use crate::error::{Result, SabotError};
 use crate::execution::Engine;
 use crate::session::Sabot;
+use crate::tpch::answers::ReferenceAnswer;
 use crate::tpch::{QuerySelection, query};
 
 /// What to run.
@@ -19,6 +21,9 @@ pub struct BenchConfig {
     /// Timed runs per query and engine, after one warm-up run.
     pub iterations: usize,
     pub engines: Vec<Engine>,
+    /// A directory of reference answers (`q<N>.csv`) to check each query's warm-up result
+    /// against.
+    pub answers: Option<PathBuf>,
 }
 
 /// One query on one engine.
@@ -33,6 +38,15 @@ pub struct QueryTiming {
     pub rows: usize,
     /// Parts of the plan that ran on DataFusion although `engine` was Sabot.
     pub fallbacks: Vec<String>,
+    /// With reference answers: "ok", or what differs from the reference.
+    pub answer: Option<String>,
+}
+
+impl QueryTiming {
+    /// Whether the result was checked and differs from its reference answer.
+    pub fn answer_differs(&self) -> bool {
+        self.answer.as_deref().is_some_and(|answer| answer != "ok")
+    }
 }
 
 /// The results of a benchmark run.
@@ -66,8 +80,20 @@ pub fn run(
     let mut timings = Vec::new();
     for &number in &config.queries.0 {
         let sql = query(number)?;
+        let answer = config
+            .answers
+            .as_deref()
+            .map(|dir| ReferenceAnswer::for_query(dir, number))
+            .transpose()?;
         for &engine in &config.engines {
-            let timing = time_query(sabot, number, sql, engine, config.iterations)?;
+            let timing = time_query(
+                sabot,
+                number,
+                sql,
+                engine,
+                config.iterations,
+                answer.as_ref(),
+            )?;
             on_timing(&timing);
             timings.push(timing);
         }
@@ -98,26 +124,40 @@ pub fn run(
     })
 }
 
+/// Times one query on one engine; the warm-up run's result is checked against `answer`.
 fn time_query(
     sabot: &Sabot,
     number: usize,
     sql: &str,
     engine: Engine,
     iterations: usize,
+    answer: Option<&ReferenceAnswer>,
 ) -> Result<QueryTiming> {
-    let run_once = || -> Result<(f64, usize, Vec<String>)> {
-        let started = Instant::now();
-        let executed = sabot.sql(sql)?.with_engine(engine).execute()?;
-        let seconds = started.elapsed().as_secs_f64();
+    let warm_up = || -> Result<(usize, Vec<String>, Option<String>)> {
+        let frame = sabot.sql(sql)?.with_engine(engine);
+        let schema = frame.schema();
+        let executed = frame.execute()?;
         let rows = executed.batches.iter().map(|batch| batch.num_rows()).sum();
         let fallbacks = executed.fallbacks.iter().map(ToString::to_string).collect();
-        Ok((seconds, rows, fallbacks))
+        let checked = match answer {
+            Some(answer) => Some(
+                answer
+                    .mismatch(&schema, &executed.batches)?
+                    .unwrap_or_else(|| "ok".to_string()),
+            ),
+            None => None,
+        };
+        Ok((rows, fallbacks, checked))
     };
-    let (_, rows, fallbacks) = run_once().map_err(|error| in_query(number, engine, error))?;
+    let timed_run = || -> Result<f64> {
+        let started = Instant::now();
+        sabot.sql(sql)?.with_engine(engine).execute()?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let (rows, fallbacks, answer) = warm_up().map_err(|error| in_query(number, engine, error))?;
     let mut runs_s = Vec::with_capacity(iterations);
     for _ in 0..iterations {
-        let (seconds, _, _) = run_once().map_err(|error| in_query(number, engine, error))?;
-        runs_s.push(seconds);
+        runs_s.push(timed_run().map_err(|error| in_query(number, engine, error))?);
     }
     Ok(QueryTiming {
         query: number,
@@ -126,6 +166,7 @@ fn time_query(
         runs_s,
         rows,
         fallbacks,
+        answer,
     })
 }
 
@@ -155,8 +196,14 @@ impl BenchReport {
             .map(|timing| timing.median_s)
     }
 
+    /// Whether any result was checked and differs from its reference answer.
+    pub fn any_answer_differs(&self) -> bool {
+        self.timings.iter().any(QueryTiming::answer_differs)
+    }
+
     /// The report as a text table: medians per query and engine, the ratio of the first engine
-    /// to the second where there are two, and what fell back to DataFusion.
+    /// to the second where there are two, whether the answers matched their references (when
+    /// checked), and what fell back to DataFusion. Mismatches are listed below the table.
     pub fn to_table(&self) -> String {
         let mut text = format!(
             "TPC-H SF {}: median of {} run(s) after 1 warm-up, seconds; {} thread(s)\n",
@@ -170,6 +217,10 @@ impl BenchReport {
         }
         if let Some(ratio) = &ratio_header {
             let _ = write!(header, " {ratio:>18}");
+        }
+        let checked = self.timings.iter().any(|timing| timing.answer.is_some());
+        if checked {
+            header.push_str("  answer");
         }
         header.push_str("  fallback");
         text.push_str(&header);
@@ -192,6 +243,13 @@ impl BenchReport {
                     .zip(medians[1])
                     .map_or(f64::NAN, |(first, second)| first / second);
                 let _ = write!(line, " {ratio:>18.2}");
+            }
+            if checked {
+                let differs = self
+                    .timings
+                    .iter()
+                    .any(|timing| timing.query == query && timing.answer_differs());
+                let _ = write!(line, "  {:<6}", if differs { "WRONG" } else { "ok" });
             }
             let fallbacks: Vec<&str> = self
                 .timings
@@ -221,6 +279,15 @@ impl BenchReport {
         }
         text.push_str(&total);
         text.push('\n');
+        for timing in self.timings.iter().filter(|timing| timing.answer_differs()) {
+            let _ = writeln!(
+                text,
+                "Q{} on {}: {}",
+                timing.query,
+                timing.engine,
+                timing.answer.as_deref().unwrap_or_default()
+            );
+        }
         text
     }
 
@@ -252,6 +319,11 @@ mod tests {
             median_s,
             rows: 1,
             fallbacks: Vec::new(),
+            answer: Some(if query == 6 && engine == "sabot" {
+                "row 0 differs".to_string()
+            } else {
+                "ok".to_string()
+            }),
         };
         let report = BenchReport {
             benchmark: "tpch",
@@ -277,6 +349,10 @@ mod tests {
             .find(|line| line.starts_with("total"))
             .unwrap();
         assert!(total.contains("1.00"), "{total}");
+        assert!(q1.contains(" ok "), "{q1}");
+        assert!(q6.contains("WRONG"), "{q6}");
+        assert!(table.contains("Q6 on sabot: row 0 differs"), "{table}");
+        assert!(report.any_answer_differs());
         let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
         assert_eq!(json["timings"][3]["median_s"], 2.0);
     }

@@ -1,6 +1,7 @@
 //! TPC-H: the eight tables, the 22 queries (the specification's validation parameters), data
-//! generation and the benchmark runner.
+//! generation, the benchmark runner and the check of results against reference answers.
 
+pub mod answers;
 pub mod bench;
 pub mod generate;
 

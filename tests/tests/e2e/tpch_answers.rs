@@ -1,81 +1,17 @@
 //! Every TPC-H query on every engine gives the reference answer (DuckDB's, on the same data):
-//! same columns, same rows in the same order, numbers within 1e-6, text and dates exact. On
-//! Sabot's engine no part of any query may fall back to DataFusion.
+//! same columns, same rows in the same order, numbers within 1e-6, text and dates exact (the
+//! check is `sabot::tpch::answers`, which `sabot bench tpch --answers` uses too). On Sabot's
+//! engine no part of any query may fall back to DataFusion.
 
-use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sabot::Engine;
+use sabot::tpch::answers::ReferenceAnswer;
 
 use crate::common::{SCALE_FACTOR, repository_root, tpch_session};
 
-/// Largest accepted difference between a number and its reference, relative or absolute.
-/// Absolute covers values near zero: DataFusion's averages of decimals carry 6 digits, while
-/// the reference has doubles.
-const TOLERANCE: f64 = 1e-6;
-
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-fn reference_answer(query: usize) -> Table {
-    let path = repository_root()
+fn answers_dir() -> std::path::PathBuf {
+    repository_root()
         .join("tests/tpch/answers")
         .join(format!("sf{SCALE_FACTOR}"))
-        .join(format!("q{query}.csv"));
-    let mut reader = csv::Reader::from_path(&path)
-        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
-    let header = reader
-        .headers()
-        .expect("answer header")
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows = reader
-        .records()
-        .map(|record| {
-            record
-                .expect("answer row")
-                .iter()
-                .map(str::to_string)
-                .collect()
-        })
-        .collect();
-    Table { header, rows }
-}
-
-fn rendered(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let options = FormatOptions::default().with_null("");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<ArrayFormatter> = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options).expect("formatter"))
-            .collect();
-        for row in 0..batch.num_rows() {
-            rows.push(
-                formatters
-                    .iter()
-                    .map(|formatter| formatter.value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    rows
-}
-
-fn values_match(actual: &str, expected: &str) -> bool {
-    if actual == expected {
-        return true;
-    }
-    match (actual.parse::<f64>(), expected.parse::<f64>()) {
-        (Ok(actual), Ok(expected)) => {
-            let difference = (actual - expected).abs();
-            difference <= TOLERANCE || difference <= TOLERANCE * expected.abs().max(actual.abs())
-        }
-        _ => false,
-    }
 }
 
 fn check(query: usize, engine: Engine) {
@@ -94,44 +30,14 @@ fn check(query: usize, engine: Engine) {
         "Q{query} on {engine} fell back to DataFusion: {:?}",
         executed.fallbacks
     );
-    let batches = executed.batches;
-    let expected = reference_answer(query);
-
-    let columns: Vec<String> = schema
-        .fields()
-        .iter()
-        .map(|field| field.name().to_lowercase())
-        .collect();
-    assert_eq!(
-        columns, expected.header,
-        "Q{query} on {engine}: column names"
-    );
-    let actual = rendered(&batches);
-    assert_eq!(
-        actual.len(),
-        expected.rows.len(),
-        "Q{query} on {engine}: row count"
-    );
-    for (index, (actual_row, expected_row)) in actual.iter().zip(&expected.rows).enumerate() {
-        let matches = actual_row.len() == expected_row.len()
-            && actual_row
-                .iter()
-                .zip(expected_row)
-                .all(|(actual, expected)| values_match(actual, expected));
-        assert!(
-            matches,
-            "Q{query} on {engine}: row {index} differs\n  got:      {actual_row:?}\n  expected: {expected_row:?}"
-        );
+    let expected = ReferenceAnswer::for_query(&answers_dir(), query)
+        .unwrap_or_else(|error| panic!("Q{query} reference answer: {error}"));
+    if let Some(mismatch) = expected
+        .mismatch(&schema, &executed.batches)
+        .unwrap_or_else(|error| panic!("Q{query} on {engine}: {error}"))
+    {
+        panic!("Q{query} on {engine}: {mismatch}");
     }
-}
-
-#[test]
-fn tolerance_accepts_rounded_averages_and_rejects_real_differences() {
-    assert!(values_match("0.050144", "0.05014459706340077"));
-    assert!(values_match("5256751331.449234", "5256751331.4492340"));
-    assert!(!values_match("0.0502", "0.05014459706340077"));
-    assert!(!values_match("147791", "147790"));
-    assert!(!values_match("FRANCE", "GERMANY"));
 }
 
 macro_rules! answer_tests {
