@@ -135,11 +135,12 @@ impl From<sabot_exec::ExecError> for SabotError {
                 other => other,
             },
             ExecError::Cancelled => SabotError::Cancelled,
-            ExecError::Arrow { .. } | ExecError::Kernel { .. } | ExecError::Panicked { .. } => {
-                SabotError::Execution {
-                    message: error.to_string(),
-                }
-            }
+            ExecError::Arrow { .. }
+            | ExecError::Kernel { .. }
+            | ExecError::Internal { .. }
+            | ExecError::Panicked { .. } => SabotError::Execution {
+                message: error.to_string(),
+            },
         }
     }
 }

@@ -1,12 +1,18 @@
 //! Parallel hash aggregation. Each task folds its morsels into a thread-local partial table
 //! (group keys packed into one `u64` or `u128` and interned by `sabot-kernels`' group map when
-//! they are fixed-width and fit, otherwise in Arrow's row format, interned through a hash table; aggregate
-//! states in
-//! DataFusion's vectorized `GroupsAccumulator`s). When the input is done, the partial tables are
-//! split by key hash into partitions that are merged and finalized in parallel.
+//! they are fixed-width and fit, otherwise in Arrow's row format, interned through a hash
+//! table; aggregate states in DataFusion's vectorized `GroupsAccumulator`s). When the input is
+//! done, the partial tables are split by key hash into partitions that are merged and finalized
+//! in parallel.
+//!
+//! Partial tables pay off when they shrink the input. When a partial table has seen
+//! [`ADAPTIVE_PROBE_ROWS`] rows and nearly every row made a new group, the aggregation switches
+//! (for packed keys) to tables shared by all tasks, one per key-hash partition: each batch is
+//! split by partition and folded straight into those, so most rows are interned once instead of
+//! twice, and the merge only has to fold in the partial tables from before the switch.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use ahash::RandomState;
 use arrow::array::{ArrayRef, UInt32Array, new_empty_array};
@@ -28,6 +34,11 @@ use crate::plan::PhysicalNode;
 const OPERATOR: &str = "HashAggregate";
 /// Below this many groups in all partial tables, one task merges them all.
 const GROUPS_PER_MERGE_PARTITION: usize = 16_384;
+/// Rows a partial table sees before the aggregation judges whether partial tables pay off.
+const ADAPTIVE_PROBE_ROWS: usize = 100_000;
+/// Shared tables switched to: enough that tasks seldom wait for the same one, each small enough
+/// to stay nearer the cache.
+const SHARED_PARTITIONS: usize = 32;
 /// Fixed seeds: every partial table must hash a key the same way, so partitions line up.
 const HASH_SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
@@ -201,17 +212,7 @@ impl<K: PackedKey> PackedGroups<K> {
         group_ids: &mut Vec<usize>,
     ) -> Result<()> {
         let encoded = self.dictionaries.encode(key_columns)?;
-        self.packing
-            .pack(&encoded, &mut self.keys, &mut self.usable)
-            .map_err(ExecError::kernel(OPERATOR))?;
-        if self.usable.contains(&false) {
-            return Err(ExecError::Arrow {
-                operator: OPERATOR,
-                source: arrow::error::ArrowError::InvalidArgumentError(
-                    "a group key declared NOT NULL holds nulls".to_string(),
-                ),
-            });
-        }
+        pack_group_keys(&self.packing, &encoded, &mut self.keys, &mut self.usable)?;
         self.map.intern(&self.keys, group_ids);
         Ok(())
     }
@@ -231,6 +232,50 @@ impl<K: PackedKey> PackedGroups<K> {
         self.keys
             .extend(selected.iter().map(|&group| keys[group as usize]));
         self.map.intern(&self.keys, group_ids);
+    }
+}
+
+/// Packs dictionary-encoded group key columns; every row must pack (nulls have their own bit).
+fn pack_group_keys<K: PackedKey>(
+    packing: &KeyPacking,
+    encoded: &[ArrayRef],
+    keys: &mut Vec<K>,
+    usable: &mut Vec<bool>,
+) -> Result<()> {
+    packing
+        .pack(encoded, keys, usable)
+        .map_err(ExecError::kernel(OPERATOR))?;
+    if usable.contains(&false) {
+        return Err(ExecError::Arrow {
+            operator: OPERATOR,
+            source: arrow::error::ArrowError::InvalidArgumentError(
+                "a group key declared NOT NULL holds nulls".to_string(),
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A packed key word and the [`GroupKeys`] variant that holds it.
+trait PackedGroupKey: PackedKey {
+    fn groups(keys: &mut GroupKeys) -> Option<&mut PackedGroups<Self>>;
+}
+
+impl PackedGroupKey for u64 {
+    fn groups(keys: &mut GroupKeys) -> Option<&mut PackedGroups<u64>> {
+        match keys {
+            GroupKeys::Narrow(groups) => Some(groups),
+            _ => None,
+        }
+    }
+}
+
+impl PackedGroupKey for u128 {
+    fn groups(keys: &mut GroupKeys) -> Option<&mut PackedGroups<u128>> {
+        match keys {
+            GroupKeys::Wide(groups) => Some(groups),
+            _ => None,
+        }
     }
 }
 
@@ -367,6 +412,8 @@ struct GroupTable {
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     group_ids: Vec<usize>,
     reservation: Reservation,
+    /// Input rows folded in.
+    rows_seen: usize,
 }
 
 impl GroupTable {
@@ -381,6 +428,7 @@ impl GroupTable {
             accumulators: spec.new_accumulators()?,
             group_ids: Vec::new(),
             reservation: Reservation::new(budget, OPERATOR),
+            rows_seen: 0,
         })
     }
 
@@ -402,7 +450,37 @@ impl GroupTable {
                 .update_batch(&values, &self.group_ids, None, group_count)
                 .map_err(ExecError::datafusion(OPERATOR))?;
         }
+        self.rows_seen += batch.num_rows();
         self.account()
+    }
+
+    /// Folds in rows whose packed keys are `keys` and whose aggregate arguments are `arguments`
+    /// (per aggregate, its argument columns).
+    fn update_packed<K: PackedGroupKey>(
+        &mut self,
+        keys: &[K],
+        arguments: &[Vec<ArrayRef>],
+    ) -> Result<()> {
+        self.group_ids.clear();
+        let groups = K::groups(&mut self.keys).ok_or_else(|| ExecError::Internal {
+            operator: OPERATOR,
+            message: "a shared aggregation table's keys are not packed as its input's".to_string(),
+        })?;
+        groups.map.intern(keys, &mut self.group_ids);
+        let group_count = self.keys.len();
+        for (accumulator, values) in self.accumulators.iter_mut().zip(arguments) {
+            accumulator
+                .update_batch(values, &self.group_ids, None, group_count)
+                .map_err(ExecError::datafusion(OPERATOR))?;
+        }
+        self.rows_seen += keys.len();
+        self.account()
+    }
+
+    /// Whether this partial table made a new group for nearly every row it has seen, after
+    /// enough rows to tell: then partial tables do not shrink the input.
+    fn barely_reduces(&self) -> bool {
+        self.rows_seen >= ADAPTIVE_PROBE_ROWS && self.keys.len() * 5 >= self.rows_seen * 4
     }
 
     /// Brings the memory reservation up to date with the table's size.
@@ -470,7 +548,7 @@ struct PartialGroups {
 impl PartialGroups {
     /// The groups whose key hash falls in `partition` of `partitions`.
     fn groups_in(&self, partition: usize, partitions: usize) -> Vec<u32> {
-        let in_partition = |hash: u64| hash as usize % partitions == partition;
+        let in_partition = |hash: u64| partition_of(hash, partitions) == partition;
         match &self.keys {
             PartialKeys::Single => vec![0],
             PartialKeys::Narrow(keys) => (0..keys.len() as u32)
@@ -484,6 +562,13 @@ impl PartialGroups {
                 .collect(),
         }
     }
+}
+
+/// The merge partition of a key's hash: a multiply-shift over hash bits 20 to 51. The tables
+/// index slots by the hash's low bits (and `hashbrown` tags entries with its top 7), so taking
+/// the partition from either would crowd each partition's keys into a fraction of its table.
+fn partition_of(hash: u64, partitions: usize) -> usize {
+    ((((hash >> 20) & 0xffff_ffff) * partitions as u64) >> 32) as usize
 }
 
 /// The string dictionaries of one run of an aggregation, one per string key, shared by its
@@ -559,6 +644,9 @@ pub(crate) struct AggregateSink {
     /// Holds the dictionaries' memory in the query's budget.
     dictionary_reservation: Mutex<Reservation>,
     idle_tables: Mutex<Vec<GroupTable>>,
+    /// Set once partial tables are found not to pay off (see the module's doc): one table per
+    /// key-hash partition, `None` once the merge has taken it.
+    shared: OnceLock<Vec<Mutex<Option<GroupTable>>>>,
 }
 
 impl AggregateSink {
@@ -577,11 +665,18 @@ impl AggregateSink {
             budget,
             hasher: RandomState::with_seeds(first, second, third, fourth),
             idle_tables: Mutex::new(Vec::new()),
+            shared: OnceLock::new(),
         }
     }
 
-    /// Folds `batch` into a partial table no other task is using.
+    /// Folds `batch` into a partial table no other task is using, or into the shared tables
+    /// once the aggregation has switched to them.
     pub(crate) fn consume(&self, batch: &RecordBatch) -> Result<()> {
+        if let (Some(shared), KeyLayout::Packed(packing)) =
+            (self.shared.get(), &self.spec.key_layout)
+        {
+            return self.consume_shared(shared, packing, batch);
+        }
         let table = self
             .idle_tables
             .lock()
@@ -592,16 +687,59 @@ impl AggregateSink {
             None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)?,
         };
         table.update(&self.spec, &self.hasher, batch)?;
+        let switch = table.barely_reduces()
+            && matches!(self.spec.key_layout, KeyLayout::Packed(_))
+            && self.shared.get().is_none();
+        self.account_dictionaries()?;
+        self.idle_tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(table);
+        if switch {
+            let tables = (0..SHARED_PARTITIONS)
+                .map(|_| {
+                    GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)
+                        .map(|table| Mutex::new(Some(table)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // Another task may have switched first; its tables stay.
+            let _ = self.shared.set(tables);
+        }
+        Ok(())
+    }
+
+    /// Brings the dictionaries' reservation up to date and records the operator's memory.
+    fn account_dictionaries(&self) -> Result<()> {
         self.dictionary_reservation
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .resize(self.dictionaries.memory_size())?;
         self.node.metrics.record_memory(self.budget.used_bytes());
-        self.idle_tables
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(table);
         Ok(())
+    }
+
+    /// Splits `batch` by key-hash partition and folds each part into that partition's shared
+    /// table.
+    fn consume_shared(
+        &self,
+        shared: &[Mutex<Option<GroupTable>>],
+        packing: &KeyPacking,
+        batch: &RecordBatch,
+    ) -> Result<()> {
+        let key_columns = evaluate_all(OPERATOR, &self.spec.group_exprs, batch)?;
+        let encoded = self.dictionaries.encode(&key_columns)?;
+        let arguments = self
+            .spec
+            .arguments
+            .iter()
+            .map(|arguments| evaluate_all(OPERATOR, arguments, batch))
+            .collect::<Result<Vec<_>>>()?;
+        if packing.bits() <= u64::BITS {
+            scatter_into::<u64>(shared, packing, &encoded, &arguments)?;
+        } else {
+            scatter_into::<u128>(shared, packing, &encoded, &arguments)?;
+        }
+        self.account_dictionaries()
     }
 
     /// Merges the partial tables and returns the aggregated rows.
@@ -617,12 +755,12 @@ impl AggregateSink {
             .map(GroupTable::into_partial)
             .collect::<Result<Vec<_>>>()?;
         let total_groups: usize = partials.iter().map(|partial| partial.group_count).sum();
-        let partitions = if matches!(self.spec.key_layout, KeyLayout::Single) {
-            1
-        } else {
-            total_groups
+        let partitions = match self.shared.get() {
+            Some(shared) => shared.len(),
+            None if matches!(self.spec.key_layout, KeyLayout::Single) => 1,
+            None => total_groups
                 .div_ceil(GROUPS_PER_MERGE_PARTITION)
-                .clamp(1, scheduler.threads())
+                .clamp(1, scheduler.threads()),
         };
         let partials = Arc::new(partials);
         let results: Arc<Mutex<Vec<Result<RecordBatch>>>> = Arc::new(Mutex::new(Vec::new()));
@@ -646,7 +784,8 @@ impl AggregateSink {
         results.into_iter().collect()
     }
 
-    /// Merges the groups whose hash falls in `partition` and finalizes them.
+    /// Merges the groups whose hash falls in `partition` (into its shared table, if the
+    /// aggregation switched to them) and finalizes them.
     fn merge_partition(
         &self,
         partials: &[PartialGroups],
@@ -659,7 +798,16 @@ impl AggregateSink {
             .map(|partial| partial.groups_in(partition, partitions))
             .collect();
         let expected_groups = selections.iter().map(Vec::len).max().unwrap_or(0);
-        let mut table = GroupTable::new(spec, &self.budget, &self.dictionaries, expected_groups)?;
+        let shared = self.shared.get().and_then(|shared| {
+            shared[partition]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        });
+        let mut table = match shared {
+            Some(table) => table,
+            None => GroupTable::new(spec, &self.budget, &self.dictionaries, expected_groups)?,
+        };
         for (partial, selected) in partials.iter().zip(selections) {
             if selected.is_empty() {
                 continue;
@@ -722,6 +870,46 @@ impl AggregateSink {
         self.node.metrics.record_output(batch.num_rows());
         Ok(batch)
     }
+}
+
+/// Packs the rows' group keys, splits the rows by the partition of their key's hash, and folds
+/// each partition's rows into its table of `shared`.
+fn scatter_into<K: PackedGroupKey>(
+    shared: &[Mutex<Option<GroupTable>>],
+    packing: &KeyPacking,
+    encoded: &[ArrayRef],
+    arguments: &[Vec<ArrayRef>],
+) -> Result<()> {
+    let (mut keys, mut usable) = (Vec::<K>::new(), Vec::new());
+    pack_group_keys(packing, encoded, &mut keys, &mut usable)?;
+    let mut rows_by_partition: Vec<Vec<u32>> = vec![Vec::new(); shared.len()];
+    for (row, key) in keys.iter().enumerate() {
+        rows_by_partition[partition_of(key.hash(), shared.len())].push(row as u32);
+    }
+    for (table, rows) in shared.iter().zip(rows_by_partition) {
+        if rows.is_empty() {
+            continue;
+        }
+        let part_keys: Vec<K> = rows.iter().map(|&row| keys[row as usize]).collect();
+        let indices = UInt32Array::from(rows);
+        let part_arguments = arguments
+            .iter()
+            .map(|columns| {
+                columns
+                    .iter()
+                    .map(|column| take(column.as_ref(), &indices, None))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(ExecError::arrow(OPERATOR))?;
+        let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
+        let table = table.as_mut().ok_or_else(|| ExecError::Internal {
+            operator: OPERATOR,
+            message: "rows reached an aggregation after its merge began".to_string(),
+        })?;
+        table.update_packed(&part_keys, &part_arguments)?;
+    }
+    Ok(())
 }
 
 /// Evaluates each expression over `batch` into a full-length column, for `operator`.

@@ -44,6 +44,13 @@ pub enum ExecError {
         #[source]
         source: sabot_kernels::KernelError,
     },
+    /// An operator found its own state inconsistent: a bug in Sabot, reported rather than
+    /// panicking.
+    #[error("{operator}: internal error: {message}")]
+    Internal {
+        operator: &'static str,
+        message: String,
+    },
     /// The query was cancelled.
     #[error("the query was cancelled")]
     Cancelled,

@@ -506,6 +506,58 @@ fn group_keys_with_nulls_and_several_columns_group_like_datafusion() {
 }
 
 #[test]
+fn high_cardinality_group_bys_give_datafusions_groups() {
+    // 288K rows with 200K distinct keys: partial tables barely shrink them, so the
+    // aggregation switches to shared partitioned tables after its first 100K rows per table.
+    let sabot = Sabot::builder().threads(2).build().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("tag", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let batches: Vec<RecordBatch> = (0..36)
+        .map(|part| {
+            let rows = (part * 8000)..(part + 1) * 8000;
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(
+                        rows.clone().map(|row| (row * 7919) % 200_000),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        rows.clone()
+                            .map(|row| (row % 10 != 0).then(|| format!("t{}", row % 3))),
+                    )),
+                    Arc::new(Int64Array::from_iter(
+                        rows.map(|row| (row % 17 != 0).then_some(row % 1000 - 500)),
+                    )),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    sabot.register_batches("wide", schema, batches).unwrap();
+    // `k` packs into a u64; `k, tag` (64 bits and a 32-bit dictionary id) into a u128.
+    for keys in ["k", "k, tag"] {
+        let query = format!(
+            "SELECT {keys}, count(*) AS n, sum(v) AS s, avg(v) AS a, min(v) AS lo FROM wide \
+             GROUP BY {keys} ORDER BY {keys}"
+        );
+        let on_sabot = columns_on(&sabot, &query, Engine::Sabot);
+        assert!(
+            on_sabot[0].len() >= 200_000,
+            "{keys}: {}",
+            on_sabot[0].len()
+        );
+        assert_eq!(
+            on_sabot,
+            columns_on(&sabot, &query, Engine::DataFusion),
+            "GROUP BY {keys}"
+        );
+    }
+}
+
+#[test]
 fn union_all_and_union_run_on_sabot_like_datafusion() {
     let sabot = session();
     for (query, order) in [
