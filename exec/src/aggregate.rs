@@ -136,6 +136,17 @@ impl AggregateSpec {
         })
     }
 
+    /// The input columns the groups are keyed by, when every group expression is a column.
+    pub(crate) fn group_columns(&self) -> Option<Vec<usize>> {
+        self.group_exprs
+            .iter()
+            .map(|expr| {
+                expr.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .map(|column| column.index())
+            })
+            .collect()
+    }
+
     fn new_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
         self.aggregates
             .iter()

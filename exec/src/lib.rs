@@ -9,12 +9,14 @@
 #![deny(unsafe_code)]
 
 mod aggregate;
+mod column_stats;
 mod error;
 mod executor;
 mod join;
 mod memory;
 mod metrics;
 mod plan;
+mod selectivity;
 mod sort;
 mod source;
 

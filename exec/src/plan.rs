@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalSortExpr;
-use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::PhysicalExpr;
 
 use crate::aggregate::AggregateSpec;
 use crate::join::{JoinKind, JoinSpec};
 use crate::metrics::OperatorMetrics;
+use crate::selectivity::filter_selectivity;
 use crate::source::{FallbackSource, ParquetScan};
 
 /// One operator of a physical plan.
@@ -110,13 +110,29 @@ impl PhysicalNode {
                 Some(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as f64)
             }
             NodeKind::Fallback(_) => None,
-            NodeKind::Filter { input, predicate } => input
-                .estimated_rows()
-                .map(|rows| rows * filter_selectivity(predicate.as_ref())),
+            NodeKind::Filter { input, predicate } => input.estimated_rows().map(|rows| {
+                rows * filter_selectivity(predicate.as_ref(), &|column| {
+                    input.column_distinct(column)
+                })
+            }),
             NodeKind::Projection { input, .. } => input.estimated_rows(),
-            NodeKind::Aggregate { input, .. } => input
-                .estimated_rows()
-                .map(|rows| (rows * GROUPS_PER_ROW).max(1.0)),
+            NodeKind::Aggregate { input, spec } => {
+                let rows = input.estimated_rows()?;
+                let groups = spec
+                    .group_columns()
+                    .map(|columns| {
+                        columns
+                            .iter()
+                            .map(|&column| input.column_distinct(column))
+                            .try_fold(1.0f64, |product, distinct| Some(product * distinct?))
+                    })
+                    .unwrap_or(None);
+                Some(
+                    groups
+                        .map_or(rows * GROUPS_PER_ROW, |groups| groups.min(rows))
+                        .max(1.0),
+                )
+            }
             NodeKind::Sort { input, fetch, .. } => {
                 let rows = input.estimated_rows()?;
                 Some(fetch.map_or(rows, |fetch| rows.min(fetch as f64)))
@@ -126,16 +142,47 @@ impl PhysicalNode {
                 Some(fetch.map_or(rows, |fetch| rows.min(fetch as f64)))
             }
             NodeKind::Union { inputs } => inputs.iter().map(|input| input.estimated_rows()).sum(),
-            NodeKind::HashJoin { probe, build, spec } => match spec.kind {
-                JoinKind::Inner => {
-                    let surviving = build.estimated_rows()? / build.base_rows()?.max(1.0);
-                    Some(probe.estimated_rows()? * surviving.min(1.0))
+            NodeKind::HashJoin { probe, build, spec } => {
+                // The logical left input, whose rows a left, semi, anti or mark join emits, and
+                // the other one.
+                let (left, right) = if spec.build_is_left {
+                    (build, probe)
+                } else {
+                    (probe, build)
+                };
+                match spec.kind {
+                    JoinKind::Inner => Some(probe.estimated_rows()? * build.surviving_fraction()?),
+                    JoinKind::Full => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
+                    JoinKind::LeftSemi => {
+                        Some(left.estimated_rows()? * right.surviving_fraction()?)
+                    }
+                    JoinKind::LeftAnti => {
+                        Some(left.estimated_rows()? * (1.0 - right.surviving_fraction()?).max(0.1))
+                    }
+                    JoinKind::Left | JoinKind::LeftMark => left.estimated_rows(),
                 }
-                JoinKind::Full => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
-                _ if spec.build_is_left => build.estimated_rows(),
-                _ => probe.estimated_rows(),
-            },
+            }
         }
+    }
+
+    /// The estimated number of distinct values of output column `index`, where it comes
+    /// unchanged from a Parquet scan below (through filters and projections).
+    pub fn column_distinct(&self, index: usize) -> Option<f64> {
+        match &self.kind {
+            NodeKind::ParquetScan(scan) => scan.column_distinct(index),
+            NodeKind::Filter { input, .. } => input.column_distinct(index),
+            NodeKind::Projection { input, exprs } => {
+                let column = exprs.get(index)?.downcast_ref::<Column>()?;
+                input.column_distinct(column.index())
+            }
+            _ => None,
+        }
+    }
+
+    /// The fraction of its base table's rows this subtree keeps: under the key/foreign-key
+    /// assumption, the fraction of another input's rows that find a match in it.
+    fn surviving_fraction(&self) -> Option<f64> {
+        Some((self.estimated_rows()? / self.base_rows()?.max(1.0)).min(1.0))
     }
 
     /// The rows of the largest table read below this node: the key domain a join on this
@@ -252,28 +299,5 @@ impl PhysicalNode {
             NodeKind::Union { inputs } => format!("Union: inputs={}", inputs.len()),
             NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
         }
-    }
-}
-
-/// The fraction of rows a filter keeps: 30% for its first conjunct, then the square root of
-/// the previous factor for each further one (0.3, 0.55, 0.74, …).
-fn filter_selectivity(predicate: &dyn PhysicalExpr) -> f64 {
-    const FIRST_CONJUNCT: f64 = 0.3;
-    let mut factor = FIRST_CONJUNCT;
-    let mut selectivity = 1.0;
-    for _ in 0..conjuncts(predicate) {
-        selectivity *= factor;
-        factor = factor.sqrt();
-    }
-    selectivity
-}
-
-/// The number of `AND`ed terms of `predicate`.
-fn conjuncts(predicate: &dyn PhysicalExpr) -> usize {
-    match predicate.downcast_ref::<BinaryExpr>() {
-        Some(and) if *and.op() == Operator::And => {
-            conjuncts(and.left().as_ref()) + conjuncts(and.right().as_ref())
-        }
-        _ => 1,
     }
 }

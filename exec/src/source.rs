@@ -142,6 +142,18 @@ impl ParquetScan {
             .sum()
     }
 
+    /// The estimated number of distinct values of output column `index`, sampled from the
+    /// first file (see `column_stats`).
+    pub fn column_distinct(&self, index: usize) -> Option<f64> {
+        let file = self.files.first()?;
+        crate::column_stats::distinct_estimate(
+            &file.path,
+            &file.metadata,
+            *self.projection.get(index)?,
+            self.total_rows(),
+        )
+    }
+
     /// Compressed bytes of the column chunks read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.load(Ordering::Relaxed)

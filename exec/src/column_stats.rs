@@ -1,0 +1,134 @@
+//! Distinct-count estimates of Parquet columns, for the planner's row estimates until full
+//! statistics arrive (issue 5). An estimate reads a sample, the first 64K values of the column in
+//! the file's first row group, and counts its distinct values twice: in the sample's first half
+//! and in all of it. When the second half brings few new values, the column has saturated and
+//! its distinct count is the sample's (a low-cardinality column such as a type, a flag or a
+//! nation); otherwise the sample's share of distinct values is scaled up to the file's rows. An
+//! integer column's count is capped by its value range from the row-group statistics. Estimates
+//! are cached for the process by file (path, length, modification time) and column.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
+
+use ahash::RandomState;
+use arrow::array::Array;
+use datafusion::common::hash_utils::create_hashes_with_hasher;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::file::statistics::Statistics;
+
+/// Values sampled per column.
+const SAMPLE_ROWS: usize = 1 << 16;
+/// A sample whose second half adds less than this share of new distinct values has saturated.
+const SATURATION: f64 = 1.1;
+
+type CacheKey = (PathBuf, u64, Option<SystemTime>, usize);
+
+fn cache() -> &'static Mutex<HashMap<CacheKey, Option<f64>>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Option<f64>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The estimated number of distinct values of file column `column` (a root column index) of
+/// the Parquet file at `path`, whose footer is `metadata`, when the file's values stand for
+/// `total_rows` rows; `None` where the file cannot be sampled.
+pub(crate) fn distinct_estimate(
+    path: &Path,
+    metadata: &ArrowReaderMetadata,
+    column: usize,
+    total_rows: u64,
+) -> Option<f64> {
+    let file_stamp = std::fs::metadata(path).ok()?;
+    let key = (
+        path.to_path_buf(),
+        file_stamp.len(),
+        file_stamp.modified().ok(),
+        column,
+    );
+    if let Some(cached) = cache()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return *cached;
+    }
+    let estimate = sample_distinct(path, metadata, column, total_rows);
+    cache()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, estimate);
+    estimate
+}
+
+fn sample_distinct(
+    path: &Path,
+    metadata: &ArrowReaderMetadata,
+    column: usize,
+    total_rows: u64,
+) -> Option<f64> {
+    if metadata.metadata().num_row_groups() == 0 {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), [column]);
+    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+        .with_projection(mask)
+        .with_row_groups(vec![0])
+        .with_batch_size(SAMPLE_ROWS)
+        .build()
+        .ok()?;
+    let sample = reader.next()?.ok()?;
+    let values = sample.column(0);
+    let rows = values.len();
+    if rows == 0 {
+        return None;
+    }
+    let mut hashes = vec![0u64; rows];
+    create_hashes_with_hasher(
+        [values.as_ref() as &dyn Array],
+        &RandomState::with_seed(7),
+        &mut hashes,
+    )
+    .ok()?;
+    let mut seen = HashSet::with_capacity(rows);
+    seen.extend(hashes[..rows / 2].iter().copied());
+    let first_half = seen.len().max(1);
+    seen.extend(hashes[rows / 2..].iter().copied());
+    let distinct = seen.len() as f64;
+    let estimate = if distinct < first_half as f64 * SATURATION || rows as u64 >= total_rows {
+        distinct
+    } else {
+        distinct / rows as f64 * total_rows as f64
+    };
+    Some(match integer_range(metadata, column) {
+        Some(range) => estimate.min(range),
+        None => estimate,
+    })
+}
+
+/// The number of integers between the column's smallest and largest value over all row groups,
+/// when the statistics give both.
+fn integer_range(metadata: &ArrowReaderMetadata, column: usize) -> Option<f64> {
+    let schema = metadata.parquet_schema();
+    let leaf =
+        (0..schema.num_columns()).find(|&leaf| schema.get_column_root_idx(leaf) == column)?;
+    let mut bounds: Option<(i64, i64)> = None;
+    for row_group in metadata.metadata().row_groups() {
+        let (low, high) = match row_group.column(leaf).statistics()? {
+            Statistics::Int32(stats) => {
+                (i64::from(*stats.min_opt()?), i64::from(*stats.max_opt()?))
+            }
+            Statistics::Int64(stats) => (*stats.min_opt()?, *stats.max_opt()?),
+            _ => return None,
+        };
+        bounds = Some(match bounds {
+            Some((lowest, highest)) => (lowest.min(low), highest.max(high)),
+            None => (low, high),
+        });
+    }
+    let (low, high) = bounds?;
+    Some((high as f64 - low as f64) + 1.0)
+}
