@@ -72,11 +72,14 @@ enum KeyLayout {
 
 impl AggregateSpec {
     /// Groups by `group_exprs` and computes `aggregates` over rows of `input_schema`. Every
-    /// aggregate must support DataFusion's `GroupsAccumulator`.
+    /// aggregate must support DataFusion's `GroupsAccumulator`. `key_bounds` may give, per
+    /// group expression, the smallest and largest value it takes (from file statistics): its
+    /// packed field then spans only that range, so more keys fit one word.
     pub fn try_new(
         group_exprs: Vec<Arc<dyn PhysicalExpr>>,
         aggregates: Vec<Arc<AggregateFunctionExpr>>,
         input_schema: &Schema,
+        key_bounds: &[Option<(i64, i64)>],
     ) -> Result<AggregateSpec> {
         let key_fields = group_exprs
             .iter()
@@ -100,7 +103,7 @@ impl AggregateSpec {
             .collect();
         let key_layout = if key_fields.is_empty() {
             KeyLayout::Single
-        } else if let Some(packing) = KeyPacking::for_group_keys(&encoded_fields) {
+        } else if let Some(packing) = KeyPacking::for_group_keys(&encoded_fields, key_bounds) {
             KeyLayout::Packed(packing)
         } else {
             let fields = key_fields
@@ -260,7 +263,7 @@ fn pack_group_keys<K: PackedKey>(
         return Err(ExecError::Arrow {
             operator: OPERATOR,
             source: arrow::error::ArrowError::InvalidArgumentError(
-                "a group key declared NOT NULL holds nulls".to_string(),
+                "a group key is null in a column declared NOT NULL, or outside the range its file statistics gave".to_string(),
             ),
         });
     }

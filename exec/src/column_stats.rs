@@ -103,15 +103,15 @@ fn sample_distinct(
     } else {
         distinct / rows as f64 * total_rows as f64
     };
-    Some(match integer_range(metadata, column) {
-        Some(range) => estimate.min(range),
+    Some(match integer_bounds(metadata, column) {
+        Some((low, high)) => estimate.min(high as f64 - low as f64 + 1.0),
         None => estimate,
     })
 }
 
-/// The number of integers between the column's smallest and largest value over all row groups,
-/// when the statistics give both.
-fn integer_range(metadata: &ArrowReaderMetadata, column: usize) -> Option<f64> {
+/// The smallest and largest value of file column `column` over all row groups, when it is an
+/// integer column (dates and small decimals included) and the statistics give both.
+pub(crate) fn integer_bounds(metadata: &ArrowReaderMetadata, column: usize) -> Option<(i64, i64)> {
     let schema = metadata.parquet_schema();
     let leaf =
         (0..schema.num_columns()).find(|&leaf| schema.get_column_root_idx(leaf) == column)?;
@@ -129,6 +129,5 @@ fn integer_range(metadata: &ArrowReaderMetadata, column: usize) -> Option<f64> {
             None => (low, high),
         });
     }
-    let (low, high) = bounds?;
-    Some((high as f64 - low as f64) + 1.0)
+    bounds
 }

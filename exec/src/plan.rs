@@ -165,18 +165,49 @@ impl PhysicalNode {
         }
     }
 
-    /// The estimated number of distinct values of output column `index`, where it comes
-    /// unchanged from a Parquet scan below (through filters and projections).
-    pub fn column_distinct(&self, index: usize) -> Option<f64> {
+    /// The Parquet scan and scan column that output column `index` comes from unchanged
+    /// (through filters, column projections, joins, sorts and limits), if any.
+    pub fn scanned_column(&self, index: usize) -> Option<(&ParquetScan, usize)> {
         match &self.kind {
-            NodeKind::ParquetScan(scan) => scan.column_distinct(index),
-            NodeKind::Filter { input, .. } => input.column_distinct(index),
+            NodeKind::ParquetScan(scan) => Some((scan, index)),
+            NodeKind::Filter { input, .. }
+            | NodeKind::Sort { input, .. }
+            | NodeKind::Limit { input, .. } => input.scanned_column(index),
             NodeKind::Projection { input, exprs } => {
                 let column = exprs.get(index)?.downcast_ref::<Column>()?;
-                input.column_distinct(column.index())
+                input.scanned_column(column.index())
+            }
+            NodeKind::HashJoin { probe, build, spec } => {
+                let (left, right) = if spec.build_is_left {
+                    (build, probe)
+                } else {
+                    (probe, build)
+                };
+                let left_width = left.schema.fields().len();
+                match spec.kind {
+                    _ if index < left_width => left.scanned_column(index),
+                    JoinKind::Inner | JoinKind::Left | JoinKind::Full => {
+                        right.scanned_column(index - left_width)
+                    }
+                    JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark => None,
+                }
             }
             _ => None,
         }
+    }
+
+    /// The estimated number of distinct values of output column `index`, where it comes
+    /// unchanged from a Parquet scan below.
+    pub fn column_distinct(&self, index: usize) -> Option<f64> {
+        let (scan, column) = self.scanned_column(index)?;
+        scan.column_distinct(column)
+    }
+
+    /// The smallest and largest value of output column `index`, where it comes unchanged from a
+    /// Parquet scan below whose statistics give them.
+    pub fn column_bounds(&self, index: usize) -> Option<(i64, i64)> {
+        let (scan, column) = self.scanned_column(index)?;
+        scan.column_bounds(column)
     }
 
     /// The fraction of its base table's rows this subtree keeps: under the key/foreign-key

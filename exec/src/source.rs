@@ -154,6 +154,22 @@ impl ParquetScan {
         )
     }
 
+    /// The smallest and largest value of output column `index` in every file, from the files'
+    /// statistics, when it is an integer column whose statistics give both.
+    pub fn column_bounds(&self, index: usize) -> Option<(i64, i64)> {
+        let column = *self.projection.get(index)?;
+        self.files
+            .iter()
+            .map(|file| crate::column_stats::integer_bounds(&file.metadata, column))
+            .try_fold(None, |bounds: Option<(i64, i64)>, file_bounds| {
+                let (low, high) = file_bounds?;
+                Some(Some(match bounds {
+                    Some((lowest, highest)) => (lowest.min(low), highest.max(high)),
+                    None => (low, high),
+                }))
+            })?
+    }
+
     /// Compressed bytes of the column chunks read so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read.load(Ordering::Relaxed)

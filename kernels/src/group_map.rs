@@ -41,7 +41,7 @@ impl<K: PackedKey> GroupMap<K> {
     /// The groups' keys, in group-id order.
     pub fn keys(&self) -> Vec<K> {
         let mut keys = vec![K::default(); self.table.len()];
-        for (_, key, id) in self.table.occupied() {
+        for (key, id) in self.table.occupied() {
             keys[id as usize] = key;
         }
         keys

@@ -243,7 +243,7 @@ impl JoinPartition {
         let mask = capacity - 1;
         let mut slots = vec![JoinSlot::default(); capacity];
         let mut rows = Vec::new();
-        for (_, key, id) in ids.occupied() {
+        for (key, id) in ids.occupied() {
             let matches = &grouped[starts[id as usize] as usize..starts[id as usize + 1] as usize];
             let mut position = hashes[matches[0] as usize] as usize & mask;
             while slots[position].count != 0 {

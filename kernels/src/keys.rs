@@ -78,13 +78,23 @@ impl KeyPacking {
     }
 
     /// The packing for group keys of these types and nullabilities: every value of the type
-    /// fits its field, and each nullable column adds a null bit. `None` when a type does not
-    /// pack or the fields need more than 128 bits.
-    pub fn for_group_keys(fields: &[(DataType, bool)]) -> Option<KeyPacking> {
+    /// fits its field, and each nullable column adds a null bit. Where `ranges` gives a signed
+    /// integer, date or decimal column's smallest and largest value (from file statistics, say),
+    /// its field spans only that range; a value outside it then does not pack (its row is not
+    /// usable). `None` when a type does not pack or the fields need more than 128 bits.
+    pub fn for_group_keys(
+        fields: &[(DataType, bool)],
+        ranges: &[Option<(i64, i64)>],
+    ) -> Option<KeyPacking> {
         let mut packed = Vec::with_capacity(fields.len());
         let mut shift = 0u32;
-        for (data_type, nullable) in fields {
-            let (min, bits) = full_range(data_type)?;
+        for (index, (data_type, nullable)) in fields.iter().enumerate() {
+            let (min, bits) = match ranges.get(index).copied().flatten() {
+                Some((min, max)) if min <= max && takes_ranges(data_type) => {
+                    (min, 64 - (max.wrapping_sub(min) as u64).leading_zeros())
+                }
+                _ => full_range(data_type)?,
+            };
             let null_bits = u32::from(*nullable);
             if shift + bits + null_bits > u128::BITS {
                 return None;
@@ -156,12 +166,12 @@ impl KeyPacking {
                 index,
                 message: format!("{} does not pack", column.data_type()),
             })?;
-            pack_field(field, &values, keys, usable);
-            if let Some(nulls) = column
+            let nulls = column
                 .logical_nulls()
-                .filter(|nulls| nulls.null_count() > 0)
-            {
-                mark_nulls(field, &nulls, keys, usable);
+                .filter(|nulls| nulls.null_count() > 0);
+            pack_field(field, &values, nulls.as_ref(), keys, usable);
+            if let Some(nulls) = &nulls {
+                mark_nulls(field, nulls, keys, usable);
             }
         }
         Ok(())
@@ -190,23 +200,29 @@ impl KeyPacking {
     }
 }
 
+/// Packs one column's `values` into its field; a non-null value outside the field's range makes
+/// its row unusable (a null row's value is meaningless and is left to [`mark_nulls`]).
 fn pack_field<K: PackedKey>(
     field: &PackedColumn,
     values: &[i64],
+    nulls: Option<&NullBuffer>,
     keys: &mut [K],
     usable: &mut [bool],
 ) {
-    if field.bits == 0 {
-        for (&value, usable) in values.iter().zip(usable.iter_mut()) {
-            *usable &= value == field.min;
-        }
-        return;
-    }
     let max_offset = field.max_offset();
-    for ((&value, key), usable) in values.iter().zip(keys.iter_mut()).zip(usable.iter_mut()) {
+    let fits = |value: i64| field.bits != 0 || value == field.min;
+    for (row, ((&value, key), usable)) in values
+        .iter()
+        .zip(keys.iter_mut())
+        .zip(usable.iter_mut())
+        .enumerate()
+    {
         let offset = value.wrapping_sub(field.min) as u64;
-        *usable &= offset <= max_offset;
-        *key = key.or(K::field(offset, field.shift));
+        let in_range = offset <= max_offset && fits(value);
+        *usable &= in_range || nulls.is_some_and(|nulls| nulls.is_null(row));
+        if field.bits != 0 {
+            *key = key.or(K::field(offset & max_offset, field.shift));
+        }
     }
 }
 
@@ -229,6 +245,21 @@ fn mark_nulls<K: PackedKey>(
             None => usable[row] = false,
         }
     }
+}
+
+/// Whether a group key column of `data_type` can be packed by a value range: signed types, whose
+/// file statistics hold the values themselves.
+fn takes_ranges(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Decimal128(..)
+    ) && packs(data_type)
 }
 
 /// Whether columns of `data_type` pack.

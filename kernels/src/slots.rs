@@ -89,18 +89,12 @@ impl<K: PackedKey> SlotTable<K> {
         }
     }
 
-    /// The number of slots (a power of two; a key's first slot is its hash masked to it).
-    pub(crate) fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// The occupied slots: position, key and id.
-    pub(crate) fn occupied(&self) -> impl Iterator<Item = (usize, K, u32)> + '_ {
+    /// The occupied slots: key and id.
+    pub(crate) fn occupied(&self) -> impl Iterator<Item = (K, u32)> + '_ {
         self.slots
             .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.id != EMPTY)
-            .map(|(position, &Slot { key, id })| (position, key, id))
+            .filter(|slot| slot.id != EMPTY)
+            .map(|&Slot { key, id }| (key, id))
     }
 
     fn grow(&mut self) {

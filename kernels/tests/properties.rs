@@ -146,8 +146,8 @@ proptest! {
             .map(|column| (column.data_type().clone(), true))
             .collect();
         let too_wide: Vec<(DataType, bool)> = fields.iter().chain(&fields).cloned().collect();
-        prop_assert!(KeyPacking::for_group_keys(&too_wide).is_none(), "2 x 98 bits do not pack");
-        let packing = KeyPacking::for_group_keys(&fields).expect("32 + 1 + 64 + 1 bits pack");
+        prop_assert!(KeyPacking::for_group_keys(&too_wide, &[]).is_none(), "2 x 98 bits do not pack");
+        let packing = KeyPacking::for_group_keys(&fields, &[]).expect("32 + 1 + 64 + 1 bits pack");
         prop_assert_eq!(packing.bits(), 98);
         let (mut narrow, mut usable) = (Vec::<u64>::new(), Vec::new());
         prop_assert!(packing.pack(&columns, &mut narrow, &mut usable).is_err(), "98 bits need a u128");
@@ -180,7 +180,7 @@ proptest! {
         let column: ArrayRef = Arc::new(
             Decimal128Array::from(values.clone()).with_precision_and_scale(15, 2).unwrap(),
         );
-        let packing = KeyPacking::for_group_keys(&[(column.data_type().clone(), false)])
+        let packing = KeyPacking::for_group_keys(&[(column.data_type().clone(), false)], &[])
             .expect("a DECIMAL(15, 2) packs");
         let (mut keys, mut usable) = (Vec::<u64>::new(), Vec::new());
         packing.pack(std::slice::from_ref(&column), &mut keys, &mut usable).unwrap();
@@ -215,5 +215,39 @@ proptest! {
         }
         prop_assert_eq!(result.sums, sums);
         prop_assert_eq!(result.counts, counts);
+    }
+
+    #[test]
+    fn ranged_group_keys_round_trip_and_refuse_values_outside(
+        values in prop::collection::vec(prop::option::weighted(0.8, -50i64..50), 1..200),
+        low in -60i64..0,
+        width in 0i64..80,
+    ) {
+        let column: ArrayRef = Arc::new(Int64Array::from(values.clone()));
+        let packing = KeyPacking::for_group_keys(
+            &[(DataType::Int64, true)],
+            &[Some((low, low + width))],
+        )
+        .expect("a ranged BIGINT packs");
+        let bits = 64 - (width as u64).leading_zeros();
+        prop_assert_eq!(packing.bits(), bits + 1);
+        // The field holds the range rounded up to whole bits.
+        let field_high = low + (1i64 << bits) - 1;
+        let (mut keys, mut usable) = (Vec::<u64>::new(), Vec::new());
+        packing.pack(std::slice::from_ref(&column), &mut keys, &mut usable).unwrap();
+        let unpacked = packing.unpack(&keys).unwrap();
+        for (row, value) in values.iter().enumerate() {
+            match value {
+                None => {
+                    prop_assert!(usable[row], "a null has its own bit");
+                    prop_assert!(unpacked[0].is_null(row));
+                }
+                Some(value) if (low..=field_high).contains(value) => {
+                    prop_assert!(usable[row]);
+                    prop_assert_eq!(tuple(&unpacked, row), tuple(std::slice::from_ref(&column), row));
+                }
+                Some(_) => prop_assert!(!usable[row], "a value outside the field does not pack"),
+            }
+        }
     }
 }

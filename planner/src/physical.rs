@@ -16,6 +16,7 @@ use datafusion::logical_expr::{
     Expr, FetchType, LogicalPlan, SkipType, TableProviderFilterPushDown,
 };
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr, create_physical_sort_exprs};
 use futures::future::BoxFuture;
 use sabot_exec::{
@@ -83,16 +84,15 @@ impl<'a> PhysicalPlanner<'a> {
                 self.exprs(&projection.expr, projection.input.schema())
                     .map(|exprs| node(NodeKind::Projection { input, exprs }))
             }
-            LogicalPlan::Aggregate(aggregate) => match self.aggregate_spec(aggregate) {
-                Ok(spec) => {
-                    let input = self.plan(&aggregate.input).await?;
-                    Ok(node(NodeKind::Aggregate {
+            LogicalPlan::Aggregate(aggregate) => {
+                let input = self.plan(&aggregate.input).await?;
+                self.aggregate_spec(aggregate, &input).map(|spec| {
+                    node(NodeKind::Aggregate {
                         input,
                         spec: Arc::new(spec),
-                    }))
-                }
-                Err(unsupported) => Err(unsupported),
-            },
+                    })
+                })
+            }
             LogicalPlan::Sort(sort) => {
                 let input = self.plan(&sort.input).await?;
                 create_physical_sort_exprs(
@@ -287,6 +287,7 @@ impl<'a> PhysicalPlanner<'a> {
     fn aggregate_spec(
         &self,
         aggregate: &Aggregate,
+        input: &PhysicalNode,
     ) -> std::result::Result<AggregateSpec, Unsupported> {
         if aggregate
             .group_expr
@@ -322,10 +323,19 @@ impl<'a> PhysicalPlanner<'a> {
             }
             aggregates.push(function);
         }
+        // Group keys read straight from Parquet pack into the range their statistics give.
+        let key_bounds: Vec<Option<(i64, i64)>> = group_exprs
+            .iter()
+            .map(|expr| {
+                expr.downcast_ref::<Column>()
+                    .and_then(|column| input.column_bounds(column.index()))
+            })
+            .collect();
         Ok(AggregateSpec::try_new(
             group_exprs,
             aggregates,
             physical_input_schema,
+            &key_bounds,
         )?)
     }
 
