@@ -131,3 +131,57 @@ pub(crate) fn integer_bounds(metadata: &ArrowReaderMetadata, column: usize) -> O
     }
     bounds
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ArrowReaderOptions;
+
+    use super::*;
+
+    #[test]
+    fn estimates_low_cardinality_exactly_and_scales_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let rows = 200_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("sorted", DataType::Int64, false),
+            Field::new("random", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|row| format!("kind {}", (row * 7) % 150)),
+                )),
+                Arc::new(Int64Array::from_iter_values(1..=rows)),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows).map(|row| (row * 2_654_435_761) % 1_000_000_007),
+                )),
+            ],
+        )
+        .unwrap();
+        let mut writer = ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let metadata =
+            ArrowReaderMetadata::load(&File::open(&path).unwrap(), ArrowReaderOptions::new())
+                .unwrap();
+        let estimate = |column| distinct_estimate(&path, &metadata, column, rows as u64).unwrap();
+        assert_eq!(estimate(0), 150.0);
+        // A sorted key: the sample's second half is all new, so it scales, capped by its range.
+        assert_eq!(estimate(1), rows as f64);
+        let random = estimate(2);
+        assert!(
+            (0.9 * rows as f64..=rows as f64).contains(&random),
+            "{random}"
+        );
+        assert_eq!(integer_bounds(&metadata, 1), Some((1, rows)));
+        assert_eq!(integer_bounds(&metadata, 0), None);
+    }
+}
