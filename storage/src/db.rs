@@ -1,0 +1,288 @@
+//! The store: a directory holding the write-ahead log, whose records reach the memtable, and the
+//! tables the memtable is flushed into. Reads look at the memtable, then the tables from newest
+//! to oldest. Files: `<n>.wal` (the log), `<n>.sst` (tables), `<n>.sst.tmp` (a flush that did not
+//! finish, removed at open).
+//!
+//! Flushes write the table under a temporary name, sync it, rename it into place and sync the
+//! directory, then start a new log and delete the old one. A table's footer records the newest
+//! sequence number it holds, so a log that outlived its flush (a crash before its deletion) is
+//! not replayed twice. At open, the logs are replayed and flushed, and a fresh log begins.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use crate::batch::WriteBatch;
+use crate::error::{Result, StorageError};
+use crate::memtable::MemTable;
+use crate::sstable::{Table, write_table};
+use crate::wal::{WalWriter, replay};
+
+/// When a write is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// In the operating system's buffers when the call returns: survives a crash of the
+    /// process, not of the machine.
+    #[default]
+    Buffered,
+    /// Synced to the device (`fdatasync`) before the call returns.
+    Synced,
+}
+
+/// How a store is run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Memtable size at which it is flushed into a table.
+    pub memtable_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            memtable_bytes: 64 << 20,
+        }
+    }
+}
+
+struct State {
+    wal: WalWriter,
+    memtable: MemTable,
+    /// Newest first.
+    tables: Vec<Table>,
+    next_file: u64,
+    last_sequence: u64,
+    /// Set when a log append failed: the log's end is unknown, so no write may follow it until
+    /// the store is reopened (which discards the torn record).
+    failed: Option<String>,
+}
+
+/// A key-value store in one directory.
+pub struct Db {
+    dir: PathBuf,
+    options: Options,
+    state: Mutex<State>,
+}
+
+/// The files of kind `extension` in `dir`, by number, ascending.
+fn numbered_files(dir: &Path, extension: &str) -> Result<Vec<(u64, PathBuf)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(StorageError::io(dir))? {
+        let path = entry.map_err(StorageError::io(dir))?.path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        if let Some(number) = name
+            .strip_suffix(extension)
+            .and_then(|stem| stem.parse::<u64>().ok())
+        {
+            files.push((number, path));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(StorageError::io(dir))
+}
+
+impl Db {
+    /// Opens the store in `dir`, creating it if needed, and recovers every write that was
+    /// acknowledged before the last process ended.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(StorageError::io(&dir))?;
+        for (_, unfinished) in numbered_files(&dir, ".sst.tmp")? {
+            std::fs::remove_file(&unfinished).map_err(StorageError::io(&unfinished))?;
+        }
+        let table_files = numbered_files(&dir, ".sst")?;
+        let logs = numbered_files(&dir, ".wal")?;
+        let mut tables = table_files
+            .iter()
+            .map(|(_, path)| Table::open(path))
+            .collect::<Result<Vec<_>>>()?;
+        tables.reverse();
+        let flushed = tables
+            .iter()
+            .map(|table| table.footer.max_sequence)
+            .max()
+            .unwrap_or(0);
+        let mut memtable = MemTable::default();
+        let mut last_sequence = flushed;
+        for (_, log) in &logs {
+            for (sequence, batch) in replay(log)? {
+                if sequence > flushed {
+                    memtable.apply(&batch);
+                    last_sequence = last_sequence.max(sequence);
+                }
+            }
+        }
+        let next_file = table_files
+            .iter()
+            .chain(&logs)
+            .map(|(number, _)| number + 1)
+            .max()
+            .unwrap_or(1);
+        let wal_path = dir.join(format!("{next_file}.wal"));
+        let state = State {
+            wal: WalWriter::create(&wal_path)?,
+            memtable,
+            tables,
+            next_file: next_file + 1,
+            last_sequence,
+            failed: None,
+        };
+        let db = Db {
+            dir,
+            options,
+            state: Mutex::new(state),
+        };
+        {
+            let mut state = db.lock();
+            db.flush_locked(&mut state)?;
+            sync_dir(&db.dir)?;
+        }
+        for (_, log) in logs {
+            std::fs::remove_file(&log).map_err(StorageError::io(&log))?;
+        }
+        Ok(db)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&self, key: &[u8], value: &[u8], durability: Durability) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        self.write(&batch, durability)
+    }
+
+    /// Removes `key`.
+    pub fn delete(&self, key: &[u8], durability: Durability) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        self.write(&batch, durability)
+    }
+
+    /// Applies `batch` atomically: after a crash, all of it or none of it is there (all of it
+    /// once this returned).
+    pub fn write(&self, batch: &WriteBatch, durability: Durability) -> Result<()> {
+        batch.check_sizes()?;
+        let mut state = self.lock();
+        if let Some(failure) = &state.failed {
+            return Err(StorageError::Io {
+                path: state.wal.path().to_path_buf(),
+                source: std::io::Error::other(format!(
+                    "an earlier write failed ({failure}); reopen the store to recover"
+                )),
+            });
+        }
+        let sequence = state.last_sequence + 1;
+        if let Err(error) = state
+            .wal
+            .append(&batch.encode(sequence), durability == Durability::Synced)
+        {
+            state.failed = Some(error.to_string());
+            return Err(error);
+        }
+        state.memtable.apply(batch);
+        state.last_sequence = sequence;
+        if state.memtable.bytes() >= self.options.memtable_bytes {
+            self.flush_locked(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// The value of `key`, if it has one.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let state = self.lock();
+        if let Some(value) = state.memtable.get(key) {
+            return Ok(value.map(<[u8]>::to_vec));
+        }
+        for table in &state.tables {
+            if let Some(value) = table.get(key)? {
+                return Ok(value);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes the memtable into a table now.
+    pub fn flush(&self) -> Result<()> {
+        let mut state = self.lock();
+        self.flush_locked(&mut state)
+    }
+
+    /// The number of tables on disk.
+    pub fn table_count(&self) -> usize {
+        self.lock().tables.len()
+    }
+
+    fn flush_locked(&self, state: &mut State) -> Result<()> {
+        if state.memtable.is_empty() {
+            return Ok(());
+        }
+        let number = state.next_file;
+        let temporary = self.dir.join(format!("{number}.sst.tmp"));
+        let path = self.dir.join(format!("{number}.sst"));
+        write_table(&temporary, state.memtable.entries(), state.last_sequence)?;
+        std::fs::rename(&temporary, &path).map_err(StorageError::io(&path))?;
+        sync_dir(&self.dir)?;
+        state.tables.insert(0, Table::open(&path)?);
+        state.memtable = MemTable::default();
+        let old_log = state.wal.path().to_path_buf();
+        state.wal = WalWriter::create(&self.dir.join(format!("{}.wal", number + 1)))?;
+        state.next_file = number + 2;
+        sync_dir(&self.dir)?;
+        std::fs::remove_file(&old_log).map_err(StorageError::io(&old_log))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_survive_flushes_and_reopens_and_deletes_shadow_older_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            memtable_bytes: 4096,
+        };
+        {
+            let db = Db::open(dir.path(), options.clone()).unwrap();
+            for i in 0..500u32 {
+                db.put(
+                    format!("k{i}").as_bytes(),
+                    format!("v{i}").as_bytes(),
+                    Durability::Buffered,
+                )
+                .unwrap();
+            }
+            assert!(db.table_count() > 1, "small memtables flush");
+            db.delete(b"k7", Durability::Synced).unwrap();
+            db.put(b"k8", b"new", Durability::Synced).unwrap();
+            assert_eq!(db.get(b"k7").unwrap(), None);
+            assert_eq!(db.get(b"k8").unwrap().as_deref(), Some(&b"new"[..]));
+        }
+        let db = Db::open(dir.path(), options).unwrap();
+        assert_eq!(db.get(b"k7").unwrap(), None);
+        assert_eq!(db.get(b"k8").unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(db.get(b"k499").unwrap().as_deref(), Some(&b"v499"[..]));
+        assert_eq!(db.get(b"missing").unwrap(), None);
+        let logs = numbered_files(dir.path(), ".wal").unwrap();
+        assert_eq!(logs.len(), 1, "one fresh log after open: {logs:?}");
+    }
+
+    #[test]
+    fn oversized_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let key = vec![0u8; crate::batch::MAX_KEY_BYTES + 1];
+        let error = db.put(&key, b"v", Durability::Buffered).unwrap_err();
+        assert!(error.to_string().starts_with("key of"), "{error}");
+    }
+}

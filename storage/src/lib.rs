@@ -1,0 +1,55 @@
+//! Sabot's key-value store, the state store of streaming operators and the base of persistent
+//! tables: a write-ahead log with checksummed records ([`Durability`] per write: buffered, or
+//! synced before the call returns), a sorted memtable, and immutable sorted tables (checksummed
+//! 4 KiB blocks, an index, a bloom filter, a versioned footer) that the memtable is flushed into.
+//! Reopening replays the log, drops a torn last record, and reports a damaged block or record as
+//! an error naming its file and offset, never as data.
+//!
+//! Not yet (issue 6): iterators, snapshots, column families, compaction, io_uring, group commit,
+//! block compression and prefix-compressed keys, and the state backends.
+
+mod batch;
+mod bloom;
+mod codec;
+mod db;
+mod error;
+mod memtable;
+mod sstable;
+mod wal;
+
+pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
+pub use db::{Db, Durability, Options};
+pub use error::{Result, StorageError};
+
+/// Decoders exposed for fuzz and property tests: each takes arbitrary bytes and must return an
+/// error, never panic.
+#[doc(hidden)]
+pub mod decoders {
+    use crate::error::Result;
+
+    pub fn write_batch(bytes: &[u8]) -> Result<()> {
+        crate::batch::WriteBatch::decode(bytes).map(|_| ())
+    }
+
+    pub fn log_records(bytes: &[u8]) -> usize {
+        crate::wal::decode_records(bytes).map_or(0, |records| records.len())
+    }
+
+    pub fn data_block(bytes: &[u8], key: &[u8]) -> Result<()> {
+        crate::sstable::verified(bytes, "data block")
+            .and_then(|block| crate::sstable::search_block(block, key))
+            .map(|_| ())
+    }
+
+    pub fn table_index(bytes: &[u8]) -> Result<()> {
+        crate::sstable::decode_index(bytes).map(|_| ())
+    }
+
+    pub fn table_footer(bytes: &[u8]) -> Result<()> {
+        crate::sstable::Footer::decode(bytes).map(|_| ())
+    }
+
+    pub fn bloom_filter(bytes: &[u8], key: &[u8]) -> Result<bool> {
+        crate::bloom::BloomFilter::decode(bytes).map(|filter| filter.may_contain(key))
+    }
+}

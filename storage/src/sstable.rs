@@ -1,0 +1,353 @@
+//! Sorted string tables: the immutable files a memtable is flushed into. Layout:
+//! data blocks of about 4 KiB (entries `[kind u8][key][value]`, lengths as varints), an index
+//! block (each data block's last key, offset and length), a bloom filter block, then a fixed
+//! footer (offsets, entry count, the largest sequence number flushed into the table, format
+//! version, magic). Every block is followed by its CRC-32C; a block that fails it is reported as
+//! corruption naming the file and offset, never returned as data.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::bloom::BloomFilter;
+use crate::codec::{Reader, put_varint};
+use crate::error::{Result, StorageError};
+
+const BLOCK_BYTES: usize = 4 << 10;
+const FORMAT_VERSION: u32 = 1;
+const MAGIC: u64 = u64::from_le_bytes(*b"SABOTSST");
+const FOOTER_BYTES: usize = 52;
+const PUT: u8 = 0;
+const DELETE: u8 = 1;
+
+/// Where a table's parts lie, and what it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Footer {
+    index_offset: u64,
+    index_len: u32,
+    bloom_offset: u64,
+    bloom_len: u32,
+    entries: u64,
+    pub(crate) max_sequence: u64,
+}
+
+impl Footer {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(FOOTER_BYTES);
+        out.extend_from_slice(&self.index_offset.to_le_bytes());
+        out.extend_from_slice(&self.index_len.to_le_bytes());
+        out.extend_from_slice(&self.bloom_offset.to_le_bytes());
+        out.extend_from_slice(&self.bloom_len.to_le_bytes());
+        out.extend_from_slice(&self.entries.to_le_bytes());
+        out.extend_from_slice(&self.max_sequence.to_le_bytes());
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Footer> {
+        let mut reader = Reader::new(bytes, "table footer");
+        let footer = Footer {
+            index_offset: reader.u64()?,
+            index_len: reader.u32()?,
+            bloom_offset: reader.u64()?,
+            bloom_len: reader.u32()?,
+            entries: reader.u64()?,
+            max_sequence: reader.u64()?,
+        };
+        let version = reader.u32()?;
+        let magic = reader.u64()?;
+        if magic != MAGIC {
+            return Err(StorageError::malformed(
+                "table footer",
+                "not a Sabot table (bad magic)",
+            ));
+        }
+        if version != FORMAT_VERSION {
+            return Err(StorageError::malformed(
+                "table footer",
+                format!("format version {version}, this build reads {FORMAT_VERSION}"),
+            ));
+        }
+        Ok(footer)
+    }
+}
+
+/// One index entry: a data block and the last key in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BlockHandle {
+    last_key: Vec<u8>,
+    offset: u64,
+    len: u32,
+}
+
+pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<BlockHandle>> {
+    let mut reader = Reader::new(bytes, "table index");
+    let mut handles = Vec::new();
+    while !reader.is_empty() {
+        handles.push(BlockHandle {
+            last_key: reader.length_prefixed()?.to_vec(),
+            offset: reader.u64()?,
+            len: reader.u32()?,
+        });
+    }
+    Ok(handles)
+}
+
+/// The value of `key` in a data block: `Some(None)` for a delete, `None` if absent.
+pub(crate) fn search_block(block: &[u8], key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+    let mut reader = Reader::new(block, "data block");
+    while !reader.is_empty() {
+        let kind = reader.u8()?;
+        let entry_key = reader.length_prefixed()?;
+        let value = match kind {
+            PUT => Some(reader.length_prefixed()?),
+            DELETE => None,
+            other => {
+                return Err(StorageError::malformed(
+                    "data block",
+                    format!("unknown entry kind {other}"),
+                ));
+            }
+        };
+        if entry_key == key {
+            return Ok(Some(value.map(<[u8]>::to_vec)));
+        }
+        if entry_key > key {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// The checked contents of a block stored with its CRC-32C after it.
+pub(crate) fn verified<'a>(stored: &'a [u8], what: &'static str) -> Result<&'a [u8]> {
+    if stored.len() < 4 {
+        return Err(StorageError::malformed(what, "shorter than its checksum"));
+    }
+    let (block, crc) = stored.split_at(stored.len() - 4);
+    let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32c::crc32c(block) != expected {
+        return Err(StorageError::malformed(what, "checksum mismatch"));
+    }
+    Ok(block)
+}
+
+/// Writes the sorted `entries` (a `None` value is a delete) as a table at `path`, synced.
+/// `max_sequence` is the newest write they hold.
+pub(crate) fn write_table<'a>(
+    path: &Path,
+    entries: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    max_sequence: u64,
+) -> Result<()> {
+    let mut file = File::create(path).map_err(StorageError::io(path))?;
+    let mut out = Vec::new();
+    let mut block = Vec::with_capacity(BLOCK_BYTES + 256);
+    let mut index = Vec::new();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut last_key: Vec<u8> = Vec::new();
+    let finish_block =
+        |block: &mut Vec<u8>, out: &mut Vec<u8>, index: &mut Vec<u8>, last_key: &[u8]| {
+            let offset = out.len() as u64;
+            let crc = crc32c::crc32c(block);
+            out.extend_from_slice(block);
+            out.extend_from_slice(&crc.to_le_bytes());
+            put_varint(index, last_key.len() as u64);
+            index.extend_from_slice(last_key);
+            index.extend_from_slice(&offset.to_le_bytes());
+            index.extend_from_slice(&((block.len() + 4) as u32).to_le_bytes());
+            block.clear();
+        };
+    for (key, value) in entries {
+        match value {
+            Some(value) => {
+                block.push(PUT);
+                put_varint(&mut block, key.len() as u64);
+                block.extend_from_slice(key);
+                put_varint(&mut block, value.len() as u64);
+                block.extend_from_slice(value);
+            }
+            None => {
+                block.push(DELETE);
+                put_varint(&mut block, key.len() as u64);
+                block.extend_from_slice(key);
+            }
+        }
+        last_key.clear();
+        last_key.extend_from_slice(key);
+        keys.push(key.to_vec());
+        if block.len() >= BLOCK_BYTES {
+            finish_block(&mut block, &mut out, &mut index, &last_key);
+        }
+    }
+    if !block.is_empty() {
+        finish_block(&mut block, &mut out, &mut index, &last_key);
+    }
+    let index_offset = out.len() as u64;
+    let index_crc = crc32c::crc32c(&index);
+    out.extend_from_slice(&index);
+    out.extend_from_slice(&index_crc.to_le_bytes());
+    let bloom = BloomFilter::build(keys.iter().map(Vec::as_slice)).encode();
+    let bloom_offset = out.len() as u64;
+    out.extend_from_slice(&bloom);
+    out.extend_from_slice(&crc32c::crc32c(&bloom).to_le_bytes());
+    out.extend_from_slice(
+        &Footer {
+            index_offset,
+            index_len: (index.len() + 4) as u32,
+            bloom_offset,
+            bloom_len: (bloom.len() + 4) as u32,
+            entries: keys.len() as u64,
+            max_sequence,
+        }
+        .encode(),
+    );
+    file.write_all(&out).map_err(StorageError::io(path))?;
+    file.sync_all().map_err(StorageError::io(path))
+}
+
+/// An open table: its index and bloom filter in memory, data blocks read on demand.
+pub(crate) struct Table {
+    path: PathBuf,
+    file: File,
+    index: Vec<BlockHandle>,
+    bloom: BloomFilter,
+    pub(crate) footer: Footer,
+}
+
+impl Table {
+    pub(crate) fn open(path: &Path) -> Result<Table> {
+        let file = File::open(path).map_err(StorageError::io(path))?;
+        let len = file.metadata().map_err(StorageError::io(path))?.len();
+        let footer_offset = len.checked_sub(FOOTER_BYTES as u64).ok_or_else(|| {
+            StorageError::malformed("table footer", format!("file of {len} bytes is too short"))
+                .at(path, 0)
+        })?;
+        let footer_bytes = read_at(&file, path, footer_offset, FOOTER_BYTES)?;
+        let footer =
+            Footer::decode(&footer_bytes).map_err(|error| error.at(path, footer_offset))?;
+        let part = |offset: u64, len: u32, what: &'static str| -> Result<Vec<u8>> {
+            if offset.saturating_add(u64::from(len)) > footer_offset {
+                return Err(
+                    StorageError::malformed(what, "lies beyond the footer").at(path, offset)
+                );
+            }
+            let stored = read_at(&file, path, offset, len as usize)?;
+            verified(&stored, what)
+                .map(<[u8]>::to_vec)
+                .map_err(|error| error.at(path, offset))
+        };
+        let index = decode_index(&part(footer.index_offset, footer.index_len, "table index")?)
+            .map_err(|error| error.at(path, footer.index_offset))?;
+        let bloom = BloomFilter::decode(&part(
+            footer.bloom_offset,
+            footer.bloom_len,
+            "bloom filter",
+        )?)
+        .map_err(|error| error.at(path, footer.bloom_offset))?;
+        Ok(Table {
+            path: path.to_path_buf(),
+            file,
+            index,
+            bloom,
+            footer,
+        })
+    }
+
+    /// The value of `key`: `Some(None)` when the table deletes it, `None` when it does not know it.
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        if !self.bloom.may_contain(key) {
+            return Ok(None);
+        }
+        let position = self
+            .index
+            .partition_point(|handle| handle.last_key.as_slice() < key);
+        let Some(handle) = self.index.get(position) else {
+            return Ok(None);
+        };
+        let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
+        let block =
+            verified(&stored, "data block").map_err(|error| error.at(&self.path, handle.offset))?;
+        search_block(block, key).map_err(|error| error.at(&self.path, handle.offset))
+    }
+
+}
+
+fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
+    let mut buffer = vec![0u8; len];
+    file.read_exact_at(&mut buffer, offset)
+        .map_err(StorageError::io(path))?;
+    Ok(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(count: u32) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        (0..count)
+            .map(|i| {
+                let key = format!("key{i:08}").into_bytes();
+                let value = (i % 10 != 3).then(|| format!("value {i}").repeat(3).into_bytes());
+                (key, value)
+            })
+            .collect()
+    }
+
+    fn write(path: &Path, entries: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        write_table(
+            path,
+            entries
+                .iter()
+                .map(|(key, value)| (key.as_slice(), value.as_deref())),
+            9,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn every_key_reads_back_and_missing_keys_are_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.sst");
+        let entries = entries(5000);
+        write(&path, &entries);
+        let table = Table::open(&path).unwrap();
+        assert!(table.index.len() > 10, "several blocks");
+        assert_eq!(table.footer.max_sequence, 9);
+        for (key, value) in &entries {
+            assert_eq!(table.get(key).unwrap(), Some(value.clone()));
+        }
+        assert_eq!(table.get(b"key99999999").unwrap(), None);
+        assert_eq!(table.get(b"a").unwrap(), None);
+    }
+
+    #[test]
+    fn a_damaged_block_is_an_error_naming_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("2.sst");
+        let entries = entries(2000);
+        write(&path, &entries);
+        let table = Table::open(&path).unwrap();
+        let second = table.index[1].clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[second.offset as usize + 5] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let table = Table::open(&path).unwrap();
+        let key = entries
+            .iter()
+            .map(|(key, _)| key)
+            .find(|key| key.as_slice() > table.index[0].last_key.as_slice())
+            .unwrap();
+        let error = table.get(key).unwrap_err().to_string();
+        assert!(
+            error.contains("corrupt data block")
+                && error.contains(&format!("at offset {}", second.offset)),
+            "{error}"
+        );
+        let mut truncated = bytes.clone();
+        truncated.truncate(bytes.len() - 3);
+        std::fs::write(&path, &truncated).unwrap();
+        assert!(Table::open(&path).is_err());
+    }
+}
