@@ -271,7 +271,6 @@ impl Table {
             verified(&stored, "data block").map_err(|error| error.at(&self.path, handle.offset))?;
         search_block(block, key).map_err(|error| error.at(&self.path, handle.offset))
     }
-
 }
 
 fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
