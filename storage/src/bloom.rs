@@ -14,7 +14,8 @@ pub(crate) struct BloomFilter {
     bits: Vec<u8>,
 }
 
-fn key_hash(key: &[u8]) -> u64 {
+/// The hash a filter is built from and probed with.
+pub(crate) fn key_hash(key: &[u8]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for &byte in key {
         hash ^= u64::from(byte);
@@ -27,23 +28,22 @@ fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl BloomFilter {
-    /// The filter of `keys`.
-    pub(crate) fn build<'a>(keys: impl ExactSizeIterator<Item = &'a [u8]>) -> BloomFilter {
-        let bit_count = (keys.len() * BITS_PER_KEY).max(64);
+    /// The filter of the keys whose [`key_hash`]es are `hashes`.
+    pub(crate) fn from_hashes(hashes: &[u64]) -> BloomFilter {
+        let bit_count = (hashes.len() * BITS_PER_KEY).max(64);
         let mut filter = BloomFilter {
             probes: PROBES,
             bits: vec![0u8; bit_count.div_ceil(8)],
         };
-        for key in keys {
-            for bit in filter.bit_positions(key) {
+        for &hash in hashes {
+            for bit in filter.bit_positions(hash) {
                 filter.bits[bit / 8] |= 1 << (bit % 8);
             }
         }
         filter
     }
 
-    fn bit_positions(&self, key: &[u8]) -> impl Iterator<Item = usize> + use<> {
-        let hash = key_hash(key);
+    fn bit_positions(&self, hash: u64) -> impl Iterator<Item = usize> + use<> {
         let (first, step) = (hash, hash.rotate_left(32) | 1);
         let bit_count = (self.bits.len() * 8) as u64;
         (0..u64::from(self.probes))
@@ -52,7 +52,7 @@ impl BloomFilter {
 
     /// Whether `key` may be among the keys the filter was built from (`false` is certain).
     pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
-        self.bit_positions(key)
+        self.bit_positions(key_hash(key))
             .all(|bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
     }
 
@@ -84,7 +84,8 @@ mod tests {
     #[test]
     fn no_false_negatives_and_about_one_percent_false_positives() {
         let keys: Vec<Vec<u8>> = (0..10_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
-        let filter = BloomFilter::build(keys.iter().map(Vec::as_slice));
+        let hashes: Vec<u64> = keys.iter().map(|key| key_hash(key)).collect();
+        let filter = BloomFilter::from_hashes(&hashes);
         assert!(keys.iter().all(|key| filter.may_contain(key)));
         let false_positives = (10_000..110_000u32)
             .filter(|i| filter.may_contain(&i.to_be_bytes()))

@@ -7,14 +7,17 @@
 //! directory, then start a new log and delete the old one. A table's footer records the newest
 //! sequence number it holds, so a log that outlived its flush (a crash before its deletion) is
 //! not replayed twice. At open, the logs are replayed and flushed, and a fresh log begins.
+//! Past [`MAX_TABLES`] tables, a flush merges all of them into one (a full compaction); reads of
+//! a range merge the memtable's entries with every table's, the newest winning.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::batch::WriteBatch;
 use crate::error::{Result, StorageError};
 use crate::memtable::MemTable;
-use crate::sstable::{Table, write_table};
+use crate::merge::{Entries, Merged};
+use crate::sstable::{Entry, Table, TableEntries, write_table};
 use crate::wal::{WalWriter, replay};
 
 /// When a write is on disk.
@@ -43,11 +46,14 @@ impl Default for Options {
     }
 }
 
+/// Past this many tables, a flush merges them all into one.
+const MAX_TABLES: usize = 8;
+
 struct State {
     wal: WalWriter,
     memtable: MemTable,
     /// Newest first.
-    tables: Vec<Table>,
+    tables: Vec<Arc<Table>>,
     next_file: u64,
     last_sequence: u64,
     /// Set when a log append failed: the log's end is unknown, so no write may follow it until
@@ -101,7 +107,7 @@ impl Db {
         let logs = numbered_files(&dir, ".wal")?;
         let mut tables = table_files
             .iter()
-            .map(|(_, path)| Table::open(path))
+            .map(|(_, path)| Table::open(path).map(Arc::new))
             .collect::<Result<Vec<_>>>()?;
         tables.reverse();
         let flushed = tables
@@ -229,16 +235,137 @@ impl Db {
         let number = state.next_file;
         let temporary = self.dir.join(format!("{number}.sst.tmp"));
         let path = self.dir.join(format!("{number}.sst"));
-        write_table(&temporary, state.memtable.entries(), state.last_sequence)?;
+        write_table(
+            &temporary,
+            state.memtable.entries().map(Ok),
+            state.last_sequence,
+        )?;
         std::fs::rename(&temporary, &path).map_err(StorageError::io(&path))?;
         sync_dir(&self.dir)?;
-        state.tables.insert(0, Table::open(&path)?);
+        state.tables.insert(0, Arc::new(Table::open(&path)?));
         state.memtable = MemTable::default();
         let old_log = state.wal.path().to_path_buf();
         state.wal = WalWriter::create(&self.dir.join(format!("{}.wal", number + 1)))?;
         state.next_file = number + 2;
         sync_dir(&self.dir)?;
-        std::fs::remove_file(&old_log).map_err(StorageError::io(&old_log))
+        std::fs::remove_file(&old_log).map_err(StorageError::io(&old_log))?;
+        if state.tables.len() > MAX_TABLES {
+            self.compact_locked(state)?;
+        }
+        Ok(())
+    }
+
+    /// Merges every table into one, dropping deleted keys and overwritten values.
+    pub fn compact(&self) -> Result<()> {
+        let mut state = self.lock();
+        self.compact_locked(&mut state)
+    }
+
+    fn compact_locked(&self, state: &mut State) -> Result<()> {
+        if state.tables.len() < 2 {
+            return Ok(());
+        }
+        let number = state.next_file;
+        state.next_file += 1;
+        let temporary = self.dir.join(format!("{number}.sst.tmp"));
+        let path = self.dir.join(format!("{number}.sst"));
+        let max_sequence = state
+            .tables
+            .iter()
+            .map(|table| table.footer.max_sequence)
+            .max()
+            .unwrap_or(0);
+        let streams = state
+            .tables
+            .iter()
+            .map(|table| Box::new(TableEntries::from_key(Arc::clone(table), &[])) as Entries)
+            .collect();
+        // Every table takes part, so no older value can be behind a delete: deletes go too.
+        let live = Merged::new(streams)?.filter(|entry| !matches!(entry, Ok((_, None))));
+        write_table(&temporary, live, max_sequence)?;
+        std::fs::rename(&temporary, &path).map_err(StorageError::io(&path))?;
+        sync_dir(&self.dir)?;
+        let replaced = std::mem::replace(&mut state.tables, vec![Arc::new(Table::open(&path)?)]);
+        for table in replaced {
+            std::fs::remove_file(table.path()).map_err(StorageError::io(table.path()))?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// The keys in `[start, end)` (`end` `None`: to the last key) with their values, in key
+    /// order. The entries are read as the iterator advances, from the memtable as it was and
+    /// the tables as they were when it was made.
+    pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        let state = self.lock();
+        let memtable: Vec<Result<Entry>> = state
+            .memtable
+            .range(start, end)
+            .map(|(key, value)| Ok((key.to_vec(), value.map(<[u8]>::to_vec))))
+            .collect();
+        let mut streams: Vec<Entries> = vec![Box::new(memtable.into_iter())];
+        streams.extend(
+            state
+                .tables
+                .iter()
+                .map(|table| Box::new(TableEntries::from_key(Arc::clone(table), start)) as Entries),
+        );
+        Ok(KeyValues {
+            merged: Merged::new(streams)?,
+            end: end.map(<[u8]>::to_vec),
+        })
+    }
+
+    /// The keys starting with `prefix` and their values, in key order.
+    pub fn prefix(&self, prefix: &[u8]) -> Result<KeyValues> {
+        self.range(prefix, prefix_end(prefix).as_deref())
+    }
+
+    /// The keys in `[start, end)` with their values, in reverse key order (collected first).
+    pub fn range_reversed(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut entries = self.range(start, end)?.collect::<Result<Vec<_>>>()?;
+        entries.reverse();
+        Ok(entries)
+    }
+}
+
+/// The smallest key after every key that starts with `prefix`, if there is one.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Live keys and values of a range, in key order.
+pub struct KeyValues {
+    merged: Merged,
+    end: Option<Vec<u8>>,
+}
+
+impl Iterator for KeyValues {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (key, value) = match self.merged.next()? {
+                Ok(entry) => entry,
+                Err(error) => return Some(Err(error)),
+            };
+            if self.end.as_ref().is_some_and(|end| key >= *end) {
+                return None;
+            }
+            if let Some(value) = value {
+                return Some(Ok((key, value)));
+            }
+        }
     }
 }
 

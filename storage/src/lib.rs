@@ -5,8 +5,13 @@
 //! Reopening replays the log, drops a torn last record, and reports a damaged block or record as
 //! an error naming its file and offset, never as data.
 //!
-//! Not yet (issue 6): iterators, snapshots, column families, compaction, io_uring, group commit,
-//! block compression and prefix-compressed keys, and the state backends.
+//! Range and prefix reads merge the memtable with every table, the newest entry of a key
+//! winning; past eight tables a flush merges them all into one.
+//!
+//! Not yet (issue 6): snapshots, column families, leveled background compaction, io_uring,
+//! group commit, block compression and prefix-compressed keys, and the state backends.
+
+#![deny(unsafe_code)]
 
 mod batch;
 mod bloom;
@@ -14,11 +19,12 @@ mod codec;
 mod db;
 mod error;
 mod memtable;
+mod merge;
 mod sstable;
 mod wal;
 
 pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
-pub use db::{Db, Durability, Options};
+pub use db::{Db, Durability, KeyValues, Options};
 pub use error::{Result, StorageError};
 
 /// Decoders exposed for fuzz and property tests: each takes arbitrary bytes and must return an

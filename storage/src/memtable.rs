@@ -35,6 +35,19 @@ impl MemTable {
         self.entries.is_empty()
     }
 
+    /// The entries with keys in `[start, end)`, `end` `None` meaning no upper bound.
+    pub(crate) fn range<'a>(
+        &'a self,
+        start: &[u8],
+        end: Option<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+        use std::ops::Bound;
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+        self.entries
+            .range::<[u8], _>((Bound::Included(start), upper))
+            .map(|(key, value)| (key.as_slice(), value.as_deref()))
+    }
+
     pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.entries
             .iter()

@@ -6,9 +6,10 @@
 //! corruption naming the file and offset, never returned as data.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::bloom::BloomFilter;
 use crate::codec::{Reader, put_varint};
@@ -121,6 +122,31 @@ pub(crate) fn search_block(block: &[u8], key: &[u8]) -> Result<Option<Option<Vec
     Ok(None)
 }
 
+/// A key and its value, `None` for a delete.
+pub(crate) type Entry = (Vec<u8>, Option<Vec<u8>>);
+
+/// Every entry of a data block, in key order.
+pub(crate) fn decode_block(block: &[u8]) -> Result<Vec<Entry>> {
+    let mut reader = Reader::new(block, "data block");
+    let mut entries = Vec::new();
+    while !reader.is_empty() {
+        let kind = reader.u8()?;
+        let key = reader.length_prefixed()?.to_vec();
+        let value = match kind {
+            PUT => Some(reader.length_prefixed()?.to_vec()),
+            DELETE => None,
+            other => {
+                return Err(StorageError::malformed(
+                    "data block",
+                    format!("unknown entry kind {other}"),
+                ));
+            }
+        };
+        entries.push((key, value));
+    }
+    Ok(entries)
+}
+
 /// The checked contents of a block stored with its CRC-32C after it.
 pub(crate) fn verified<'a>(stored: &'a [u8], what: &'static str) -> Result<&'a [u8]> {
     if stored.len() < 4 {
@@ -134,32 +160,27 @@ pub(crate) fn verified<'a>(stored: &'a [u8], what: &'static str) -> Result<&'a [
     Ok(block)
 }
 
-/// Writes the sorted `entries` (a `None` value is a delete) as a table at `path`, synced.
-/// `max_sequence` is the newest write they hold.
-pub(crate) fn write_table<'a>(
+/// Writes the sorted `entries` (a `None` value is a delete) as a table at `path`, synced,
+/// streaming blocks to the file as they fill. `max_sequence` is the newest write they hold.
+/// Returns how many entries it wrote.
+pub(crate) fn write_table<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     path: &Path,
-    entries: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    entries: impl Iterator<Item = Result<(K, Option<V>)>>,
     max_sequence: u64,
-) -> Result<()> {
-    let mut file = File::create(path).map_err(StorageError::io(path))?;
-    let mut out = Vec::new();
+) -> Result<u64> {
+    let file = File::create(path).map_err(StorageError::io(path))?;
+    let mut out = TableWriter {
+        path,
+        file: BufWriter::with_capacity(1 << 20, file),
+        offset: 0,
+    };
     let mut block = Vec::with_capacity(BLOCK_BYTES + 256);
     let mut index = Vec::new();
-    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut key_hashes: Vec<u64> = Vec::new();
     let mut last_key: Vec<u8> = Vec::new();
-    let finish_block =
-        |block: &mut Vec<u8>, out: &mut Vec<u8>, index: &mut Vec<u8>, last_key: &[u8]| {
-            let offset = out.len() as u64;
-            let crc = crc32c::crc32c(block);
-            out.extend_from_slice(block);
-            out.extend_from_slice(&crc.to_le_bytes());
-            put_varint(index, last_key.len() as u64);
-            index.extend_from_slice(last_key);
-            index.extend_from_slice(&offset.to_le_bytes());
-            index.extend_from_slice(&((block.len() + 4) as u32).to_le_bytes());
-            block.clear();
-        };
-    for (key, value) in entries {
+    for entry in entries {
+        let (key, value) = entry?;
+        let (key, value) = (key.as_ref(), value.as_ref().map(AsRef::as_ref));
         match value {
             Some(value) => {
                 block.push(PUT);
@@ -176,35 +197,73 @@ pub(crate) fn write_table<'a>(
         }
         last_key.clear();
         last_key.extend_from_slice(key);
-        keys.push(key.to_vec());
+        key_hashes.push(crate::bloom::key_hash(key));
         if block.len() >= BLOCK_BYTES {
-            finish_block(&mut block, &mut out, &mut index, &last_key);
+            out.data_block(&mut block, &mut index, &last_key)?;
         }
     }
     if !block.is_empty() {
-        finish_block(&mut block, &mut out, &mut index, &last_key);
+        out.data_block(&mut block, &mut index, &last_key)?;
     }
-    let index_offset = out.len() as u64;
-    let index_crc = crc32c::crc32c(&index);
-    out.extend_from_slice(&index);
-    out.extend_from_slice(&index_crc.to_le_bytes());
-    let bloom = BloomFilter::build(keys.iter().map(Vec::as_slice)).encode();
-    let bloom_offset = out.len() as u64;
-    out.extend_from_slice(&bloom);
-    out.extend_from_slice(&crc32c::crc32c(&bloom).to_le_bytes());
-    out.extend_from_slice(
-        &Footer {
-            index_offset,
-            index_len: (index.len() + 4) as u32,
-            bloom_offset,
-            bloom_len: (bloom.len() + 4) as u32,
-            entries: keys.len() as u64,
-            max_sequence,
-        }
-        .encode(),
-    );
-    file.write_all(&out).map_err(StorageError::io(path))?;
-    file.sync_all().map_err(StorageError::io(path))
+    let (index_offset, index_len) = out.checked_block(&index)?;
+    let bloom = BloomFilter::from_hashes(&key_hashes).encode();
+    let (bloom_offset, bloom_len) = out.checked_block(&bloom)?;
+    let footer = Footer {
+        index_offset,
+        index_len,
+        bloom_offset,
+        bloom_len,
+        entries: key_hashes.len() as u64,
+        max_sequence,
+    };
+    out.write(&footer.encode())?;
+    let file = out.file.into_inner().map_err(|error| StorageError::Io {
+        path: path.to_path_buf(),
+        source: error.into_error(),
+    })?;
+    file.sync_all().map_err(StorageError::io(path))?;
+    Ok(key_hashes.len() as u64)
+}
+
+/// A table file being written, and how far.
+struct TableWriter<'a> {
+    path: &'a Path,
+    file: BufWriter<File>,
+    offset: u64,
+}
+
+impl TableWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(StorageError::io(self.path))?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes `block` and its checksum; returns where it starts and its stored length.
+    fn checked_block(&mut self, block: &[u8]) -> Result<(u64, u32)> {
+        let offset = self.offset;
+        self.write(block)?;
+        self.write(&crc32c::crc32c(block).to_le_bytes())?;
+        Ok((offset, (block.len() + 4) as u32))
+    }
+
+    /// Writes a full data block, indexes it under its last key, and empties it.
+    fn data_block(
+        &mut self,
+        block: &mut Vec<u8>,
+        index: &mut Vec<u8>,
+        last_key: &[u8],
+    ) -> Result<()> {
+        let (offset, len) = self.checked_block(block)?;
+        put_varint(index, last_key.len() as u64);
+        index.extend_from_slice(last_key);
+        index.extend_from_slice(&offset.to_le_bytes());
+        index.extend_from_slice(&len.to_le_bytes());
+        block.clear();
+        Ok(())
+    }
 }
 
 /// An open table: its index and bloom filter in memory, data blocks read on demand.
@@ -273,6 +332,74 @@ impl Table {
     }
 }
 
+impl Table {
+    /// The entries of data block `block`, checked.
+    fn block_entries(&self, block: usize) -> Result<Vec<Entry>> {
+        let handle = &self.index[block];
+        let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
+        verified(&stored, "data block")
+            .and_then(decode_block)
+            .map_err(|error| error.at(&self.path, handle.offset))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The entries of a table from a key on, in key order, one block in memory at a time.
+pub(crate) struct TableEntries {
+    table: Arc<Table>,
+    next_block: usize,
+    block: std::vec::IntoIter<Entry>,
+    start: Vec<u8>,
+}
+
+impl TableEntries {
+    /// The entries of `table` whose key is at least `start`.
+    pub(crate) fn from_key(table: Arc<Table>, start: &[u8]) -> TableEntries {
+        let next_block = table
+            .index
+            .partition_point(|handle| handle.last_key.as_slice() < start);
+        TableEntries {
+            table,
+            next_block,
+            block: Vec::new().into_iter(),
+            start: start.to_vec(),
+        }
+    }
+}
+
+impl Iterator for TableEntries {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        loop {
+            if let Some(entry) = self.block.next() {
+                return Some(Ok(entry));
+            }
+            if self.next_block >= self.table.index.len() {
+                return None;
+            }
+            match self.table.block_entries(self.next_block) {
+                Ok(entries) => {
+                    self.next_block += 1;
+                    let start = std::mem::take(&mut self.start);
+                    self.block = entries
+                        .into_iter()
+                        .skip_while(|(key, _)| key.as_slice() < start.as_slice())
+                        .collect::<Vec<_>>()
+                        .into_iter();
+                }
+                Err(error) => {
+                    self.next_block = self.table.index.len();
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
 fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
     let mut buffer = vec![0u8; len];
     file.read_exact_at(&mut buffer, offset)
@@ -299,7 +426,7 @@ mod tests {
             path,
             entries
                 .iter()
-                .map(|(key, value)| (key.as_slice(), value.as_deref())),
+                .map(|(key, value)| Ok((key.as_slice(), value.as_deref()))),
             9,
         )
         .unwrap();

@@ -1,0 +1,136 @@
+//! Merging sorted entry streams (the memtable's and the tables') into one, in key order, where
+//! for a key present in several streams the newest stream's entry wins and the others are
+//! skipped. Deletes come through as `None` values: a read drops them, and a compaction that
+//! merges every table drops them too.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::error::Result;
+use crate::sstable::Entry;
+
+/// A stream of entries in key order.
+pub(crate) type Entries = Box<dyn Iterator<Item = Result<Entry>> + Send>;
+
+/// The merge of streams given newest first.
+pub(crate) struct Merged {
+    streams: Vec<Entries>,
+    /// The next entry of each stream that has one: smallest key first, then newest stream.
+    heads: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+    values: Vec<Option<Option<Vec<u8>>>>,
+    failed: bool,
+}
+
+impl Merged {
+    pub(crate) fn new(streams: Vec<Entries>) -> Result<Merged> {
+        let mut merged = Merged {
+            values: vec![None; streams.len()],
+            streams,
+            heads: BinaryHeap::new(),
+            failed: false,
+        };
+        for stream in 0..merged.streams.len() {
+            merged.advance(stream)?;
+        }
+        Ok(merged)
+    }
+
+    /// Moves stream `stream` to its next entry.
+    fn advance(&mut self, stream: usize) -> Result<()> {
+        if let Some(entry) = self.streams[stream].next() {
+            let (key, value) = entry?;
+            self.values[stream] = Some(value);
+            self.heads.push(Reverse((key, stream)));
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Merged {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        if self.failed {
+            return None;
+        }
+        let Reverse((key, newest)) = self.heads.pop()?;
+        let value = self.values[newest].take().unwrap_or_default();
+        let step = |merged: &mut Merged, stream: usize| {
+            if let Err(error) = merged.advance(stream) {
+                merged.failed = true;
+                return Err(error);
+            }
+            Ok(())
+        };
+        if let Err(error) = step(self, newest) {
+            return Some(Err(error));
+        }
+        // Older entries of the same key are shadowed.
+        while let Some(Reverse((next_key, _))) = self.heads.peek() {
+            if *next_key != key {
+                break;
+            }
+            let Some(Reverse((_, stream))) = self.heads.pop() else {
+                break;
+            };
+            self.values[stream] = None;
+            if let Err(error) = step(self, stream) {
+                return Some(Err(error));
+            }
+        }
+        Some(Ok((key, value)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(entries: &[(&str, Option<&str>)]) -> Entries {
+        let entries: Vec<Result<Entry>> = entries
+            .iter()
+            .map(|(key, value)| {
+                Ok((
+                    key.as_bytes().to_vec(),
+                    value.map(|v| v.as_bytes().to_vec()),
+                ))
+            })
+            .collect();
+        Box::new(entries.into_iter())
+    }
+
+    #[test]
+    fn the_newest_entry_of_a_key_wins() {
+        let newest = stream(&[("b", None), ("d", Some("new"))]);
+        let oldest = stream(&[
+            ("a", Some("1")),
+            ("b", Some("2")),
+            ("d", Some("old")),
+            ("e", Some("5")),
+        ]);
+        let merged: Vec<Entry> = Merged::new(vec![newest, oldest])
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        let shown: Vec<(String, Option<String>)> = merged
+            .into_iter()
+            .map(|(key, value)| {
+                (
+                    String::from_utf8(key).unwrap(),
+                    value.map(|value| String::from_utf8(value).unwrap()),
+                )
+            })
+            .collect();
+        let expected = [
+            ("a", Some("1")),
+            ("b", None),
+            ("d", Some("new")),
+            ("e", Some("5")),
+        ];
+        let expected: Vec<(String, Option<String>)> = expected
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.map(str::to_string)))
+            .collect();
+        assert_eq!(shown, expected);
+    }
+}

@@ -1,0 +1,112 @@
+//! The store against a `BTreeMap` model: random puts, deletes, batches, flushes, compactions
+//! and reopens, then every key's value, whole-range and prefix reads (forward and reversed)
+//! must equal the model's.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use sabot_storage::{Db, Durability, Options, WriteBatch};
+
+#[derive(Debug, Clone)]
+enum Step {
+    Put(u8, u16),
+    Delete(u8),
+    Batch(Vec<(u8, Option<u16>)>),
+    Flush,
+    Compact,
+    Reopen,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (any::<u8>(), any::<u16>()).prop_map(|(key, value)| Step::Put(key, value)),
+        3 => any::<u8>().prop_map(Step::Delete),
+        2 => prop::collection::vec((any::<u8>(), prop::option::of(any::<u16>())), 1..6).prop_map(Step::Batch),
+        1 => Just(Step::Flush),
+        1 => Just(Step::Compact),
+        1 => Just(Step::Reopen),
+    ]
+}
+
+fn key(byte: u8) -> Vec<u8> {
+    format!(
+        "{}{byte:03}",
+        if byte.is_multiple_of(2) {
+            "even/"
+        } else {
+            "odd/"
+        }
+    )
+    .into_bytes()
+}
+
+fn value(value: u16) -> Vec<u8> {
+    format!("value-{value}").into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn the_store_reads_like_a_sorted_map(steps in prop::collection::vec(step(), 1..120)) {
+        let dir = tempfile::tempdir().unwrap();
+        // Tiny memtables, so that flushes and compactions happen on their own too.
+        let options = Options { memtable_bytes: 600 };
+        let mut db = Db::open(dir.path(), options.clone()).unwrap();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for step in steps {
+            match step {
+                Step::Put(k, v) => {
+                    db.put(&key(k), &value(v), Durability::Buffered).unwrap();
+                    model.insert(key(k), value(v));
+                }
+                Step::Delete(k) => {
+                    db.delete(&key(k), Durability::Buffered).unwrap();
+                    model.remove(&key(k));
+                }
+                Step::Batch(operations) => {
+                    let mut batch = WriteBatch::new();
+                    for (k, v) in operations {
+                        match v {
+                            Some(v) => {
+                                batch.put(key(k), value(v));
+                                model.insert(key(k), value(v));
+                            }
+                            None => {
+                                batch.delete(key(k));
+                                model.remove(&key(k));
+                            }
+                        }
+                    }
+                    db.write(&batch, Durability::Synced).unwrap();
+                }
+                Step::Flush => db.flush().unwrap(),
+                Step::Compact => db.compact().unwrap(),
+                Step::Reopen => {
+                    drop(db);
+                    db = Db::open(dir.path(), options.clone()).unwrap();
+                }
+            }
+        }
+        for k in 0..=255u8 {
+            prop_assert_eq!(db.get(&key(k)).unwrap(), model.get(&key(k)).cloned());
+        }
+        let everything: Vec<(Vec<u8>, Vec<u8>)> = db.range(b"", None).unwrap().collect::<Result<_, _>>().unwrap();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+        prop_assert_eq!(&everything, &expected);
+        let evens: Vec<(Vec<u8>, Vec<u8>)> = db.prefix(b"even/").unwrap().collect::<Result<_, _>>().unwrap();
+        let expected_evens: Vec<(Vec<u8>, Vec<u8>)> = model
+            .iter()
+            .filter(|(k, _)| k.starts_with(b"even/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(&evens, &expected_evens);
+        let middle: Vec<(Vec<u8>, Vec<u8>)> = db.range_reversed(&key(40), Some(&key(140))).unwrap();
+        let expected_middle: Vec<(Vec<u8>, Vec<u8>)> = model
+            .range(key(40)..key(140))
+            .rev()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        prop_assert_eq!(middle, expected_middle);
+    }
+}
