@@ -1,6 +1,6 @@
 //! The write-ahead log: one record per write batch, `[payload length u32][crc32c u32][payload]`,
 //! appended before the batch reaches the memtable. A synced write calls `fdatasync` before it
-//! returns. On reopen the records are replayed in order; a record cut short or failing its
+//! returns; writes committed together as a group share one write and one `fdatasync`. On reopen the records are replayed in order; a record cut short or failing its
 //! checksum at the end of the log is a write that was never acknowledged (the process died
 //! while appending it) and is discarded. A damaged record with intact bytes after it is
 //! reported as corruption, never skipped.
@@ -36,14 +36,21 @@ impl WalWriter {
         })
     }
 
-    /// Appends one record holding `payload`; with `sync`, it is on disk when this returns.
-    pub(crate) fn append(&mut self, payload: &[u8], sync: bool) -> Result<()> {
-        let mut record = Vec::with_capacity(HEADER_BYTES + payload.len());
-        record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        record.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-        record.extend_from_slice(payload);
+    /// Appends one record per payload, in one write; with `sync`, they are on disk (one
+    /// `fdatasync` for all) when this returns.
+    pub(crate) fn append<'a>(
+        &mut self,
+        payloads: impl Iterator<Item = &'a [u8]>,
+        sync: bool,
+    ) -> Result<()> {
+        let mut records = Vec::new();
+        for payload in payloads {
+            records.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            records.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+            records.extend_from_slice(payload);
+        }
         self.file
-            .write_all(&record)
+            .write_all(&records)
             .map_err(StorageError::io(&self.path))?;
         if sync {
             self.file
@@ -116,7 +123,8 @@ mod tests {
         let path = dir.path().join("0.wal");
         let mut wal = WalWriter::create(&path).unwrap();
         for (sequence, key) in ["a", "b", "c"].iter().enumerate() {
-            wal.append(&batch(key).encode(sequence as u64), true)
+            let payload = batch(key).encode(sequence as u64);
+            wal.append(std::iter::once(payload.as_slice()), true)
                 .unwrap();
         }
         let whole = std::fs::read(&path).unwrap();
