@@ -22,6 +22,7 @@ pub mod error;
 pub mod execution;
 pub mod expr;
 pub mod format;
+pub mod kv_bench;
 pub mod session;
 pub mod stats;
 pub mod tpch;

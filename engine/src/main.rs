@@ -116,6 +116,20 @@ enum BenchCommand {
         #[arg(long, value_name = "DIR")]
         answers: Option<PathBuf>,
     },
+    /// Run key-value workloads on Sabot's store and on fjall: fill N random keys, read them in
+    /// random order, read N missing keys, scan, N/100 synced writes, and fill 10·N keys
+    /// (flushes and compactions). Stores live under the data directory and are removed after.
+    Kv {
+        /// N, the number of keys
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
+        /// Leave out the 10·N fill
+        #[arg(long)]
+        no_large_fill: bool,
+        /// Also write the results as JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -158,6 +172,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             run_bench(&cli.session, &config, json.as_deref())
         }
+        Command::Bench(BenchCommand::Kv {
+            keys,
+            no_large_fill,
+            json,
+        }) => run_kv_bench(&cli.session, keys, !no_large_fill, json.as_deref()),
     }
 }
 
@@ -271,6 +290,45 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
         return Err(SabotError::Execution {
             message: "some results differ from their reference answers (listed above)".to_string(),
         });
+    }
+    Ok(())
+}
+
+fn run_kv_bench(
+    session_args: &SessionArgs,
+    keys: usize,
+    large_fill: bool,
+    json: Option<&Path>,
+) -> Result<()> {
+    let data_dir = session(session_args, Engine::default())?
+        .settings()
+        .data_dir
+        .clone();
+    let config = sabot::kv_bench::KvBenchConfig {
+        keys,
+        dir: data_dir.join("kv-bench"),
+        large_fill,
+    };
+    let report = sabot::kv_bench::run(&config, |timing| {
+        eprintln!(
+            "{:<14} {:<6} {:>12.0} ops/s ({:.3} s)",
+            timing.workload,
+            timing.store,
+            timing.operations_per_second(),
+            timing.seconds
+        );
+    })?;
+    println!("{}", report.to_table());
+    if let Some(path) = json {
+        let text =
+            serde_json::to_string_pretty(&report).map_err(|error| SabotError::Execution {
+                message: format!("cannot write the report as JSON: {error}"),
+            })?;
+        std::fs::write(path, text).map_err(|error| SabotError::Io {
+            path: path.to_path_buf(),
+            source: error,
+        })?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }

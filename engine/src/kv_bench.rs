@@ -1,0 +1,353 @@
+//! The key-value benchmark behind `sabot bench kv`: the same workloads on Sabot's store
+//! (`sabot-storage`) and on fjall, one after the other in one run, each in a fresh directory.
+//! Workloads, for N keys: fill N random 16-byte keys with 100-byte values (then one synced write
+//! of the log), N reads of present keys in random order, N reads of missing keys, a full scan,
+//! N/100 writes each synced before the next, and a fill of 10·N keys that forces flushes and
+//! compactions. Each store runs with its defaults: fjall's unsynced inserts stay in its own
+//! buffer until it flushes them, Sabot's reach the operating system on every write.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Result, SabotError};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct KvBenchConfig {
+    /// N: keys of the fill, reads per read workload.
+    pub keys: usize,
+    /// Where the stores' directories are made (and removed afterwards).
+    pub dir: PathBuf,
+    /// Whether to run the 10·N fill.
+    pub large_fill: bool,
+}
+
+/// One workload on one store.
+#[derive(Debug, Clone, Serialize)]
+pub struct KvTiming {
+    pub workload: String,
+    pub store: String,
+    pub operations: u64,
+    pub seconds: f64,
+}
+
+impl KvTiming {
+    pub fn operations_per_second(&self) -> f64 {
+        self.operations as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// The results of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct KvReport {
+    pub keys: usize,
+    pub timings: Vec<KvTiming>,
+}
+
+/// The stores compared.
+const STORES: [&str; 2] = ["sabot", "fjall"];
+
+/// A store under test.
+trait Store {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()>;
+    fn sync(&self) -> Result<()>;
+    fn get(&self, key: &[u8]) -> Result<bool>;
+    fn scan(&self) -> Result<u64>;
+}
+
+struct SabotStore(sabot_storage::Db);
+
+impl Store for SabotStore {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()> {
+        let durability = if sync {
+            sabot_storage::Durability::Synced
+        } else {
+            sabot_storage::Durability::Buffered
+        };
+        self.0.put(key, value, durability).map_err(store_error)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.0
+            .write(
+                &sabot_storage::WriteBatch::new(),
+                sabot_storage::Durability::Synced,
+            )
+            .map_err(store_error)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.0.get(key).map_err(store_error)?.is_some())
+    }
+
+    fn scan(&self) -> Result<u64> {
+        let mut count = 0;
+        for entry in self.0.range(b"", None).map_err(store_error)? {
+            entry.map_err(store_error)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+struct FjallStore {
+    database: fjall::Database,
+    keyspace: fjall::Keyspace,
+}
+
+impl Store for FjallStore {
+    fn put(&self, key: &[u8], value: &[u8], sync: bool) -> Result<()> {
+        self.keyspace.insert(key, value).map_err(fjall_error)?;
+        if sync {
+            self.database
+                .persist(fjall::PersistMode::SyncData)
+                .map_err(fjall_error)?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.database
+            .persist(fjall::PersistMode::SyncData)
+            .map_err(fjall_error)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.keyspace.get(key).map_err(fjall_error)?.is_some())
+    }
+
+    fn scan(&self) -> Result<u64> {
+        let mut count = 0;
+        for guard in self.keyspace.iter() {
+            guard.key().map_err(fjall_error)?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}
+
+fn store_error(error: sabot_storage::StorageError) -> SabotError {
+    SabotError::Execution {
+        message: format!("Sabot's store: {error}"),
+    }
+}
+
+fn fjall_error(error: fjall::Error) -> SabotError {
+    SabotError::Execution {
+        message: format!("fjall: {error}"),
+    }
+}
+
+fn open(store: &str, dir: &Path) -> Result<Box<dyn Store>> {
+    std::fs::create_dir_all(dir).map_err(|error| SabotError::io(dir, error))?;
+    match store {
+        "sabot" => Ok(Box::new(SabotStore(
+            sabot_storage::Db::open(dir, sabot_storage::Options::default()).map_err(store_error)?,
+        ))),
+        _ => {
+            let database = fjall::Database::builder(dir).open().map_err(fjall_error)?;
+            let keyspace = database
+                .keyspace("kv", fjall::KeyspaceCreateOptions::default)
+                .map_err(fjall_error)?;
+            Ok(Box::new(FjallStore { database, keyspace }))
+        }
+    }
+}
+
+/// `count` pseudo-random 16-byte keys from `seed` (splitmix64).
+fn random_keys(seed: u64, count: usize) -> Vec<[u8; 16]> {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut mixed = state;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        mixed ^ (mixed >> 31)
+    };
+    (0..count)
+        .map(|_| {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&next().to_be_bytes());
+            key[8..].copy_from_slice(&next().to_be_bytes());
+            key
+        })
+        .collect()
+}
+
+fn value_of(key: &[u8; 16]) -> [u8; 100] {
+    let mut value = [0u8; 100];
+    for (index, byte) in value.iter_mut().enumerate() {
+        *byte = key[index % 16] ^ index as u8;
+    }
+    value
+}
+
+/// Runs every workload on both stores; `on_timing` sees each result as it comes.
+pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Result<KvReport> {
+    if config.keys == 0 {
+        return Err(SabotError::invalid_argument("--keys must be at least 1"));
+    }
+    let keys = random_keys(1, config.keys);
+    let mut shuffled = keys.clone();
+    shuffled.reverse();
+    shuffled.sort_by_key(|key| key[15]);
+    let missing = random_keys(2, config.keys);
+    let mut timings = Vec::new();
+    let mut record = |workload: &str, store: &str, operations: u64, started: Instant| {
+        let timing = KvTiming {
+            workload: workload.to_string(),
+            store: store.to_string(),
+            operations,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_timing(&timing);
+        timings.push(timing);
+    };
+    for store_name in STORES {
+        let dir = config.dir.join(format!("kv-{store_name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = open(store_name, &dir)?;
+            let started = Instant::now();
+            for key in &keys {
+                store.put(key, &value_of(key), false)?;
+            }
+            store.sync()?;
+            record("fill", store_name, keys.len() as u64, started);
+
+            let started = Instant::now();
+            let mut found = 0u64;
+            for key in &shuffled {
+                found += u64::from(store.get(key)?);
+            }
+            check(
+                found == keys.len() as u64,
+                store_name,
+                "a present key was not found",
+            )?;
+            record("read present", store_name, keys.len() as u64, started);
+
+            let started = Instant::now();
+            let mut found = 0u64;
+            for key in &missing {
+                found += u64::from(store.get(key)?);
+            }
+            check(found == 0, store_name, "a missing key was found")?;
+            record("read missing", store_name, missing.len() as u64, started);
+
+            let started = Instant::now();
+            let scanned = store.scan()?;
+            check(
+                scanned == keys.len() as u64,
+                store_name,
+                "the scan missed keys",
+            )?;
+            record("scan", store_name, scanned, started);
+
+            let synced = (keys.len() / 100).max(1);
+            let started = Instant::now();
+            for key in missing.iter().take(synced) {
+                store.put(key, &value_of(key), true)?;
+            }
+            record("synced writes", store_name, synced as u64, started);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        if config.large_fill {
+            let store = open(store_name, &dir)?;
+            let many = random_keys(3, config.keys * 10);
+            let started = Instant::now();
+            for key in &many {
+                store.put(key, &value_of(key), false)?;
+            }
+            store.sync()?;
+            record("fill 10x", store_name, many.len() as u64, started);
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    Ok(KvReport {
+        keys: config.keys,
+        timings,
+    })
+}
+
+fn check(holds: bool, store: &str, message: &str) -> Result<()> {
+    if holds {
+        Ok(())
+    } else {
+        Err(SabotError::Execution {
+            message: format!("{store}: {message}"),
+        })
+    }
+}
+
+impl KvReport {
+    /// Operations per second per workload and store, and Sabot's throughput over fjall's.
+    pub fn to_table(&self) -> String {
+        let mut text = format!(
+            "key-value stores, N = {} keys (16-byte keys, 100-byte values); operations per second\n",
+            self.keys
+        );
+        let _ = writeln!(
+            text,
+            "{:<15} {:>14} {:>14} {:>12}",
+            "workload", "sabot", "fjall", "sabot/fjall"
+        );
+        let mut workloads: Vec<&str> = Vec::new();
+        for timing in &self.timings {
+            if !workloads.contains(&timing.workload.as_str()) {
+                workloads.push(&timing.workload);
+            }
+        }
+        for workload in workloads {
+            let rate = |store: &str| {
+                self.timings
+                    .iter()
+                    .find(|timing| timing.workload == workload && timing.store == store)
+                    .map(KvTiming::operations_per_second)
+            };
+            let (sabot, fjall) = (rate("sabot"), rate("fjall"));
+            let ratio = sabot
+                .zip(fjall)
+                .map_or(f64::NAN, |(sabot, fjall)| sabot / fjall);
+            let _ = writeln!(
+                text,
+                "{workload:<15} {:>14.0} {:>14.0} {ratio:>12.2}",
+                sabot.unwrap_or(f64::NAN),
+                fjall.unwrap_or(f64::NAN)
+            );
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_run_checks_both_stores_and_reports_every_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = KvBenchConfig {
+            keys: 2_000,
+            dir: dir.path().to_path_buf(),
+            large_fill: true,
+        };
+        let report = run(&config, |_| {}).unwrap();
+        assert_eq!(report.timings.len(), 12);
+        let table = report.to_table();
+        for workload in [
+            "fill ",
+            "read present",
+            "read missing",
+            "scan",
+            "synced writes",
+            "fill 10x",
+        ] {
+            assert!(table.contains(workload), "{table}");
+        }
+    }
+}
