@@ -346,6 +346,7 @@ impl DataFrame {
             rows_scanned: 0,
             bytes_scanned: 0,
             fallbacks: Vec::new(),
+            estimates: Vec::new(),
         })))
     }
 

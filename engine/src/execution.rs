@@ -91,6 +91,28 @@ pub struct ExecutedQuery {
     pub bytes_scanned: u64,
     /// Parts of the plan that Sabot handed to DataFusion; empty when Sabot ran all of it.
     pub fallbacks: Vec<Fallback>,
+    /// Sabot's plans: every join's and aggregation's estimated and actual output rows, in plan
+    /// order (top down).
+    pub estimates: Vec<RowEstimate>,
+}
+
+/// An operator's estimated output rows beside the rows it produced.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RowEstimate {
+    /// `HashJoin Inner`, `HashJoin LeftSemi`, …, or `HashAggregate`.
+    pub operator: String,
+    /// `None` where nothing was known (below a fallback).
+    pub estimated_rows: Option<f64>,
+    pub actual_rows: u64,
+}
+
+impl RowEstimate {
+    /// max(estimate / actual, actual / estimate), both counted as at least one row.
+    pub fn q_error(&self) -> Option<f64> {
+        let estimate = self.estimated_rows?.max(1.0);
+        let actual = (self.actual_rows as f64).max(1.0);
+        Some((estimate / actual).max(actual / estimate))
+    }
 }
 
 /// A query planned for one engine, ready to run.
@@ -143,6 +165,7 @@ impl PreparedQuery {
                     rows_scanned,
                     bytes_scanned,
                     fallbacks: Vec::new(),
+                    estimates: Vec::new(),
                 })
             }
             PreparedPlan::Sabot(root) => {
@@ -162,11 +185,25 @@ impl PreparedQuery {
                     }
                     _ => {}
                 });
+                let mut estimates = Vec::new();
+                root.visit(&mut |node| {
+                    let operator = match &node.kind {
+                        NodeKind::HashJoin { spec, .. } => format!("HashJoin {:?}", spec.kind),
+                        NodeKind::Aggregate { .. } => "HashAggregate".to_string(),
+                        _ => return,
+                    };
+                    estimates.push(RowEstimate {
+                        operator,
+                        estimated_rows: node.estimated_rows(),
+                        actual_rows: node.metrics.rows(),
+                    });
+                });
                 Ok(ExecutedQuery {
                     batches,
                     rows_scanned,
                     bytes_scanned,
                     fallbacks: self.fallbacks(),
+                    estimates,
                 })
             }
         }

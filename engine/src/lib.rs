@@ -30,7 +30,7 @@ pub mod tpch;
 pub use arrow;
 pub use dataframe::{DataFrame, GroupedData, JoinOn, JoinType};
 pub use error::{Result, SabotError};
-pub use execution::{Engine, ExecutedQuery, Fallback};
+pub use execution::{Engine, ExecutedQuery, Fallback, RowEstimate};
 pub use format::OutputFormat;
 pub use sabot_exec::CancelHandle;
 pub use session::{CsvOptions, Sabot, SabotBuilder, Settings};

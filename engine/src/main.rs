@@ -115,6 +115,10 @@ enum BenchCommand {
         /// numbers within 1e-6); the command fails if any differs
         #[arg(long, value_name = "DIR")]
         answers: Option<PathBuf>,
+        /// Also print every join's and aggregation's estimated and actual rows on Sabot's
+        /// engine, with their q-errors (max of estimate/actual and actual/estimate)
+        #[arg(long)]
+        report_estimates: bool,
     },
     /// Run key-value workloads on Sabot's store and on fjall: fill N random keys, read them in
     /// random order, read N missing keys, scan, N/100 synced writes, and fill 10·N keys
@@ -162,6 +166,7 @@ fn run(cli: Cli) -> Result<()> {
             engine,
             json,
             answers,
+            report_estimates,
         }) => {
             let config = BenchConfig {
                 scale_factor: sf,
@@ -169,6 +174,7 @@ fn run(cli: Cli) -> Result<()> {
                 iterations,
                 engines: engine,
                 answers,
+                report_estimates,
             };
             run_bench(&cli.session, &config, json.as_deref())
         }
@@ -279,6 +285,9 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
         );
     })?;
     println!("{}", report.to_table());
+    if config.report_estimates {
+        println!("{}", report.estimates_table());
+    }
     if let Some(path) = json {
         std::fs::write(path, report.to_json()?).map_err(|error| SabotError::Io {
             path: path.to_path_buf(),

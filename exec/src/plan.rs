@@ -255,7 +255,8 @@ impl PhysicalNode {
         }
     }
 
-    /// The plan as an indented tree; with `metrics`, each operator's measurements.
+    /// The plan as an indented tree, each operator with its estimated rows; with `metrics`,
+    /// also its measurements (`rows` beside `est_rows`).
     pub fn display(&self, metrics: bool) -> String {
         let mut text = String::new();
         self.write_tree(&mut text, 0, metrics);
@@ -265,6 +266,12 @@ impl PhysicalNode {
     fn write_tree(&self, text: &mut String, depth: usize, metrics: bool) {
         let indent = "  ".repeat(depth);
         let _ = write!(text, "{indent}{}", self.describe());
+        match self.estimated_rows() {
+            Some(rows) => {
+                let _ = write!(text, ", est_rows={rows:.0}");
+            }
+            None => text.push_str(", est_rows=?"),
+        }
         if metrics {
             let _ = write!(text, ", metrics=[{}]", self.metrics);
         }

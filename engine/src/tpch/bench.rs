@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::{Result, SabotError};
-use crate::execution::Engine;
+use crate::execution::{Engine, RowEstimate};
 use crate::session::Sabot;
 use crate::tpch::answers::ReferenceAnswer;
 use crate::tpch::{QuerySelection, query};
@@ -24,6 +24,8 @@ pub struct BenchConfig {
     /// A directory of reference answers (`q<N>.csv`) to check each query's warm-up result
     /// against.
     pub answers: Option<PathBuf>,
+    /// Keep each Sabot warm-up run's estimated and actual join and aggregation rows.
+    pub report_estimates: bool,
 }
 
 /// One query on one engine.
@@ -40,6 +42,9 @@ pub struct QueryTiming {
     pub fallbacks: Vec<String>,
     /// With reference answers: "ok", or what differs from the reference.
     pub answer: Option<String>,
+    /// With `report_estimates`, on Sabot: the joins' and aggregations' estimated and actual
+    /// rows.
+    pub estimates: Vec<RowEstimate>,
 }
 
 impl QueryTiming {
@@ -124,6 +129,14 @@ pub fn run(
     })
 }
 
+/// What the warm-up run of a query found.
+struct WarmUp {
+    rows: usize,
+    fallbacks: Vec<String>,
+    answer: Option<String>,
+    estimates: Vec<RowEstimate>,
+}
+
 /// Times one query on one engine; the warm-up run's result is checked against `answer`.
 fn time_query(
     sabot: &Sabot,
@@ -133,7 +146,7 @@ fn time_query(
     iterations: usize,
     answer: Option<&ReferenceAnswer>,
 ) -> Result<QueryTiming> {
-    let warm_up = || -> Result<(usize, Vec<String>, Option<String>)> {
+    let warm_up = || -> Result<WarmUp> {
         let frame = sabot.sql(sql)?.with_engine(engine);
         let schema = frame.schema();
         let executed = frame.execute()?;
@@ -147,14 +160,24 @@ fn time_query(
             ),
             None => None,
         };
-        Ok((rows, fallbacks, checked))
+        Ok(WarmUp {
+            rows,
+            fallbacks,
+            answer: checked,
+            estimates: executed.estimates,
+        })
     };
     let timed_run = || -> Result<f64> {
         let started = Instant::now();
         sabot.sql(sql)?.with_engine(engine).execute()?;
         Ok(started.elapsed().as_secs_f64())
     };
-    let (rows, fallbacks, answer) = warm_up().map_err(|error| in_query(number, engine, error))?;
+    let WarmUp {
+        rows,
+        fallbacks,
+        answer,
+        estimates,
+    } = warm_up().map_err(|error| in_query(number, engine, error))?;
     let mut runs_s = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         runs_s.push(timed_run().map_err(|error| in_query(number, engine, error))?);
@@ -167,6 +190,7 @@ fn time_query(
         rows,
         fallbacks,
         answer,
+        estimates,
     })
 }
 
@@ -291,6 +315,54 @@ impl BenchReport {
         text
     }
 
+    /// Every reported join's and aggregation's estimated and actual rows with its q-error,
+    /// then the median and largest q-error of the joins and of the aggregations.
+    pub fn estimates_table(&self) -> String {
+        let mut text = String::from(
+            "row estimates (Sabot's plans): operator, estimated rows, actual rows, q-error\n",
+        );
+        let mut joins = Vec::new();
+        let mut aggregates = Vec::new();
+        for timing in self
+            .timings
+            .iter()
+            .filter(|timing| !timing.estimates.is_empty())
+        {
+            for estimate in &timing.estimates {
+                let q_error = estimate.q_error();
+                let _ = writeln!(
+                    text,
+                    "Q{:<3} {:<20} {:>12} {:>12} {:>9}",
+                    timing.query,
+                    estimate.operator,
+                    estimate
+                        .estimated_rows
+                        .map_or("?".to_string(), |rows| format!("{rows:.0}")),
+                    estimate.actual_rows,
+                    q_error.map_or("?".to_string(), |q| format!("{q:.2}"))
+                );
+                if let Some(q) = q_error {
+                    if estimate.operator.starts_with("HashJoin") {
+                        joins.push(q);
+                    } else {
+                        aggregates.push(q);
+                    }
+                }
+            }
+        }
+        for (name, errors) in [("joins", &joins), ("aggregations", &aggregates)] {
+            let largest = errors.iter().copied().fold(f64::NAN, f64::max);
+            let _ = writeln!(
+                text,
+                "{name}: {} estimates, median q-error {:.2}, max {:.2}",
+                errors.len(),
+                median(errors),
+                largest
+            );
+        }
+        text
+    }
+
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> Result<String> {
         serde_json::to_string_pretty(self).map_err(|error| SabotError::Execution {
@@ -324,6 +396,15 @@ mod tests {
             } else {
                 "ok".to_string()
             }),
+            estimates: if engine == "sabot" {
+                vec![RowEstimate {
+                    operator: "HashJoin Inner".to_string(),
+                    estimated_rows: Some(50.0),
+                    actual_rows: 200,
+                }]
+            } else {
+                Vec::new()
+            },
         };
         let report = BenchReport {
             benchmark: "tpch",
@@ -353,6 +434,11 @@ mod tests {
         assert!(q6.contains("WRONG"), "{q6}");
         assert!(table.contains("Q6 on sabot: row 0 differs"), "{table}");
         assert!(report.any_answer_differs());
+        let estimates = report.estimates_table();
+        assert!(
+            estimates.contains("joins: 2 estimates, median q-error 4.00, max 4.00"),
+            "{estimates}"
+        );
         let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
         assert_eq!(json["timings"][3]["median_s"], 2.0);
     }

@@ -355,6 +355,14 @@ fn explain_shows_sabot_operators_metrics_and_fallbacks() {
         .find(|line| line.contains("Batches"))
         .unwrap();
     assert!(scan.contains("rows=5,"), "{analyzed}");
+    // Estimated rows beside the actual ones: the in-memory table's 5 rows are known exactly.
+    assert!(scan.contains("est_rows=5,"), "{analyzed}");
+    assert!(aggregate.contains("est_rows="), "{analyzed}");
+    let executed = sabot.sql(query).unwrap().execute().unwrap();
+    let estimate = &executed.estimates[0];
+    assert_eq!(estimate.operator, "HashAggregate");
+    assert_eq!(estimate.actual_rows, 2);
+    assert!(estimate.q_error().is_some_and(|q| q >= 1.0), "{estimate:?}");
 
     let joined = "SELECT floor, count(*) FROM employees JOIN departments ON employees.dept = departments.dept GROUP BY floor";
     let join_plan = sabot.sql(joined).unwrap().explain(false).unwrap();
