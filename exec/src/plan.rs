@@ -2,7 +2,7 @@
 //! measurements, and its rendering for `EXPLAIN`.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -13,7 +13,7 @@ use datafusion::physical_plan::PhysicalExpr;
 use crate::aggregate::AggregateSpec;
 use crate::join::{JoinKind, JoinSpec};
 use crate::metrics::OperatorMetrics;
-use crate::selectivity::filter_selectivity;
+use crate::selectivity::{ColumnStatistics, filter_selectivity};
 use crate::source::{FallbackSource, ParquetScan};
 
 /// One operator of a physical plan.
@@ -24,6 +24,8 @@ pub struct PhysicalNode {
     pub schema: SchemaRef,
     /// What the operator did, filled in as it runs.
     pub metrics: OperatorMetrics,
+    /// The estimated output rows, once asked for.
+    estimate: OnceLock<Option<f64>>,
 }
 
 /// The operators.
@@ -79,6 +81,7 @@ impl PhysicalNode {
             kind,
             schema,
             metrics: OperatorMetrics::default(),
+            estimate: OnceLock::new(),
         }
     }
 
@@ -96,13 +99,17 @@ impl PhysicalNode {
         }
     }
 
-    /// A rough count of the rows this node produces, from file metadata and fixed
-    /// selectivities; `None` where nothing is known (a fallback subtree). A filter keeps 30% of
-    /// its rows per conjunct, each further conjunct counting less (exponential backoff, as the
-    /// conjuncts are rarely independent); an inner join keeps the probe rows that match the
-    /// fraction of the build side's base table that survives below the join (the key/foreign-key
-    /// case).
+    /// A rough count of the rows this node produces, from file metadata, sampled distinct
+    /// counts and selectivities by predicate shape (`selectivity`); `None` where nothing is
+    /// known (a fallback subtree). An equi-join pairs each key value's rows on both sides over
+    /// the larger key domain when both sides' keys trace to scanned columns, else keeps the
+    /// probe rows matching the surviving fraction of the build side's base table (the
+    /// key/foreign-key case). Computed once per node.
     pub fn estimated_rows(&self) -> Option<f64> {
+        *self.estimate.get_or_init(|| self.estimate_rows())
+    }
+
+    fn estimate_rows(&self) -> Option<f64> {
         const GROUPS_PER_ROW: f64 = 0.1;
         match &self.kind {
             NodeKind::ParquetScan(scan) => Some(scan.total_rows() as f64),
@@ -110,11 +117,9 @@ impl PhysicalNode {
                 Some(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as f64)
             }
             NodeKind::Fallback(_) => None,
-            NodeKind::Filter { input, predicate } => input.estimated_rows().map(|rows| {
-                rows * filter_selectivity(predicate.as_ref(), &|column| {
-                    input.column_distinct(column)
-                })
-            }),
+            NodeKind::Filter { input, predicate } => input
+                .estimated_rows()
+                .map(|rows| rows * filter_selectivity(predicate.as_ref(), input.as_ref())),
             NodeKind::Projection { input, .. } => input.estimated_rows(),
             NodeKind::Aggregate { input, spec } => {
                 let rows = input.estimated_rows()?;
@@ -150,16 +155,44 @@ impl PhysicalNode {
                 } else {
                     (probe, build)
                 };
+                // Distinct join keys on either side, where both trace to scanned columns.
+                let (probe_keys, build_keys) = (
+                    key_distinct(probe, &spec.probe_keys),
+                    key_distinct(build, &spec.build_keys),
+                );
+                let (left_keys, right_keys) = if spec.build_is_left {
+                    (build_keys, probe_keys)
+                } else {
+                    (probe_keys, build_keys)
+                };
+                // The share of left rows whose key is among the right side's keys.
+                let matching = || match (left_keys, right_keys) {
+                    (Some(left), Some(right)) => Some((right / left).min(1.0)),
+                    _ => right.surviving_fraction(),
+                };
+                let pairs = || match (probe_keys, build_keys) {
+                    // A cross join (no keys; scalar subqueries run as these) pairs every row.
+                    _ if spec.probe_keys.is_empty() => {
+                        Some(probe.estimated_rows()? * build.estimated_rows()?)
+                    }
+                    // Each key value matches its rows on the other side, spread over the
+                    // larger key domain.
+                    (Some(probe_distinct), Some(build_distinct)) => Some(
+                        probe.estimated_rows()? * build.estimated_rows()?
+                            / probe_distinct.max(build_distinct),
+                    ),
+                    _ => Some(probe.estimated_rows()? * build.surviving_fraction()?),
+                };
                 match spec.kind {
-                    JoinKind::Inner => Some(probe.estimated_rows()? * build.surviving_fraction()?),
+                    JoinKind::Inner => pairs(),
+                    // Every left row at least once.
+                    JoinKind::Left => Some(left.estimated_rows()?.max(pairs()?)),
                     JoinKind::Full => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
-                    JoinKind::LeftSemi => {
-                        Some(left.estimated_rows()? * right.surviving_fraction()?)
-                    }
+                    JoinKind::LeftSemi => Some(left.estimated_rows()? * matching()?),
                     JoinKind::LeftAnti => {
-                        Some(left.estimated_rows()? * (1.0 - right.surviving_fraction()?).max(0.1))
+                        Some(left.estimated_rows()? * (1.0 - matching()?).max(0.1))
                     }
-                    JoinKind::Left | JoinKind::LeftMark => left.estimated_rows(),
+                    JoinKind::LeftMark => left.estimated_rows(),
                 }
             }
         }
@@ -337,5 +370,28 @@ impl PhysicalNode {
             NodeKind::Union { inputs } => format!("Union: inputs={}", inputs.len()),
             NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
         }
+    }
+}
+
+/// The estimated number of distinct values of the key `keys` (columns of `node`'s output) take
+/// together: the product of the columns' distinct counts, at most `node`'s rows. `None` unless
+/// every key is a column traced to a scan.
+fn key_distinct(node: &PhysicalNode, keys: &[Arc<dyn PhysicalExpr>]) -> Option<f64> {
+    let rows = node.estimated_rows()?;
+    let mut product = 1.0f64;
+    for key in keys {
+        let column = key.downcast_ref::<Column>()?;
+        product *= node.column_distinct(column.index())?;
+    }
+    Some(product.min(rows).max(1.0))
+}
+
+impl ColumnStatistics for PhysicalNode {
+    fn distinct(&self, column: usize) -> Option<f64> {
+        self.column_distinct(column)
+    }
+
+    fn bounds(&self, column: usize) -> Option<(i64, i64)> {
+        self.column_bounds(column)
     }
 }

@@ -1,7 +1,9 @@
-//! Guesses of the fraction of rows a filter keeps, from the predicate's shape and the distinct
-//! counts of its columns where known (full statistics come with the cost-based planner, issue
-//! 5): `column = literal` keeps one row in the column's distinct count (10% when unknown), an
-//! `IN` list one per value, a `LIKE 'prefix%'` 5%, a range 30%. Conjuncts are not independent in
+//! Guesses of the fraction of rows a filter keeps, from the predicate's shape and what is known
+//! of its columns (full statistics come with the cost-based planner, issue 5): `column =
+//! literal` keeps one row in the column's distinct count (10% when unknown), an `IN` list one
+//! per value, a `LIKE 'prefix%'` 5%. The range comparisons of one integer or date column with
+//! literals are put together into one interval, which keeps its share of the column's
+//! `[min, max]` from the file statistics; without them each comparison keeps 30%. Conjuncts are not independent in
 //! practice, so they combine with exponential backoff: the most selective counts fully, the next
 //! by its square root, the next by its fourth root, and so on.
 
@@ -22,23 +24,119 @@ const IS_NULL: f64 = 0.1;
 /// Anything else.
 const UNKNOWN: f64 = 0.3;
 
-/// The distinct count of a column of the filter's input, by index, where known.
-pub(crate) type DistinctCounts<'a> = &'a dyn Fn(usize) -> Option<f64>;
+/// What is known of the columns of a filter's input, by index.
+pub(crate) trait ColumnStatistics {
+    /// The estimated number of distinct values.
+    fn distinct(&self, column: usize) -> Option<f64>;
+    /// The smallest and largest value of an integer or date column.
+    fn bounds(&self, column: usize) -> Option<(i64, i64)>;
+}
 
 /// The guessed fraction of rows `predicate` keeps.
-pub(crate) fn filter_selectivity(predicate: &dyn PhysicalExpr, distinct: DistinctCounts) -> f64 {
+pub(crate) fn filter_selectivity(
+    predicate: &dyn PhysicalExpr,
+    statistics: &dyn ColumnStatistics,
+) -> f64 {
     let mut terms = Vec::new();
     collect_conjuncts(predicate, &mut terms);
-    let mut selectivities: Vec<f64> = terms
-        .into_iter()
-        .map(|term| term_selectivity(term, distinct))
-        .collect();
+    let mut intervals: Vec<(usize, Interval)> = Vec::new();
+    let mut selectivities = Vec::new();
+    for term in terms {
+        match bounded_comparison(term, statistics) {
+            Some((column, bound)) => match intervals.iter_mut().find(|(seen, _)| *seen == column) {
+                Some((_, interval)) => interval.narrow(bound),
+                None => {
+                    let mut interval = Interval::default();
+                    interval.narrow(bound);
+                    intervals.push((column, interval));
+                }
+            },
+            None => selectivities.push(term_selectivity(term, statistics)),
+        }
+    }
+    for (column, interval) in intervals {
+        selectivities.push(
+            statistics
+                .bounds(column)
+                .map_or(RANGE, |bounds| interval.share_of(bounds)),
+        );
+    }
     selectivities.sort_by(f64::total_cmp);
     selectivities
         .iter()
         .zip(0..)
         .map(|(&selectivity, rank)| selectivity.powf(0.5f64.powi(rank)))
         .product()
+}
+
+/// The values a conjunction of range comparisons lets through: `low <= value <= high`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Interval {
+    low: Option<i64>,
+    high: Option<i64>,
+}
+
+/// One side of a range comparison of a column with a literal.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    AtLeast(i64),
+    AtMost(i64),
+}
+
+impl Interval {
+    fn narrow(&mut self, bound: Bound) {
+        match bound {
+            Bound::AtLeast(value) => self.low = Some(self.low.map_or(value, |low| low.max(value))),
+            Bound::AtMost(value) => {
+                self.high = Some(self.high.map_or(value, |high| high.min(value)))
+            }
+        }
+    }
+
+    /// The share of the integers in `[min, max]` that fall inside.
+    fn share_of(&self, (min, max): (i64, i64)) -> f64 {
+        let domain = (max as f64 - min as f64 + 1.0).max(1.0);
+        let low = self.low.map_or(min, |low| low.max(min));
+        let high = self.high.map_or(max, |high| high.min(max));
+        ((high as f64 - low as f64 + 1.0) / domain).clamp(1.0 / domain, 1.0)
+    }
+}
+
+/// The column and bound of `column < literal` (and the other range comparisons, either way
+/// round), when the column's bounds are known and the literal is an integer or a date.
+fn bounded_comparison(
+    term: &dyn PhysicalExpr,
+    statistics: &dyn ColumnStatistics,
+) -> Option<(usize, Bound)> {
+    let binary = term.downcast_ref::<BinaryExpr>()?;
+    let (column, literal, column_first) = match (
+        binary.left().downcast_ref::<Column>(),
+        binary.right().downcast_ref::<Literal>(),
+        binary.left().downcast_ref::<Literal>(),
+        binary.right().downcast_ref::<Column>(),
+    ) {
+        (Some(column), Some(literal), _, _) => (column, literal, true),
+        (_, _, Some(literal), Some(column)) => (column, literal, false),
+        _ => return None,
+    };
+    statistics.bounds(column.index())?;
+    let value = match literal.value() {
+        ScalarValue::Int8(Some(value)) => i64::from(*value),
+        ScalarValue::Int16(Some(value)) => i64::from(*value),
+        ScalarValue::Int32(Some(value)) | ScalarValue::Date32(Some(value)) => i64::from(*value),
+        ScalarValue::Int64(Some(value)) | ScalarValue::Date64(Some(value)) => *value,
+        ScalarValue::Decimal128(Some(value), _, _) => i64::try_from(*value).ok()?,
+        _ => return None,
+    };
+    // `literal op column` is `column op' literal` with the comparison turned round.
+    let bound = match (binary.op(), column_first) {
+        (Operator::Gt, true) | (Operator::Lt, false) => Bound::AtLeast(value.checked_add(1)?),
+        (Operator::GtEq, true) | (Operator::LtEq, false) => Bound::AtLeast(value),
+        (Operator::Lt, true) | (Operator::Gt, false) => Bound::AtMost(value.checked_sub(1)?),
+        (Operator::LtEq, true) | (Operator::GtEq, false) => Bound::AtMost(value),
+        _ => return None,
+    };
+    Some((column.index(), bound))
 }
 
 /// The `AND`ed terms of `predicate`.
@@ -53,10 +151,10 @@ fn collect_conjuncts<'a>(predicate: &'a dyn PhysicalExpr, terms: &mut Vec<&'a dy
 }
 
 /// The fraction of rows equal to one value of `column`: one in its distinct count.
-fn equality(column: &dyn PhysicalExpr, distinct: DistinctCounts) -> f64 {
+fn equality(column: &dyn PhysicalExpr, statistics: &dyn ColumnStatistics) -> f64 {
     column
         .downcast_ref::<Column>()
-        .and_then(|column| distinct(column.index()))
+        .and_then(|column| statistics.distinct(column.index()))
         .map_or(EQUALITY, |count| 1.0 / count.max(1.0))
 }
 
@@ -74,16 +172,16 @@ fn compared_column(binary: &BinaryExpr) -> Option<&dyn PhysicalExpr> {
 }
 
 /// The guessed fraction of rows one term keeps.
-fn term_selectivity(term: &dyn PhysicalExpr, distinct: DistinctCounts) -> f64 {
+fn term_selectivity(term: &dyn PhysicalExpr, statistics: &dyn ColumnStatistics) -> f64 {
     if let Some(binary) = term.downcast_ref::<BinaryExpr>() {
         let equal =
-            || compared_column(binary).map_or(EQUALITY, |column| equality(column, distinct));
+            || compared_column(binary).map_or(EQUALITY, |column| equality(column, statistics));
         return match binary.op() {
-            Operator::And => filter_selectivity(term, distinct),
+            Operator::And => filter_selectivity(term, statistics),
             Operator::Or => {
                 let (left, right) = (
-                    term_selectivity(binary.left().as_ref(), distinct),
-                    term_selectivity(binary.right().as_ref(), distinct),
+                    term_selectivity(binary.left().as_ref(), statistics),
+                    term_selectivity(binary.right().as_ref(), statistics),
                 );
                 (left + right - left * right).min(1.0)
             }
@@ -99,7 +197,7 @@ fn term_selectivity(term: &dyn PhysicalExpr, distinct: DistinctCounts) -> f64 {
                 PREFIX_MATCH
             }
             Some(pattern) if !pattern.contains(['%', '_']) => {
-                equality(like.expr().as_ref(), distinct)
+                equality(like.expr().as_ref(), statistics)
             }
             _ => PATTERN_MATCH,
         };
@@ -114,7 +212,7 @@ fn term_selectivity(term: &dyn PhysicalExpr, distinct: DistinctCounts) -> f64 {
         let matching = match in_list
             .expr()
             .downcast_ref::<Column>()
-            .and_then(|column| distinct(column.index()))
+            .and_then(|column| statistics.distinct(column.index()))
         {
             Some(count) => (values / count.max(1.0)).min(1.0),
             None => (IN_LIST_VALUE * values).min(IN_LIST_MAX),
@@ -126,7 +224,7 @@ fn term_selectivity(term: &dyn PhysicalExpr, distinct: DistinctCounts) -> f64 {
         };
     }
     if let Some(not) = term.downcast_ref::<NotExpr>() {
-        return 1.0 - term_selectivity(not.arg().as_ref(), distinct);
+        return 1.0 - term_selectivity(not.arg().as_ref(), statistics);
     }
     if term.downcast_ref::<IsNullExpr>().is_some() {
         return IS_NULL;
@@ -180,14 +278,32 @@ mod tests {
         ))
     }
 
-    fn unknown(_: usize) -> Option<f64> {
-        None
+    /// Statistics of the test schema's two columns.
+    struct Known {
+        distinct: [Option<f64>; 2],
+        bounds: [Option<(i64, i64)>; 2],
     }
+
+    impl ColumnStatistics for Known {
+        fn distinct(&self, column: usize) -> Option<f64> {
+            self.distinct[column]
+        }
+
+        fn bounds(&self, column: usize) -> Option<(i64, i64)> {
+            self.bounds[column]
+        }
+    }
+
+    const UNKNOWN_COLUMNS: Known = Known {
+        distinct: [None, None],
+        bounds: [None, None],
+    };
 
     #[test]
     fn terms_get_their_shapes_selectivity() {
         let a = col("a", &schema()).unwrap();
-        let selectivity = |expr: Arc<dyn PhysicalExpr>| filter_selectivity(expr.as_ref(), &unknown);
+        let selectivity =
+            |expr: Arc<dyn PhysicalExpr>| filter_selectivity(expr.as_ref(), &UNKNOWN_COLUMNS);
         assert_eq!(
             selectivity(binary(Arc::clone(&a), Operator::Eq, lit(3i64))),
             EQUALITY
@@ -205,7 +321,10 @@ mod tests {
     fn equalities_and_in_lists_use_distinct_counts() {
         let a = col("a", &schema()).unwrap();
         let name = col("name", &schema()).unwrap();
-        let counts = |column: usize| [Some(4.0), Some(150.0)][column];
+        let counts = Known {
+            distinct: [Some(4.0), Some(150.0)],
+            bounds: [None, None],
+        };
         let equal = binary(lit("BRASS"), Operator::Eq, Arc::clone(&name));
         assert_eq!(filter_selectivity(equal.as_ref(), &counts), 1.0 / 150.0);
         let not_equal = binary(Arc::clone(&a), Operator::NotEq, lit(1i64));
@@ -221,10 +340,28 @@ mod tests {
         let low = binary(Arc::clone(&a), Operator::GtEq, lit(1i64));
         let high = binary(Arc::clone(&a), Operator::Lt, lit(9i64));
         let both = binary(Arc::clone(&low), Operator::And, high);
+        // Without bounds, each comparison counts as a range of its own.
         let expected = RANGE * RANGE.sqrt();
-        assert!((filter_selectivity(both.as_ref(), &unknown) - expected).abs() < 1e-12);
-        let with_equality = binary(both, Operator::And, binary(a, Operator::Eq, lit(2i64)));
-        let expected = EQUALITY * RANGE.sqrt() * RANGE.powf(0.25);
-        assert!((filter_selectivity(with_equality.as_ref(), &unknown) - expected).abs() < 1e-12);
+        assert!((filter_selectivity(both.as_ref(), &UNKNOWN_COLUMNS) - expected).abs() < 1e-12);
+        let on_name = binary(both, Operator::And, like("x%", false));
+        let expected = PREFIX_MATCH * RANGE.sqrt() * RANGE.powf(0.25);
+        assert!((filter_selectivity(on_name.as_ref(), &UNKNOWN_COLUMNS) - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ranges_on_one_column_keep_their_share_of_its_bounds() {
+        let a = col("a", &schema()).unwrap();
+        let bounded = Known {
+            distinct: [None, None],
+            bounds: [Some((1, 100)), None],
+        };
+        let low = binary(Arc::clone(&a), Operator::GtEq, lit(11i64));
+        let high = binary(lit(20i64), Operator::GtEq, Arc::clone(&a));
+        let both = binary(low, Operator::And, high);
+        assert!((filter_selectivity(both.as_ref(), &bounded) - 0.1).abs() < 1e-12);
+        let above = binary(Arc::clone(&a), Operator::Gt, lit(90i64));
+        assert!((filter_selectivity(above.as_ref(), &bounded) - 0.1).abs() < 1e-12);
+        let empty = binary(a, Operator::Lt, lit(-5i64));
+        assert!((filter_selectivity(empty.as_ref(), &bounded) - 0.01).abs() < 1e-12);
     }
 }
