@@ -5,11 +5,12 @@
 //! Reopening replays the log, drops a torn last record, and reports a damaged block or record as
 //! an error naming its file and offset, never as data.
 //!
-//! Range and prefix reads merge the memtable with every table, the newest entry of a key
-//! winning; past eight tables a flush merges them all into one.
+//! Concurrent writers commit in groups that share one log write and one `fdatasync`. Range and
+//! prefix reads merge the memtable with every table, the newest entry of a key winning; past
+//! eight tables a flush merges them all into one.
 //!
 //! Not yet (issue 6): snapshots, column families, leveled background compaction, io_uring,
-//! group commit, block compression and prefix-compressed keys, and the state backends.
+//! block compression and prefix-compressed keys, a block cache, and the state backends.
 
 #![deny(unsafe_code)]
 
