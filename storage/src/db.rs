@@ -116,6 +116,38 @@ fn numbered_files(dir: &Path, extension: &str) -> Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
+/// Makes `dir` (which must not exist) hold `tables`, hard-linked (copied where links are not
+/// possible), all on disk once this returns; the directory appears whole or not at all.
+fn link_tables(tables: &[PathBuf], dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Err(StorageError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the directory must not exist yet",
+            ),
+        });
+    }
+    let temporary = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&temporary);
+    std::fs::create_dir_all(&temporary).map_err(StorageError::io(&temporary))?;
+    for source in tables {
+        let target = temporary.join(source.file_name().unwrap_or_default());
+        if std::fs::hard_link(source, &target).is_err() {
+            std::fs::copy(source, &target).map_err(StorageError::io(&target))?;
+            std::fs::File::open(&target)
+                .and_then(|file| file.sync_all())
+                .map_err(StorageError::io(&target))?;
+        }
+    }
+    sync_dir(&temporary)?;
+    std::fs::rename(&temporary, dir).map_err(StorageError::io(dir))?;
+    match dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|dir| dir.sync_all())
@@ -351,6 +383,37 @@ impl Db {
         Ok(())
     }
 
+    /// Writes a consistent copy of the store into `dir` (which must not exist), as of this
+    /// call: the memtable is flushed, and the tables, which never change once written, are
+    /// hard-linked there (copied where links are not possible). `dir` is a store of its own:
+    /// [`Db::open`] opens it.
+    pub fn checkpoint(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let mut state = self.lock();
+        self.flush_locked(&mut state)?;
+        let sources: Vec<PathBuf> = state
+            .tables
+            .iter()
+            .map(|table| table.path().to_path_buf())
+            .collect();
+        link_tables(&sources, dir)
+    }
+
+    /// Opens a new store in `dir` (which must not exist) holding the tables of the checkpoint
+    /// in `checkpoint` (linked, so the checkpoint stays as it is).
+    pub fn open_from_checkpoint(
+        checkpoint: impl AsRef<Path>,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Db> {
+        let tables: Vec<PathBuf> = numbered_files(checkpoint.as_ref(), ".sst")?
+            .into_iter()
+            .map(|(_, path)| path)
+            .collect();
+        link_tables(&tables, dir.as_ref())?;
+        Db::open(dir, options)
+    }
+
     /// Merges every table into one, dropping deleted keys and overwritten values.
     pub fn compact(&self) -> Result<()> {
         let mut state = self.lock();
@@ -527,6 +590,37 @@ mod tests {
         let syncs = db.log_syncs();
         assert!(syncs <= 800, "{syncs}");
         eprintln!("800 synced writes from 8 threads took {syncs} log syncs");
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_the_state_of_its_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let saved = dir.path().join("checkpoint-1");
+        let db = Db::open(&live, Options::default()).unwrap();
+        db.put(b"a", b"1", Durability::Buffered).unwrap();
+        db.flush().unwrap();
+        db.put(b"b", b"2", Durability::Buffered).unwrap();
+        db.checkpoint(&saved).unwrap();
+        db.put(b"a", b"changed", Durability::Buffered).unwrap();
+        db.delete(b"b", Durability::Buffered).unwrap();
+        db.compact().unwrap();
+        assert!(
+            db.checkpoint(&saved).is_err(),
+            "an existing checkpoint is not overwritten"
+        );
+        let restored =
+            Db::open_from_checkpoint(&saved, dir.path().join("restored"), Options::default())
+                .unwrap();
+        let files = numbered_files(&saved, ".sst").unwrap().len();
+        assert_eq!(
+            std::fs::read_dir(&saved).unwrap().count(),
+            files,
+            "only tables"
+        );
+        assert_eq!(restored.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(restored.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(db.get(b"a").unwrap().as_deref(), Some(&b"changed"[..]));
     }
 
     #[test]

@@ -9,8 +9,13 @@
 //! prefix reads merge the memtable with every table, the newest entry of a key winning; past
 //! eight tables a flush merges them all into one.
 //!
-//! Not yet (issue 6): snapshots, column families, leveled background compaction, io_uring,
-//! block compression and prefix-compressed keys, a block cache, and the state backends.
+//! [`Db::checkpoint`] writes a consistent copy (hard links to the immutable tables). The
+//! [`StateBackend`]s keep streaming operators' keyed value, list and map state in memory
+//! ([`MemoryState`]) or in the store ([`LsmState`]), with snapshots at checkpoints.
+//!
+//! Not yet (issue 6): snapshots of a live store, column families, leveled background
+//! compaction, io_uring, block compression and prefix-compressed keys, a block cache, and a
+//! Redis state backend.
 
 #![deny(unsafe_code)]
 
@@ -22,11 +27,13 @@ mod error;
 mod memtable;
 mod merge;
 mod sstable;
+mod state;
 mod wal;
 
 pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
 pub use db::{Db, Durability, KeyValues, Options};
 pub use error::{Result, StorageError};
+pub use state::{LsmState, MemoryState, StateBackend};
 
 /// Decoders exposed for fuzz and property tests: each takes arbitrary bytes and must return an
 /// error, never panic.
