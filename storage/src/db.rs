@@ -37,12 +37,16 @@ pub enum Durability {
 pub struct Options {
     /// Memtable size at which it is flushed into a table.
     pub memtable_bytes: usize,
+    /// Append to the log through io_uring where the kernel allows it (`false` forces plain
+    /// `write` and `fdatasync`).
+    pub io_uring: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             memtable_bytes: 64 << 20,
+            io_uring: true,
         }
     }
 }
@@ -193,7 +197,7 @@ impl Db {
             .unwrap_or(1);
         let wal_path = dir.join(format!("{next_file}.wal"));
         let state = State {
-            wal: WalWriter::create(&wal_path)?,
+            wal: WalWriter::create(&wal_path, options.io_uring)?,
             memtable,
             tables,
             next_file: next_file + 1,
@@ -325,6 +329,11 @@ impl Db {
         Ok(())
     }
 
+    /// Whether log appends go through io_uring (asked for in [`Options`] and allowed here).
+    pub fn uses_io_uring(&self) -> bool {
+        self.lock().wal.uses_io_uring()
+    }
+
     /// How many times the log was synced: with writers committing in groups, fewer than the
     /// synced writes.
     pub fn log_syncs(&self) -> u64 {
@@ -373,7 +382,10 @@ impl Db {
         state.tables.insert(0, Arc::new(Table::open(&path)?));
         state.memtable = MemTable::default();
         let old_log = state.wal.path().to_path_buf();
-        state.wal = WalWriter::create(&self.dir.join(format!("{}.wal", number + 1)))?;
+        state.wal = WalWriter::create(
+            &self.dir.join(format!("{}.wal", number + 1)),
+            self.options.io_uring,
+        )?;
         state.next_file = number + 2;
         sync_dir(&self.dir)?;
         std::fs::remove_file(&old_log).map_err(StorageError::io(&old_log))?;
@@ -534,12 +546,23 @@ mod tests {
 
     #[test]
     fn writes_survive_flushes_and_reopens_and_deletes_shadow_older_values() {
+        // Once with log appends through io_uring (where the kernel allows it), once forced to
+        // plain writes.
+        for io_uring in [true, false] {
+            survives_flushes_and_reopens(Options {
+                memtable_bytes: 4096,
+                io_uring,
+            });
+        }
+    }
+
+    fn survives_flushes_and_reopens(options: Options) {
         let dir = tempfile::tempdir().unwrap();
-        let options = Options {
-            memtable_bytes: 4096,
-        };
         {
             let db = Db::open(dir.path(), options.clone()).unwrap();
+            if !options.io_uring {
+                assert!(!db.uses_io_uring(), "the option forces plain writes");
+            }
             for i in 0..500u32 {
                 db.put(
                     format!("k{i}").as_bytes(),

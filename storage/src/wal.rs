@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::WriteBatch;
 use crate::codec::Reader;
 use crate::error::{Result, StorageError};
+use crate::uring::UringLog;
 
 const HEADER_BYTES: usize = 8;
 
@@ -19,21 +20,49 @@ const HEADER_BYTES: usize = 8;
 pub(crate) struct WalWriter {
     path: PathBuf,
     file: File,
+    /// Bytes written so far: where the next record goes.
+    end: u64,
+    /// Set when appends go through io_uring.
+    uring: Option<UringLog>,
 }
 
 impl WalWriter {
-    /// Creates (or truncates) the log at `path`.
-    pub(crate) fn create(path: &Path) -> Result<WalWriter> {
+    /// Creates (or truncates) the log at `path`; with `io_uring`, appends go through a ring
+    /// where one can be made (else, said once on stderr, through `write`).
+    pub(crate) fn create(path: &Path, io_uring: bool) -> Result<WalWriter> {
         let file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .open(path)
             .map_err(StorageError::io(path))?;
+        let uring = if io_uring {
+            match UringLog::new() {
+                Ok(uring) => Some(uring),
+                Err(error) => {
+                    static REPORTED: std::sync::Once = std::sync::Once::new();
+                    REPORTED.call_once(|| {
+                        eprintln!(
+                            "sabot-storage: io_uring is not available here ({error}); the log uses write and fdatasync"
+                        );
+                    });
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(WalWriter {
             path: path.to_path_buf(),
             file,
+            end: 0,
+            uring,
         })
+    }
+
+    /// Whether appends go through io_uring.
+    pub(crate) fn uses_io_uring(&self) -> bool {
+        self.uring.is_some()
     }
 
     /// Appends one record per payload, in one write; with `sync`, they are on disk (one
@@ -49,14 +78,22 @@ impl WalWriter {
             records.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
             records.extend_from_slice(payload);
         }
-        self.file
-            .write_all(&records)
-            .map_err(StorageError::io(&self.path))?;
-        if sync {
-            self.file
-                .sync_data()
-                .map_err(StorageError::io(&self.path))?;
+        match &mut self.uring {
+            Some(uring) => uring
+                .write_at(&self.file, &records, self.end, sync)
+                .map_err(StorageError::io(&self.path))?,
+            None => {
+                self.file
+                    .write_all(&records)
+                    .map_err(StorageError::io(&self.path))?;
+                if sync {
+                    self.file
+                        .sync_data()
+                        .map_err(StorageError::io(&self.path))?;
+                }
+            }
         }
+        self.end += records.len() as u64;
         Ok(())
     }
 
@@ -121,7 +158,7 @@ mod tests {
     fn a_torn_or_corrupt_tail_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.wal");
-        let mut wal = WalWriter::create(&path).unwrap();
+        let mut wal = WalWriter::create(&path, true).unwrap();
         for (sequence, key) in ["a", "b", "c"].iter().enumerate() {
             let payload = batch(key).encode(sequence as u64);
             wal.append(std::iter::once(payload.as_slice()), true)

@@ -16,6 +16,7 @@ const CHILD_CYCLE: &str = "SABOT_CRASH_CHILD_CYCLE";
 fn options() -> Options {
     Options {
         memtable_bytes: 16 << 10,
+        ..Options::default()
     }
 }
 

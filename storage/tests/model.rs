@@ -51,7 +51,10 @@ proptest! {
     fn the_store_reads_like_a_sorted_map(steps in prop::collection::vec(step(), 1..120)) {
         let dir = tempfile::tempdir().unwrap();
         // Tiny memtables, so that flushes and compactions happen on their own too.
-        let options = Options { memtable_bytes: 600 };
+        let options = Options {
+            memtable_bytes: 600,
+            ..Options::default()
+        };
         let mut db = Db::open(dir.path(), options.clone()).unwrap();
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for step in steps {
