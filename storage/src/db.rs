@@ -37,8 +37,8 @@ pub enum Durability {
 pub struct Options {
     /// Memtable size at which it is flushed into a table.
     pub memtable_bytes: usize,
-    /// Append to the log through io_uring where the kernel allows it (`false` forces plain
-    /// `write` and `fdatasync`).
+    /// Make synced log appends through io_uring where the kernel allows it (`false` forces
+    /// plain `write` and `fdatasync`).
     pub io_uring: bool,
 }
 
@@ -329,7 +329,8 @@ impl Db {
         Ok(())
     }
 
-    /// Whether log appends go through io_uring (asked for in [`Options`] and allowed here).
+    /// Whether synced log appends go through io_uring (asked for in [`Options`] and allowed
+    /// here).
     pub fn uses_io_uring(&self) -> bool {
         self.lock().wal.uses_io_uring()
     }

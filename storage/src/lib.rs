@@ -5,9 +5,9 @@
 //! Reopening replays the log, drops a torn last record, and reports a damaged block or record as
 //! an error naming its file and offset, never as data.
 //!
-//! Concurrent writers commit in groups that share one log write and one `fdatasync`; log appends
-//! go through io_uring where the kernel allows it (probed at open, `Options::io_uring` off
-//! forces plain writes). Range and
+//! Concurrent writers commit in groups that share one log write and one `fdatasync`; synced log
+//! appends go through io_uring where the kernel allows it (probed at open, `Options::io_uring`
+//! off forces plain `write` and `fdatasync`). Range and
 //! prefix reads merge the memtable with every table, the newest entry of a key winning; past
 //! eight tables a flush merges them all into one.
 //!

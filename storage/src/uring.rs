@@ -1,7 +1,8 @@
-//! Log appends through io_uring: a write at the log's end and, for synced writes, an
-//! `fdatasync` linked after it, submitted together and waited for with one system call. Made
-//! only where the kernel and sandbox allow io_uring (probed by creating a ring); otherwise the
-//! log uses plain `write` and `fdatasync`.
+//! Synced log appends through io_uring: a write at the log's end and an `fdatasync` linked
+//! after it, submitted together and waited for with one system call. Made only where the
+//! kernel and sandbox allow io_uring (probed by creating a ring); otherwise the log uses plain
+//! `write` and `fdatasync`. Buffered appends always use `write`: io_uring hands a buffered file
+//! write to a kernel worker thread, which was many times slower here.
 //!
 //! The submissions hand the kernel a pointer to the caller's bytes and the log's descriptor;
 //! each call waits for every completion it submitted before returning, so neither outlives
