@@ -829,18 +829,7 @@ impl AggregateSink {
             let states = if selected.len() == partial.group_count {
                 partial.states.clone()
             } else {
-                let indices = UInt32Array::from(selected.clone());
-                partial
-                    .states
-                    .iter()
-                    .map(|columns| {
-                        columns
-                            .iter()
-                            .map(|column| take(column.as_ref(), &indices, None))
-                            .collect::<std::result::Result<Vec<_>, _>>()
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(ExecError::arrow(OPERATOR))?
+                take_each(&partial.states, &UInt32Array::from(selected.clone()))?
             };
             table.group_ids.clear();
             match &partial.keys {
@@ -886,6 +875,20 @@ impl AggregateSink {
     }
 }
 
+/// The rows `indices` of every column of every aggregate (its arguments, or its states).
+fn take_each(columns: &[Vec<ArrayRef>], indices: &UInt32Array) -> Result<Vec<Vec<ArrayRef>>> {
+    columns
+        .iter()
+        .map(|columns| {
+            columns
+                .iter()
+                .map(|column| take(column.as_ref(), indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(ExecError::arrow(OPERATOR))
+}
+
 /// Packs the rows' group keys, splits the rows by the partition of their key's hash, and folds
 /// each partition's rows into its table of `shared`.
 fn scatter_into<K: PackedGroupKey>(
@@ -905,17 +908,7 @@ fn scatter_into<K: PackedGroupKey>(
             continue;
         }
         let part_keys: Vec<K> = rows.iter().map(|&row| keys[row as usize]).collect();
-        let indices = UInt32Array::from(rows);
-        let part_arguments = arguments
-            .iter()
-            .map(|columns| {
-                columns
-                    .iter()
-                    .map(|column| take(column.as_ref(), &indices, None))
-                    .collect::<std::result::Result<Vec<_>, _>>()
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(ExecError::arrow(OPERATOR))?;
+        let part_arguments = take_each(arguments, &UInt32Array::from(rows))?;
         let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
         let table = table.as_mut().ok_or_else(|| ExecError::Internal {
             operator: OPERATOR,

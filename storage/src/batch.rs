@@ -1,16 +1,13 @@
 //! Write batches: puts and deletes applied atomically, all or nothing, and their encoding as the
 //! payload of one write-ahead-log record (sequence number, count, then each operation).
 
-use crate::codec::{Reader, put_varint};
+use crate::codec::{Reader, put_entry};
 use crate::error::{Result, StorageError};
 
 /// The largest key the store accepts.
 pub const MAX_KEY_BYTES: usize = 64 << 10;
 /// The largest value the store accepts.
 pub const MAX_VALUE_BYTES: usize = 256 << 20;
-
-const PUT: u8 = 0;
-const DELETE: u8 = 1;
 
 /// One operation of a batch: a value for a key, or `None` to delete it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,20 +91,7 @@ impl WriteBatch {
         out.extend_from_slice(&sequence.to_le_bytes());
         out.extend_from_slice(&(self.operations.len() as u32).to_le_bytes());
         for operation in &self.operations {
-            match &operation.value {
-                Some(value) => {
-                    out.push(PUT);
-                    put_varint(&mut out, operation.key.len() as u64);
-                    out.extend_from_slice(&operation.key);
-                    put_varint(&mut out, value.len() as u64);
-                    out.extend_from_slice(value);
-                }
-                None => {
-                    out.push(DELETE);
-                    put_varint(&mut out, operation.key.len() as u64);
-                    out.extend_from_slice(&operation.key);
-                }
-            }
+            put_entry(&mut out, &operation.key, operation.value.as_deref());
         }
         out
     }
@@ -119,19 +103,11 @@ impl WriteBatch {
         let count = reader.u32()?;
         let mut operations = Vec::new();
         for _ in 0..count {
-            let kind = reader.u8()?;
-            let key = reader.length_prefixed()?.to_vec();
-            let value = match kind {
-                PUT => Some(reader.length_prefixed()?.to_vec()),
-                DELETE => None,
-                other => {
-                    return Err(StorageError::malformed(
-                        "write batch",
-                        format!("unknown operation {other}"),
-                    ));
-                }
-            };
-            operations.push(Operation { key, value });
+            let (key, value) = reader.entry()?;
+            operations.push(Operation {
+                key: key.to_vec(),
+                value: value.map(<[u8]>::to_vec),
+            });
         }
         if !reader.is_empty() {
             return Err(StorageError::malformed(

@@ -1,6 +1,7 @@
 //! Little helpers every on-disk format here uses: LEB128 varints, fixed-width little-endian
-//! integers, and a reader over a byte slice that returns an error, never panics, when the bytes
-//! run out.
+//! integers, key-value entries (`[kind][key][value]`, the value left out for a delete, as in
+//! log records and table blocks), and a reader over a byte slice that returns an error, never
+//! panics, when the bytes run out.
 
 use crate::error::{Result, StorageError};
 
@@ -10,6 +11,20 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+const PUT: u8 = 0;
+const DELETE: u8 = 1;
+
+/// Appends the entry of `key`: its value, or `None` for a delete.
+pub(crate) fn put_entry(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    out.push(if value.is_some() { PUT } else { DELETE });
+    put_varint(out, key.len() as u64);
+    out.extend_from_slice(key);
+    if let Some(value) = value {
+        put_varint(out, value.len() as u64);
+        out.extend_from_slice(value);
+    }
 }
 
 /// Reads from a byte slice, failing with a `Malformed` error naming `what` on short input.
@@ -68,6 +83,20 @@ impl<'a> Reader<'a> {
             self.what,
             "varint longer than 10 bytes",
         ))
+    }
+
+    /// An entry written by [`put_entry`]: the key, and the value or `None` for a delete.
+    pub(crate) fn entry(&mut self) -> Result<(&'a [u8], Option<&'a [u8]>)> {
+        let kind = self.u8()?;
+        let key = self.length_prefixed()?;
+        match kind {
+            PUT => Ok((key, Some(self.length_prefixed()?))),
+            DELETE => Ok((key, None)),
+            other => Err(StorageError::malformed(
+                self.what,
+                format!("unknown entry kind {other}"),
+            )),
+        }
     }
 
     /// A varint length followed by that many bytes.

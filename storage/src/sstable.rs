@@ -12,15 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::bloom::BloomFilter;
-use crate::codec::{Reader, put_varint};
+use crate::codec::{Reader, put_entry, put_varint};
 use crate::error::{Result, StorageError};
 
 const BLOCK_BYTES: usize = 4 << 10;
 const FORMAT_VERSION: u32 = 1;
 const MAGIC: u64 = u64::from_le_bytes(*b"SABOTSST");
 const FOOTER_BYTES: usize = 52;
-const PUT: u8 = 0;
-const DELETE: u8 = 1;
 
 /// Where a table's parts lie, and what it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,18 +98,7 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<BlockHandle>> {
 pub(crate) fn search_block(block: &[u8], key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
     let mut reader = Reader::new(block, "data block");
     while !reader.is_empty() {
-        let kind = reader.u8()?;
-        let entry_key = reader.length_prefixed()?;
-        let value = match kind {
-            PUT => Some(reader.length_prefixed()?),
-            DELETE => None,
-            other => {
-                return Err(StorageError::malformed(
-                    "data block",
-                    format!("unknown entry kind {other}"),
-                ));
-            }
-        };
+        let (entry_key, value) = reader.entry()?;
         if entry_key == key {
             return Ok(Some(value.map(<[u8]>::to_vec)));
         }
@@ -130,18 +117,8 @@ pub(crate) fn decode_block(block: &[u8]) -> Result<Vec<Entry>> {
     let mut reader = Reader::new(block, "data block");
     let mut entries = Vec::new();
     while !reader.is_empty() {
-        let kind = reader.u8()?;
-        let key = reader.length_prefixed()?.to_vec();
-        let value = match kind {
-            PUT => Some(reader.length_prefixed()?.to_vec()),
-            DELETE => None,
-            other => {
-                return Err(StorageError::malformed(
-                    "data block",
-                    format!("unknown entry kind {other}"),
-                ));
-            }
-        };
+        let (key, value) = reader.entry()?;
+        let (key, value) = (key.to_vec(), value.map(<[u8]>::to_vec));
         entries.push((key, value));
     }
     Ok(entries)
@@ -181,20 +158,7 @@ pub(crate) fn write_table<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     for entry in entries {
         let (key, value) = entry?;
         let (key, value) = (key.as_ref(), value.as_ref().map(AsRef::as_ref));
-        match value {
-            Some(value) => {
-                block.push(PUT);
-                put_varint(&mut block, key.len() as u64);
-                block.extend_from_slice(key);
-                put_varint(&mut block, value.len() as u64);
-                block.extend_from_slice(value);
-            }
-            None => {
-                block.push(DELETE);
-                put_varint(&mut block, key.len() as u64);
-                block.extend_from_slice(key);
-            }
-        }
+        put_entry(&mut block, key, value);
         last_key.clear();
         last_key.extend_from_slice(key);
         key_hashes.push(crate::bloom::key_hash(key));
