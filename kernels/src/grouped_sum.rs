@@ -41,7 +41,6 @@ pub fn grouped_sum_i64(
     group_ids: &[u32],
     values: &Int64Array,
 ) -> Result<(GroupedSums<i64>, Backend)> {
-    check_group_ids(groups, group_ids, values.len())?;
     #[cfg(feature = "cuda")]
     if let Some(gpu) = gpu_for(values.len(), groups) {
         return Ok((
@@ -49,7 +48,7 @@ pub fn grouped_sum_i64(
             Backend::Gpu,
         ));
     }
-    Ok((grouped_sum_cpu(groups, group_ids, values), Backend::Cpu))
+    Ok((grouped_sum_on_cpu(groups, group_ids, values)?, Backend::Cpu))
 }
 
 /// Grouped SUM and COUNT of doubles; see [`grouped_sum_i64`]. On the GPU the order of the
@@ -59,7 +58,6 @@ pub fn grouped_sum_f64(
     group_ids: &[u32],
     values: &Float64Array,
 ) -> Result<(GroupedSums<f64>, Backend)> {
-    check_group_ids(groups, group_ids, values.len())?;
     #[cfg(feature = "cuda")]
     if let Some(gpu) = gpu_for(values.len(), groups) {
         return Ok((
@@ -67,7 +65,7 @@ pub fn grouped_sum_f64(
             Backend::Gpu,
         ));
     }
-    Ok((grouped_sum_cpu(groups, group_ids, values), Backend::Cpu))
+    Ok((grouped_sum_on_cpu(groups, group_ids, values)?, Backend::Cpu))
 }
 
 /// Grouped SUM and COUNT on the CPU whatever the input's size: the CPU path of the dispatching

@@ -107,6 +107,10 @@ fn large_inputs_are_dispatched_to_the_gpu() {
     assert_eq!(backend, Backend::Cpu, "few groups stay on the CPU");
     let (_, backend) = grouped_sum_i64(groups, &ids[..1000], &values.slice(0, 1000)).unwrap();
     assert_eq!(backend, Backend::Cpu, "few rows stay on the CPU");
+    let mut bad_ids = ids.clone();
+    bad_ids[GPU_MIN_ROWS / 2] = groups as u32;
+    let error = grouped_sum_i64(groups, &bad_ids, &values).unwrap_err();
+    assert!(error.to_string().contains("outside"), "{error}");
 }
 
 /// Build keys with duplicates (`distinct` keys) and unusable rows, and probe keys that hit, miss

@@ -162,8 +162,8 @@ impl Gpu {
         }
     }
 
-    /// Grouped SUM and COUNT of `values` on the device; `group_ids` must all be below `groups`
-    /// (the dispatching [`crate::grouped_sum_i64`] checks them).
+    /// Grouped SUM and COUNT of `values` on the device; a group id not below `groups`, or a
+    /// count of ids other than of values, is an error.
     pub fn grouped_sum_i64(
         &self,
         groups: usize,
@@ -205,12 +205,8 @@ impl Gpu {
         values: &[T],
         nulls: Option<&NullBuffer>,
     ) -> Result<GroupedSums<T>> {
-        if group_ids.len() != values.len() {
-            return Err(KernelError::GroupIdCount {
-                values: values.len(),
-                group_ids: group_ids.len(),
-            });
-        }
+        // The kernels index the sums by group id: an id out of range would write outside them.
+        crate::grouped_sum::check_group_ids(groups, group_ids, values.len())?;
         let rows = values.len();
         if rows == 0 || groups == 0 {
             return Ok(GroupedSums {
@@ -248,7 +244,7 @@ impl Gpu {
             // SAFETY: the arguments are, in order, the kernel's parameters in kernels.cu
             // (u32*, T*, u8*, u64, int, u64, u32, T*, u64*); `device_ids` and `device_values`
             // hold `rows` elements, the validity bitmap covers `validity_offset + rows` bits when
-            // `has_validity` is 1, every group id is below `groups` (checked by the caller), and
+            // `has_validity` is 1, every group id is below `groups` (checked above), and
             // the shared memory holds `2 * groups` 8-byte partials.
             unsafe { launch.launch(self.launch_config(rows, (groups * 16) as u32)) }
                 .map_err(device_error("launch the grouped sum"))?;
