@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use arrow::array::Int64Array;
-use criterion::{BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion};
 use sabot_kernels::cuda::{DeviceJoinTable, Gpu};
 use sabot_kernels::{GroupedSums, JoinHashTable, grouped_sum_on_cpu};
 
@@ -57,6 +58,26 @@ fn grouped_sum_all_threads(groups: usize, ids: &[u32], values: &Int64Array) -> G
     total
 }
 
+/// One grouped-sum case on one CPU thread, on all of them, and on the GPU.
+fn bench_grouped_sum(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    gpu: &Gpu,
+    groups: usize,
+    ids: &[u32],
+    values: &Int64Array,
+) {
+    let case = format!("{}rows_{groups}groups", ids.len());
+    group.bench_function(BenchmarkId::new("cpu_1_thread", &case), |b| {
+        b.iter(|| black_box(grouped_sum_on_cpu(groups, ids, values).unwrap()))
+    });
+    group.bench_function(BenchmarkId::new("cpu_all_threads", &case), |b| {
+        b.iter(|| black_box(grouped_sum_all_threads(groups, ids, values)))
+    });
+    group.bench_function(BenchmarkId::new("gpu", &case), |b| {
+        b.iter(|| black_box(gpu.grouped_sum_i64(groups, ids, values).unwrap()))
+    });
+}
+
 fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
     let mut random = Random(7);
     let rows = 1usize << 24;
@@ -72,16 +93,7 @@ fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
             gpu.grouped_sum_i64(groups, &ids, &values).unwrap(),
             expected
         );
-        let case = format!("{rows}rows_{groups}groups");
-        group.bench_function(BenchmarkId::new("cpu_1_thread", &case), |b| {
-            b.iter(|| black_box(grouped_sum_on_cpu(groups, &ids, &values).unwrap()))
-        });
-        group.bench_function(BenchmarkId::new("cpu_all_threads", &case), |b| {
-            b.iter(|| black_box(grouped_sum_all_threads(groups, &ids, &values)))
-        });
-        group.bench_function(BenchmarkId::new("gpu", &case), |b| {
-            b.iter(|| black_box(gpu.grouped_sum_i64(groups, &ids, &values).unwrap()))
-        });
+        bench_grouped_sum(&mut group, gpu, groups, &ids, &values);
     }
     for rows in [1usize << 18, 1 << 20, 1 << 22] {
         let groups = 1_000_000;
@@ -89,16 +101,7 @@ fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
             .map(|_| (random.next() % groups as u64) as u32)
             .collect();
         let values = values.slice(0, rows);
-        let case = format!("{rows}rows_{groups}groups");
-        group.bench_function(BenchmarkId::new("cpu_1_thread", &case), |b| {
-            b.iter(|| black_box(grouped_sum_on_cpu(groups, &ids, &values).unwrap()))
-        });
-        group.bench_function(BenchmarkId::new("cpu_all_threads", &case), |b| {
-            b.iter(|| black_box(grouped_sum_all_threads(groups, &ids, &values)))
-        });
-        group.bench_function(BenchmarkId::new("gpu", &case), |b| {
-            b.iter(|| black_box(gpu.grouped_sum_i64(groups, &ids, &values).unwrap()))
-        });
+        bench_grouped_sum(&mut group, gpu, groups, &ids, &values);
     }
     group.finish();
 }
