@@ -51,6 +51,18 @@ pub enum ExecError {
         operator: &'static str,
         message: String,
     },
+    /// A streaming pipeline was put together wrongly (unknown column, wrong type, bad window).
+    #[error("invalid stream: {0}")]
+    InvalidStream(String),
+    /// A stream's source could not be read.
+    #[error("stream source {source_name}: {message}")]
+    Source {
+        source_name: String,
+        message: String,
+    },
+    /// A stream's rows could not be written out.
+    #[error("stream sink {sink}: {message}")]
+    Sink { sink: String, message: String },
     /// The query was cancelled.
     #[error("the query was cancelled")]
     Cancelled,

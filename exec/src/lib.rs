@@ -19,6 +19,7 @@ mod plan;
 mod selectivity;
 mod sort;
 mod source;
+pub mod stream;
 
 pub use aggregate::AggregateSpec;
 pub use error::{ExecError, Result};

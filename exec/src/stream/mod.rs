@@ -1,0 +1,33 @@
+//! Event-time streaming (DESIGN.md D5): a [`StreamSource`] feeds batches through a chain of
+//! [`StreamOperator`]s into a [`StreamSink`], driven by a [`StreamPipeline`]. Event time flows as
+//! watermarks, made per source partition and combined as their minimum (idle partitions
+//! excluded). Windows (tumbling, hop, session) aggregate keyed rows and emit each window once
+//! the watermark passes its end; their state is dropped then, so state stays bounded on an
+//! endless input.
+
+mod accumulator;
+mod group_index;
+mod max_rows;
+mod nexmark;
+mod operator;
+mod pipeline;
+mod session_window;
+mod sink;
+mod source;
+mod stateless;
+mod time;
+mod watermark;
+mod window_aggregate;
+
+pub use accumulator::{AggregateCall, AggregateKind};
+pub use max_rows::{MaxRowsWindow, WindowMaxRows};
+pub use nexmark::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
+pub use operator::{StreamEvent, StreamOperator};
+pub use pipeline::{PipelineStats, StreamPipeline};
+pub use session_window::SessionWindowAggregate;
+pub use sink::{CollectSink, CountSink, StreamSink};
+pub use source::{ChannelSender, ChannelSource, NexmarkSource, SourcePoll, StreamSource};
+pub use stateless::{FilterOperator, MapOperator, ProjectOperator};
+pub use time::{WINDOW_END, WINDOW_START, duration_in_units};
+pub use watermark::{WatermarkSpec, WatermarkTracker};
+pub use window_aggregate::{WindowAggregate, WindowSpec};

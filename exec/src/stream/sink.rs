@@ -1,0 +1,83 @@
+//! Stream sinks: where a streaming pipeline's output rows go.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{ExecError, Result};
+
+/// The end of a streaming pipeline.
+pub trait StreamSink: Send {
+    /// Takes output rows.
+    fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// The input has ended; everything written must be out when this returns.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Keeps every output batch in memory, readable through its handle.
+#[derive(Clone, Default)]
+pub struct CollectSink {
+    batches: Arc<Mutex<Vec<RecordBatch>>>,
+}
+
+impl CollectSink {
+    /// An empty sink.
+    pub fn new() -> CollectSink {
+        CollectSink::default()
+    }
+
+    /// The batches written so far.
+    pub fn batches(&self) -> Result<Vec<RecordBatch>> {
+        self.batches
+            .lock()
+            .map(|batches| batches.clone())
+            .map_err(|_| poisoned("collect"))
+    }
+}
+
+impl StreamSink for CollectSink {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.batches
+            .lock()
+            .map_err(|_| poisoned("collect"))?
+            .push(batch);
+        Ok(())
+    }
+}
+
+/// Counts output rows and drops them (benchmarks measure the pipeline, not a writer).
+#[derive(Clone, Default)]
+pub struct CountSink {
+    rows: Arc<AtomicU64>,
+}
+
+impl CountSink {
+    /// A sink that has counted nothing.
+    pub fn new() -> CountSink {
+        CountSink::default()
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+}
+
+impl StreamSink for CountSink {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        self.rows
+            .fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn poisoned(sink: &str) -> ExecError {
+    ExecError::Sink {
+        sink: sink.to_string(),
+        message: "a thread panicked while writing to it".to_string(),
+    }
+}

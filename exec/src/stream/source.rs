@@ -1,0 +1,228 @@
+//! Stream sources: where a streaming pipeline's rows come from, per partition, with offsets a
+//! checkpoint records and a restart seeks back to.
+
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::nexmark::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
+use crate::error::{ExecError, Result};
+
+/// What a poll of a source gives.
+#[derive(Debug)]
+pub enum SourcePoll {
+    /// Rows of one partition.
+    Batch {
+        partition: usize,
+        batch: RecordBatch,
+    },
+    /// Nothing right now; poll again later.
+    Pending,
+    /// The source has no more rows, ever.
+    Finished,
+}
+
+/// A source of rows for a streaming pipeline. Sources with several partitions (files, topic
+/// partitions) say which partition each batch comes from, so watermarks are made per partition.
+pub trait StreamSource: Send {
+    /// A name for messages and errors.
+    fn name(&self) -> String;
+
+    /// The schema of every batch.
+    fn schema(&self) -> SchemaRef;
+
+    /// How many partitions batches come from.
+    fn partitions(&self) -> usize {
+        1
+    }
+
+    /// The next batch, if one is ready.
+    fn poll(&mut self) -> Result<SourcePoll>;
+
+    /// Where each partition stands: `seek` with these offsets resumes right after the rows
+    /// polled so far.
+    fn offsets(&self) -> Vec<u64>;
+
+    /// Resumes at `offsets` (one per partition, as `offsets` gave them).
+    fn seek(&mut self, offsets: &[u64]) -> Result<()>;
+}
+
+fn one_offset(source: &dyn StreamSource, offsets: &[u64]) -> Result<u64> {
+    match offsets {
+        [offset] => Ok(*offset),
+        _ => Err(ExecError::Source {
+            source_name: source.name(),
+            message: format!("expected 1 offset to seek to, got {}", offsets.len()),
+        }),
+    }
+}
+
+/// Nexmark events of one table, generated as batches (one partition; its offset is the next
+/// event number).
+pub struct NexmarkSource {
+    generator: NexmarkGenerator,
+    table: NexmarkTable,
+    next_event: u64,
+    end_event: Option<u64>,
+    batch_events: u64,
+}
+
+impl NexmarkSource {
+    /// An endless source of `table`'s rows under `config`, from event 0.
+    pub fn try_new(config: NexmarkConfig, table: NexmarkTable) -> Result<NexmarkSource> {
+        Ok(NexmarkSource {
+            generator: NexmarkGenerator::try_new(config)?,
+            table,
+            next_event: 0,
+            end_event: None,
+            batch_events: 10_000,
+        })
+    }
+
+    /// Stops after the first `events` events (of all tables; this source yields its table's
+    /// share of them).
+    pub fn with_events(mut self, events: u64) -> NexmarkSource {
+        self.end_event = Some(events);
+        self
+    }
+
+    /// Generates `events` events per batch (default 10,000).
+    pub fn with_batch_events(mut self, events: u64) -> NexmarkSource {
+        self.batch_events = events.max(1);
+        self
+    }
+}
+
+impl StreamSource for NexmarkSource {
+    fn name(&self) -> String {
+        format!("nexmark {}", self.table.name())
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.table.schema()
+    }
+
+    fn poll(&mut self) -> Result<SourcePoll> {
+        let start = self.next_event;
+        let end = match self.end_event {
+            Some(last) if start >= last => return Ok(SourcePoll::Finished),
+            Some(last) => (start + self.batch_events).min(last),
+            None => start + self.batch_events,
+        };
+        self.next_event = end;
+        let batch = self.generator.generate(self.table, start, end)?;
+        Ok(SourcePoll::Batch {
+            partition: 0,
+            batch,
+        })
+    }
+
+    fn offsets(&self) -> Vec<u64> {
+        vec![self.next_event]
+    }
+
+    fn seek(&mut self, offsets: &[u64]) -> Result<()> {
+        self.next_event = one_offset(self, offsets)?;
+        Ok(())
+    }
+}
+
+/// Batches a program hands over through a bounded channel (one partition; its offset counts
+/// the rows received). The source finishes when every [`ChannelSender`] is dropped.
+pub struct ChannelSource {
+    schema: SchemaRef,
+    receiver: Receiver<RecordBatch>,
+    received_rows: u64,
+    rows_to_skip: u64,
+}
+
+/// The sending end of a [`ChannelSource`]; `send` blocks while the channel is full.
+#[derive(Clone)]
+pub struct ChannelSender {
+    schema: SchemaRef,
+    sender: SyncSender<RecordBatch>,
+}
+
+impl ChannelSource {
+    /// A source of batches of `schema`, holding up to `capacity` batches not yet polled.
+    pub fn new(schema: SchemaRef, capacity: usize) -> (ChannelSender, ChannelSource) {
+        let (sender, receiver) = sync_channel(capacity.max(1));
+        (
+            ChannelSender {
+                schema: schema.clone(),
+                sender,
+            },
+            ChannelSource {
+                schema,
+                receiver,
+                received_rows: 0,
+                rows_to_skip: 0,
+            },
+        )
+    }
+}
+
+impl ChannelSender {
+    /// Hands `batch` to the stream; an error when its schema differs from the source's or the
+    /// stream has stopped.
+    pub fn send(&self, batch: RecordBatch) -> Result<()> {
+        if batch.schema().fields() != self.schema.fields() {
+            return Err(ExecError::Source {
+                source_name: "channel".to_string(),
+                message: format!(
+                    "batch schema {:?} differs from the source's {:?}",
+                    batch.schema(),
+                    self.schema
+                ),
+            });
+        }
+        self.sender.send(batch).map_err(|_| ExecError::Source {
+            source_name: "channel".to_string(),
+            message: "the stream reading this channel has stopped".to_string(),
+        })
+    }
+}
+
+impl StreamSource for ChannelSource {
+    fn name(&self) -> String {
+        "channel".to_string()
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn poll(&mut self) -> Result<SourcePoll> {
+        loop {
+            let batch = match self.receiver.try_recv() {
+                Ok(batch) => batch,
+                Err(TryRecvError::Empty) => return Ok(SourcePoll::Pending),
+                Err(TryRecvError::Disconnected) => return Ok(SourcePoll::Finished),
+            };
+            let rows = batch.num_rows() as u64;
+            let skip = self.rows_to_skip.min(rows);
+            self.rows_to_skip -= skip;
+            self.received_rows += rows;
+            if skip < rows {
+                let batch = batch.slice(skip as usize, (rows - skip) as usize);
+                return Ok(SourcePoll::Batch {
+                    partition: 0,
+                    batch,
+                });
+            }
+        }
+    }
+
+    fn offsets(&self) -> Vec<u64> {
+        vec![self.received_rows + self.rows_to_skip]
+    }
+
+    /// The sender replays from its first row after a restart; the first `offset` rows it sends
+    /// are skipped, having been processed before.
+    fn seek(&mut self, offsets: &[u64]) -> Result<()> {
+        self.rows_to_skip = one_offset(self, offsets)?;
+        self.received_rows = 0;
+        Ok(())
+    }
+}
