@@ -75,8 +75,13 @@ fn run(
     (sink.batches().unwrap(), stats)
 }
 
-/// (window_start, window_end, key) -> (n, total), in emission order checked separately.
-fn windows_of(batches: &[RecordBatch]) -> Vec<((i64, i64, String), (i64, i64))> {
+/// A window and key: (window_start, window_end, key).
+type WindowKey = (i64, i64, String);
+/// A window's aggregates: (n, total).
+type Totals = (i64, i64);
+
+/// Each output row's window, key and aggregates, in emission order.
+fn windows_of(batches: &[RecordBatch]) -> Vec<(WindowKey, Totals)> {
     let mut rows = Vec::new();
     for batch in batches {
         let start = batch.column(0).as_primitive::<Int64Type>();
@@ -94,11 +99,11 @@ fn windows_of(batches: &[RecordBatch]) -> Vec<((i64, i64, String), (i64, i64))> 
     rows
 }
 
-fn sorted(rows: Vec<((i64, i64, String), (i64, i64))>) -> BTreeMap<(i64, i64, String), (i64, i64)> {
+fn sorted(rows: Vec<(WindowKey, Totals)>) -> BTreeMap<WindowKey, Totals> {
     rows.into_iter().collect()
 }
 
-fn expected(rows: &[(i64, i64, &str, i64, i64)]) -> BTreeMap<(i64, i64, String), (i64, i64)> {
+fn expected(rows: &[(i64, i64, &str, i64, i64)]) -> BTreeMap<WindowKey, Totals> {
     rows.iter()
         .map(|&(start, end, key, n, total)| ((start, end, key.to_string()), (n, total)))
         .collect()
