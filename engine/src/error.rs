@@ -135,6 +135,10 @@ impl From<sabot_exec::ExecError> for SabotError {
                 other => other,
             },
             ExecError::Cancelled => SabotError::Cancelled,
+            ExecError::InvalidStream(message) => SabotError::InvalidArgument { message },
+            ExecError::Source { .. } | ExecError::Sink { .. } => SabotError::Execution {
+                message: error.to_string(),
+            },
             ExecError::Arrow { .. }
             | ExecError::Kernel { .. }
             | ExecError::Internal { .. }

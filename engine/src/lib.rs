@@ -1,5 +1,5 @@
-//! Sabot: analytics on Apache Arrow — batch SQL, a Spark-style DataFrame API and (soon)
-//! event-time streaming in one engine.
+//! Sabot: analytics on Apache Arrow — batch SQL, a Spark-style DataFrame API and event-time
+//! streaming in one engine.
 //!
 //! ```no_run
 //! use sabot::expr::{col, lit, sum};
@@ -23,8 +23,10 @@ pub mod execution;
 pub mod expr;
 pub mod format;
 pub mod kv_bench;
+pub mod nexmark_bench;
 pub mod session;
 pub mod stats;
+pub mod stream;
 pub mod tpch;
 
 pub use arrow;
@@ -35,3 +37,4 @@ pub use format::OutputFormat;
 pub use sabot_exec::CancelHandle;
 pub use session::{CsvOptions, Sabot, SabotBuilder, Settings};
 pub use stats::Stats;
+pub use stream::{KeyedStream, Stream, StreamJob, Window, WindowedStream};

@@ -211,6 +211,11 @@ impl Sabot {
         SabotBuilder::default()
     }
 
+    /// A stream of `source`'s rows; see [`Stream`](crate::Stream).
+    pub fn stream(&self, source: impl crate::stream::StreamSource + 'static) -> crate::Stream {
+        crate::Stream::new(self.inner.context.clone(), Box::new(source))
+    }
+
     /// The settings this session was built with.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings

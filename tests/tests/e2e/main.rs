@@ -5,5 +5,6 @@ mod bad_input;
 mod cancellation;
 mod common;
 mod dataframe_api;
+mod nexmark_streams;
 mod scan_pruning;
 mod tpch_answers;

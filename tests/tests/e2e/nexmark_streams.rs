@@ -1,0 +1,107 @@
+//! The Nexmark queries of `sabot bench nexmark`, run as streams, give the same rows as the
+//! same questions asked in batch SQL over the same generated events.
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use sabot::Sabot;
+use sabot::stream::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
+
+const EVENTS: u64 = 300_000;
+
+fn session_with_bids() -> Sabot {
+    let sabot = Sabot::builder().threads(2).build().unwrap();
+    let generator = NexmarkGenerator::try_new(NexmarkConfig::default()).unwrap();
+    let bids = generator.generate(NexmarkTable::Bid, 0, EVENTS).unwrap();
+    sabot
+        .register_batches("bid", bids.schema(), vec![bids])
+        .unwrap();
+    sabot
+}
+
+/// Every row as text, sorted.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let fields: Vec<String> = formatters
+                .iter()
+                .map(|formatter| formatter.value(row).to_string())
+                .collect();
+            rows.push(fields.join("|"));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+fn assert_stream_matches_sql(query: &str, sql: &str) {
+    let sabot = session_with_bids();
+    let streamed = sabot::nexmark_bench::query(&sabot, query, &NexmarkConfig::default(), EVENTS)
+        .unwrap()
+        .collect()
+        .unwrap();
+    let expected = sabot.sql(sql).unwrap().collect().unwrap();
+    let (streamed, expected) = (rows(&streamed), rows(&expected));
+    assert!(!expected.is_empty(), "{query}: the SQL gives no rows");
+    assert_eq!(streamed.len(), expected.len(), "{query}: row counts differ");
+    assert_eq!(streamed, expected, "{query}");
+}
+
+#[test]
+fn q0_passes_every_bid_through() {
+    assert_stream_matches_sql(
+        "q0",
+        "SELECT auction, bidder, price, date_time, extra FROM bid",
+    );
+}
+
+#[test]
+fn q1_converts_prices() {
+    assert_stream_matches_sql(
+        "q1",
+        "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bid",
+    );
+}
+
+#[test]
+fn q2_selects_every_123rd_auction() {
+    assert_stream_matches_sql(
+        "q2",
+        "SELECT auction, price FROM bid WHERE auction % 123 = 0",
+    );
+}
+
+#[test]
+fn q5_finds_the_auctions_with_most_bids_per_sliding_window() {
+    assert_stream_matches_sql(
+        "q5",
+        "WITH windows AS (
+            SELECT auction, CAST(date_time AS BIGINT) / 2000 * 2000 - k * 2000 AS window_start
+            FROM bid CROSS JOIN (VALUES (0), (1), (2), (3), (4)) AS offsets(k)
+        ), counts AS (
+            SELECT auction, window_start, count(*) AS num FROM windows
+            GROUP BY auction, window_start
+        ), best AS (
+            SELECT window_start, max(num) AS top FROM counts GROUP BY window_start
+        )
+        SELECT c.auction, c.num FROM counts c
+        JOIN best b ON c.window_start = b.window_start AND c.num = b.top",
+    );
+}
+
+#[test]
+fn q7_finds_the_highest_bids_per_window() {
+    assert_stream_matches_sql(
+        "q7",
+        "WITH b AS (SELECT *, CAST(date_time AS BIGINT) / 10000 AS w FROM bid),
+        m AS (SELECT w, max(price) AS top FROM b GROUP BY w)
+        SELECT b.auction, b.price, b.bidder, b.date_time, b.extra FROM b
+        JOIN m ON b.w = m.w AND b.price = m.top",
+    );
+}
