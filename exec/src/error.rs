@@ -60,6 +60,9 @@ pub enum ExecError {
         source_name: String,
         message: String,
     },
+    /// A checkpoint could not be written or read back.
+    #[error("checkpoint in {}: {message}", dir.display())]
+    Checkpoint { dir: PathBuf, message: String },
     /// A stream's rows could not be written out.
     #[error("stream sink {sink}: {message}")]
     Sink { sink: String, message: String },

@@ -204,6 +204,34 @@ impl LsmState {
     fn checkpoint_dir(&self, checkpoint: u64) -> PathBuf {
         self.root.join("checkpoints").join(checkpoint.to_string())
     }
+
+    /// The ids of the snapshots kept, ascending.
+    pub fn checkpoints(&self) -> Result<Vec<u64>> {
+        let dir = self.root.join("checkpoints");
+        if !dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(StorageError::io(&dir))? {
+            let name = entry.map_err(StorageError::io(&dir))?.file_name();
+            if let Some(id) = name.to_str().and_then(|name| name.parse::<u64>().ok()) {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Deletes snapshot `checkpoint` (nothing when there is none).
+    pub fn remove_checkpoint(&self, checkpoint: u64) -> Result<()> {
+        let dir = self.checkpoint_dir(checkpoint);
+        match std::fs::remove_dir_all(&dir) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                Err(StorageError::io(&dir)(error))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Entries for RwLock<Db> {

@@ -272,6 +272,53 @@ impl Accumulator {
         }
     }
 
+    /// The state of groups `groups` as three columns (checkpoints): non-null input counts,
+    /// integer partials and floating-point partials.
+    pub(crate) fn state_columns(&self, groups: &[usize]) -> [ArrayRef; 3] {
+        let states: Vec<(i64, i64, f64)> =
+            groups.iter().map(|&group| self.state_of(group)).collect();
+        [
+            Arc::new(Int64Array::from_iter_values(
+                states.iter().map(|state| state.0),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                states.iter().map(|state| state.1),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                states.iter().map(|state| state.2),
+            )),
+        ]
+    }
+
+    /// Folds the states in `columns` (made by [`Accumulator::state_columns`]) into groups
+    /// `groups`, row `i` into `groups[i]`.
+    pub(crate) fn restore_states(&mut self, columns: &[ArrayRef], groups: &[usize]) -> Result<()> {
+        let [counts, ints, floats] = columns else {
+            return Err(ExecError::InvalidStream(
+                "aggregate state needs three columns".to_string(),
+            ));
+        };
+        let (Some(counts), Some(ints), Some(floats)) = (
+            counts.as_primitive_opt::<Int64Type>(),
+            ints.as_primitive_opt::<Int64Type>(),
+            floats.as_primitive_opt::<Float64Type>(),
+        ) else {
+            return Err(ExecError::InvalidStream(
+                "aggregate state columns have the wrong types".to_string(),
+            ));
+        };
+        if let Some(&largest) = groups.iter().max() {
+            self.resize(largest + 1);
+        }
+        for (row, &group) in groups.iter().enumerate() {
+            self.merge_state(
+                group,
+                (counts.value(row), ints.value(row), floats.value(row)),
+            )?;
+        }
+        Ok(())
+    }
+
     /// The results of groups `groups`, in that order.
     pub(crate) fn finish(&self, groups: &[usize]) -> Result<ArrayRef> {
         let counted = |group: usize| self.counts[group] > 0;

@@ -66,24 +66,31 @@ impl KeyEncoder {
 
     /// The keys of `batch`'s rows.
     pub(crate) fn encode(&self, batch: &RecordBatch) -> Result<EncodedKeys> {
-        let pick = |columns: &[usize]| -> Vec<ArrayRef> {
-            columns
-                .iter()
-                .map(|&index| batch.column(index).clone())
-                .collect()
+        let indices: &[usize] = match self {
+            KeyEncoder::Global => &[],
+            KeyEncoder::Packed { columns, .. } | KeyEncoder::Rows { columns, .. } => columns,
         };
+        let columns: Vec<ArrayRef> = indices
+            .iter()
+            .map(|&index| batch.column(index).clone())
+            .collect();
+        self.encode_columns(&columns, batch.num_rows())
+    }
+
+    /// The keys of `rows` rows whose key columns are `columns`.
+    pub(crate) fn encode_columns(&self, columns: &[ArrayRef], rows: usize) -> Result<EncodedKeys> {
         match self {
             KeyEncoder::Global => Ok(EncodedKeys::Global),
-            KeyEncoder::Packed { columns, packing } => {
-                let mut keys = Vec::with_capacity(batch.num_rows());
-                let mut usable = Vec::with_capacity(batch.num_rows());
+            KeyEncoder::Packed { packing, .. } => {
+                let mut keys = Vec::with_capacity(rows);
+                let mut usable = Vec::with_capacity(rows);
                 packing
-                    .pack(&pick(columns), &mut keys, &mut usable)
+                    .pack(columns, &mut keys, &mut usable)
                     .map_err(ExecError::kernel(OPERATOR))?;
                 Ok(EncodedKeys::Packed(keys))
             }
-            KeyEncoder::Rows { columns, converter } => converter
-                .convert_columns(&pick(columns))
+            KeyEncoder::Rows { converter, .. } => converter
+                .convert_columns(columns)
                 .map(EncodedKeys::Rows)
                 .map_err(ExecError::arrow(OPERATOR)),
         }

@@ -3,15 +3,17 @@
 //! window's end. Nexmark's "highest bid" (q7) and "hot items" (q5) are this operator.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::compute::{cast, concat_batches, take_record_batch};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::operator::{StreamEvent, StreamOperator};
+use super::snapshot;
 use super::time::event_times;
-use super::window_aggregate::checked_time_field;
+use super::window_aggregate::{check_state_schema, checked_time_field};
 use crate::error::{ExecError, Result};
 
 const OPERATOR: &str = "window max rows";
@@ -42,6 +44,7 @@ struct Best {
 /// Keeps, per window, the rows with the largest value of a column.
 pub struct WindowMaxRows {
     schema: SchemaRef,
+    state_schema: SchemaRef,
     window: MaxRowsWindow,
     value_column: usize,
     float_values: bool,
@@ -92,7 +95,15 @@ impl WindowMaxRows {
                 )));
             }
         };
+        let mut state_fields: Vec<Field> = input
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .collect();
+        state_fields.push(Field::new("__window_start", DataType::Int64, false));
+        state_fields.push(Field::new("__window_end", DataType::Int64, false));
         Ok(WindowMaxRows {
+            state_schema: Arc::new(Schema::new(state_fields)),
             schema: input.clone(),
             window,
             value_column,
@@ -254,5 +265,46 @@ impl StreamOperator for WindowMaxRows {
 
     fn late_rows(&self) -> u64 {
         self.late_rows
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut parts: Vec<RecordBatch> = Vec::new();
+        for (&start, best) in &self.windows {
+            for rows in &best.rows {
+                let mut columns = rows.columns().to_vec();
+                columns.push(Arc::new(Int64Array::from(vec![start; rows.num_rows()])));
+                columns.push(Arc::new(Int64Array::from(vec![best.end; rows.num_rows()])));
+                parts.push(
+                    RecordBatch::try_new(self.state_schema.clone(), columns)
+                        .map_err(ExecError::arrow(OPERATOR))?,
+                );
+            }
+        }
+        let batch =
+            concat_batches(&self.state_schema, &parts).map_err(ExecError::arrow(OPERATOR))?;
+        snapshot::encode(&[self.emitted_through, self.late_rows as i64], &batch)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let (header, batch) = snapshot::decode(state)?;
+        check_state_schema(&batch, &self.state_schema, OPERATOR)?;
+        self.windows.clear();
+        self.emitted_through = i64::MIN;
+        let width = self.schema.fields().len();
+        let starts = event_times(batch.column(width), "window start")?.to_vec();
+        let ends = event_times(batch.column(width + 1), "window end")?.to_vec();
+        let rows = RecordBatch::try_new(self.schema.clone(), batch.columns()[..width].to_vec())
+            .map_err(ExecError::arrow(OPERATOR))?;
+        let values = self.values(&rows)?;
+        let mut rows_per_window: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
+        for (row, (&start, &end)) in starts.iter().zip(&ends).enumerate() {
+            rows_per_window.entry((start, end)).or_default().push(row);
+        }
+        for ((start, end), window_rows) in rows_per_window {
+            self.offer(&rows, start, end, &window_rows, &values)?;
+        }
+        self.emitted_through = snapshot::header_value(&header, 0, OPERATOR)?;
+        self.late_rows = snapshot::header_value(&header, 1, OPERATOR)? as u64;
+        Ok(())
     }
 }

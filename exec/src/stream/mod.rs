@@ -6,6 +6,8 @@
 //! endless input.
 
 mod accumulator;
+mod checkpoint;
+mod file_sink;
 mod group_index;
 mod max_rows;
 mod nexmark;
@@ -13,6 +15,7 @@ mod operator;
 mod pipeline;
 mod session_window;
 mod sink;
+mod snapshot;
 mod source;
 mod stateless;
 mod time;
@@ -20,6 +23,8 @@ mod watermark;
 mod window_aggregate;
 
 pub use accumulator::{AggregateCall, AggregateKind};
+pub use checkpoint::CheckpointConfig;
+pub use file_sink::{FileFormat, FileSink};
 pub use max_rows::{MaxRowsWindow, WindowMaxRows};
 pub use nexmark::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
 pub use operator::{StreamEvent, StreamOperator};

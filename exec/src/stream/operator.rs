@@ -4,7 +4,7 @@
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use crate::error::Result;
+use crate::error::{ExecError, Result};
 
 /// What flows between streaming operators.
 #[derive(Debug, Clone)]
@@ -39,5 +39,22 @@ pub trait StreamOperator: Send {
     /// Rows it dropped because they arrived after their window had been emitted.
     fn late_rows(&self) -> u64 {
         0
+    }
+
+    /// Its state at a checkpoint, as bytes (empty for stateless operators). Called between
+    /// batches: every earlier row has been processed, no later one has.
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Takes back a state [`StreamOperator::snapshot`] gave, replacing its own.
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if state.is_empty() {
+            return Ok(());
+        }
+        Err(ExecError::InvalidStream(
+            "the checkpoint holds state for an operator that keeps none; was the query changed?"
+                .to_string(),
+        ))
     }
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::checkpoint::{CheckpointConfig, Checkpointer, SavedCheckpoint};
 use super::operator::{StreamEvent, StreamOperator};
 use super::sink::StreamSink;
 use super::source::{SourcePoll, StreamSource};
@@ -30,6 +31,10 @@ pub struct PipelineStats {
     pub final_state_rows: usize,
     /// Whether the run was stopped before its source finished.
     pub stopped: bool,
+    /// Checkpoints completed.
+    pub checkpoints: u64,
+    /// The checkpoint the run resumed from.
+    pub restored_from: Option<u64>,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -40,6 +45,7 @@ pub struct StreamPipeline {
     watermarks: Option<(WatermarkSpec, usize)>,
     operators: Vec<Box<dyn StreamOperator>>,
     sink: Box<dyn StreamSink>,
+    checkpoints: Option<CheckpointConfig>,
 }
 
 impl StreamPipeline {
@@ -70,7 +76,15 @@ impl StreamPipeline {
             watermarks,
             operators,
             sink,
+            checkpoints: None,
         })
+    }
+
+    /// Checkpoints the pipeline as `config` says; a run first resumes from the latest complete
+    /// checkpoint in `config.dir`, if there is one.
+    pub fn with_checkpoints(mut self, config: CheckpointConfig) -> StreamPipeline {
+        self.checkpoints = Some(config);
+        self
     }
 
     /// Runs until the source finishes (then every open window is emitted and the sink
@@ -78,6 +92,17 @@ impl StreamPipeline {
     pub fn run(mut self, stop: &CancelHandle) -> Result<PipelineStats> {
         let started = Instant::now();
         let mut stats = PipelineStats::default();
+        let mut checkpointer = match &self.checkpoints {
+            None => None,
+            Some(config) => {
+                let (checkpointer, saved) = Checkpointer::open(config)?;
+                if let Some(saved) = saved {
+                    self.restore(&saved)?;
+                    stats.restored_from = Some(saved.id);
+                }
+                Some(checkpointer)
+            }
+        };
         let mut tracker = self.watermarks.as_ref().map(|(spec, _)| {
             WatermarkTracker::new(
                 self.source.partitions(),
@@ -121,12 +146,21 @@ impl StreamPipeline {
                 }
                 SourcePoll::Finished => {
                     self.emit_watermark(i64::MAX, &mut stats)?;
+                    if let Some(checkpointer) = checkpointer.as_mut() {
+                        self.checkpoint(checkpointer, &mut stats)?;
+                    }
                     self.sink.finish()?;
                     break;
                 }
             }
             if let Some(watermark) = tracker.as_mut().and_then(WatermarkTracker::advance) {
                 self.emit_watermark(watermark, &mut stats)?;
+            }
+            if let Some(checkpointer) = checkpointer
+                .as_mut()
+                .filter(|checkpointer| checkpointer.due())
+            {
+                self.checkpoint(checkpointer, &mut stats)?;
             }
         }
         stats.final_state_rows = self.state_rows();
@@ -137,6 +171,47 @@ impl StreamPipeline {
             .sum();
         stats.elapsed = started.elapsed();
         Ok(stats)
+    }
+
+    /// Takes a checkpoint between two batches: source offsets, operator states and the sink's
+    /// pre-commit are saved, the checkpoint is marked complete, then the sink commits.
+    fn checkpoint(
+        &mut self,
+        checkpointer: &mut Checkpointer,
+        stats: &mut PipelineStats,
+    ) -> Result<()> {
+        let id = checkpointer.next_id();
+        let operators = self
+            .operators
+            .iter()
+            .map(|operator| operator.snapshot())
+            .collect::<Result<Vec<_>>>()?;
+        let saved = SavedCheckpoint {
+            id,
+            source_offsets: self.source.offsets(),
+            operators,
+            sink: self.sink.pre_commit(id)?,
+        };
+        checkpointer.complete(&saved)?;
+        self.sink.commit(id)?;
+        stats.checkpoints += 1;
+        Ok(())
+    }
+
+    fn restore(&mut self, saved: &SavedCheckpoint) -> Result<()> {
+        if saved.operators.len() != self.operators.len() {
+            return Err(ExecError::InvalidStream(format!(
+                "checkpoint {} was taken by a pipeline of {} operators, this one has {}; was the query changed?",
+                saved.id,
+                saved.operators.len(),
+                self.operators.len()
+            )));
+        }
+        self.source.seek(&saved.source_offsets)?;
+        for (operator, state) in self.operators.iter_mut().zip(&saved.operators) {
+            operator.restore(state)?;
+        }
+        self.sink.restore(&saved.sink)
     }
 
     fn emit_watermark(&mut self, watermark: i64, stats: &mut PipelineStats) -> Result<()> {

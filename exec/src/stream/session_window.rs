@@ -7,15 +7,18 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use hashbrown::HashMap;
 
 use super::accumulator::{Accumulator, AggregateCall};
 use super::group_index::{KeyEncoder, OwnedKey};
 use super::operator::{StreamEvent, StreamOperator};
+use super::snapshot;
 use super::time::{event_times, time_array};
-use super::window_aggregate::{checked_time_field, window_fields};
+use super::window_aggregate::{
+    check_state_schema, checked_time_field, state_schema, window_fields,
+};
 use crate::error::{ExecError, Result};
 
 const OPERATOR: &str = "session window";
@@ -32,6 +35,7 @@ struct Session {
 /// Aggregates keyed rows per session window.
 pub struct SessionWindowAggregate {
     schema: SchemaRef,
+    state_schema: SchemaRef,
     time_column: usize,
     time_name: String,
     gap: i64,
@@ -78,8 +82,14 @@ impl SessionWindowAggregate {
             fields.push(call.output_field(input)?);
             accumulators.push(Accumulator::try_new(call, input)?);
         }
+        let schema = Arc::new(Schema::new(fields));
+        let bounds = vec![
+            Field::new("start", DataType::Int64, false),
+            Field::new("end", DataType::Int64, false),
+        ];
         Ok(SessionWindowAggregate {
-            schema: Arc::new(Schema::new(fields)),
+            state_schema: state_schema(bounds, &schema, aggregates.len()),
+            schema,
             time_column,
             time_name: time_field.name().clone(),
             gap,
@@ -249,6 +259,74 @@ impl StreamOperator for SessionWindowAggregate {
 
     fn late_rows(&self) -> u64 {
         self.late_rows
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut open: Vec<(Session, OwnedKey)> = self
+            .sessions
+            .iter()
+            .flat_map(|(key, sessions)| sessions.iter().map(|session| (*session, key.clone())))
+            .collect();
+        open.sort_by_key(|(session, _)| (session.end, session.start));
+        let starts = open.iter().map(|(session, _)| session.start).collect();
+        let ends = open.iter().map(|(session, _)| session.end).collect();
+        let mut columns = vec![
+            time_array(starts, &DataType::Int64),
+            time_array(ends, &DataType::Int64),
+        ];
+        let keys: Vec<OwnedKey> = open.iter().map(|(_, key)| key.clone()).collect();
+        columns.extend(self.keys.columns_of(&keys)?);
+        let slots: Vec<usize> = open.iter().map(|(session, _)| session.slot).collect();
+        for accumulator in &self.accumulators {
+            columns.extend(accumulator.state_columns(&slots));
+        }
+        let batch = RecordBatch::try_new(self.state_schema.clone(), columns)
+            .map_err(ExecError::arrow(OPERATOR))?;
+        snapshot::encode(&[self.emitted_through, self.late_rows as i64], &batch)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let (header, batch) = snapshot::decode(state)?;
+        check_state_schema(&batch, &self.state_schema, OPERATOR)?;
+        self.emitted_through = snapshot::header_value(&header, 0, OPERATOR)?;
+        self.late_rows = snapshot::header_value(&header, 1, OPERATOR)? as u64;
+        self.sessions.clear();
+        self.free_slots.clear();
+        self.slots = 0;
+        self.open_sessions = 0;
+        self.earliest_end = None;
+        for accumulator in &mut self.accumulators {
+            *accumulator = accumulator.empty_like();
+        }
+        let rows = batch.num_rows();
+        let starts = event_times(batch.column(0), "start")?;
+        let ends = event_times(batch.column(1), "end")?;
+        let key_count = self.state_schema.fields().len() - 2 - 3 * self.accumulators.len();
+        let keys = self
+            .keys
+            .encode_columns(&batch.columns()[2..2 + key_count], rows)?;
+        let slots: Vec<usize> = (0..rows).map(|_| self.new_slot()).collect();
+        for (index, accumulator) in self.accumulators.iter_mut().enumerate() {
+            let first = 2 + key_count + 3 * index;
+            accumulator.restore_states(&batch.columns()[first..first + 3], &slots)?;
+        }
+        for row in 0..rows {
+            let session = Session {
+                start: starts[row],
+                end: ends[row],
+                slot: slots[row],
+            };
+            self.earliest_end = Some(
+                self.earliest_end
+                    .map_or(session.end, |end| end.min(session.end)),
+            );
+            self.open_sessions += 1;
+            let key = self.keys.owned_key(&keys, row);
+            let sessions = self.sessions.entry(key).or_default();
+            sessions.push(session);
+            sessions.sort_by_key(|session| session.start);
+        }
+        Ok(())
     }
 }
 

@@ -7,10 +7,29 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{ExecError, Result};
 
-/// The end of a streaming pipeline.
+/// The end of a streaming pipeline. Sinks that give exactly-once output take part in
+/// checkpoints as two-phase commits: `pre_commit` makes what was written durable but not yet
+/// visible, `commit` makes it visible once the checkpoint is complete, and `restore` (after a
+/// restart) finishes the commit of the restored checkpoint and discards anything later.
 pub trait StreamSink: Send {
     /// Takes output rows.
     fn write(&mut self, batch: RecordBatch) -> Result<()>;
+
+    /// Checkpoint `checkpoint` is being taken: make everything written so far durable but
+    /// invisible; the returned bytes are saved with the checkpoint.
+    fn pre_commit(&mut self, _checkpoint: u64) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Checkpoint `checkpoint` is complete: make what was pre-committed for it visible.
+    fn commit(&mut self, _checkpoint: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// The pipeline restarts from a checkpoint whose pre-commit returned `state`.
+    fn restore(&mut self, _state: &[u8]) -> Result<()> {
+        Ok(())
+    }
 
     /// The input has ended; everything written must be out when this returns.
     fn finish(&mut self) -> Result<()> {

@@ -7,15 +7,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::array::UInt32Array;
-use arrow::compute::take_record_batch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::compute::{concat, take_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use super::accumulator::{Accumulator, AggregateCall};
 use super::group_index::{GroupIndex, KeyEncoder};
 use super::operator::{StreamEvent, StreamOperator};
+use super::snapshot;
 use super::time::{WINDOW_END, WINDOW_START, event_times, is_time_type, time_array};
 use crate::error::{ExecError, Result};
 
@@ -41,6 +41,7 @@ struct Pane {
 /// Aggregates keyed rows per tumbling or hopping window.
 pub struct WindowAggregate {
     schema: SchemaRef,
+    state_schema: SchemaRef,
     time_column: usize,
     time_name: String,
     size: i64,
@@ -95,8 +96,11 @@ impl WindowAggregate {
             fields.push(call.output_field(input)?);
             prototypes.push(Accumulator::try_new(call, input)?);
         }
+        let schema = Arc::new(Schema::new(fields));
+        let pane_start = Field::new("pane_start", DataType::Int64, false);
         Ok(WindowAggregate {
-            schema: Arc::new(Schema::new(fields)),
+            state_schema: state_schema(vec![pane_start], &schema, aggregates.len()),
+            schema,
             time_column,
             time_name: time_field.name().clone(),
             size,
@@ -261,6 +265,117 @@ impl StreamOperator for WindowAggregate {
     fn late_rows(&self) -> u64 {
         self.late_rows
     }
+
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.state_schema.fields().len()];
+        for (&start, pane) in &self.panes {
+            let groups: Vec<usize> = (0..pane.index.len()).collect();
+            let mut columns = vec![time_array(vec![start; groups.len()], &DataType::Int64)];
+            columns.extend(self.keys.key_columns(&pane.index, &groups)?);
+            for accumulator in &pane.accumulators {
+                columns.extend(accumulator.state_columns(&groups));
+            }
+            for (part, column) in parts.iter_mut().zip(columns) {
+                part.push(column);
+            }
+        }
+        let batch = concat_columns(&self.state_schema, parts)?;
+        snapshot::encode(&[self.emitted_through, self.late_rows as i64], &batch)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let (header, batch) = snapshot::decode(state)?;
+        check_state_schema(&batch, &self.state_schema, OPERATOR)?;
+        self.emitted_through = snapshot::header_value(&header, 0, OPERATOR)?;
+        self.late_rows = snapshot::header_value(&header, 1, OPERATOR)? as u64;
+        self.panes.clear();
+        let starts = event_times(batch.column(0), "pane_start")?.to_vec();
+        let key_count = self.schema.fields().len() - 2 - self.prototypes.len();
+        let mut row = 0;
+        while row < starts.len() {
+            let start = starts[row];
+            let len = starts[row..]
+                .iter()
+                .take_while(|&&other| other == start)
+                .count();
+            let part = batch.slice(row, len);
+            let key_columns = &part.columns()[1..1 + key_count];
+            let keys = self.keys.encode_columns(key_columns, len)?;
+            let mut pane = Pane {
+                index: self.keys.new_index(),
+                accumulators: self
+                    .prototypes
+                    .iter()
+                    .map(Accumulator::empty_like)
+                    .collect(),
+            };
+            let mut group_ids = Vec::with_capacity(len);
+            pane.index
+                .intern(&keys, &(0..len).collect::<Vec<_>>(), &mut group_ids)?;
+            for (index, accumulator) in pane.accumulators.iter_mut().enumerate() {
+                let first = 1 + key_count + 3 * index;
+                accumulator.restore_states(&part.columns()[first..first + 3], &group_ids)?;
+            }
+            self.panes.insert(start, pane);
+            row += len;
+        }
+        Ok(())
+    }
+}
+
+/// The schema of a window operator's saved state: `leading` columns, the key columns (the
+/// output's fields after the window bounds), then three state columns per aggregate.
+pub(crate) fn state_schema(leading: Vec<Field>, output: &Schema, aggregates: usize) -> SchemaRef {
+    let keys = output.fields().len() - 2 - aggregates;
+    let mut fields = leading;
+    fields.extend(
+        output.fields()[2..2 + keys]
+            .iter()
+            .map(|field| field.as_ref().clone()),
+    );
+    for index in 0..aggregates {
+        fields.push(Field::new(format!("count_{index}"), DataType::Int64, false));
+        fields.push(Field::new(format!("int_{index}"), DataType::Int64, false));
+        fields.push(Field::new(
+            format!("float_{index}"),
+            DataType::Float64,
+            false,
+        ));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// One batch of `schema` from each column's parts (an empty batch when there are none).
+pub(crate) fn concat_columns(schema: &SchemaRef, parts: Vec<Vec<ArrayRef>>) -> Result<RecordBatch> {
+    if parts.first().is_none_or(|part| part.is_empty()) {
+        return Ok(RecordBatch::new_empty(schema.clone()));
+    }
+    let columns = parts
+        .iter()
+        .map(|part| {
+            let arrays: Vec<&dyn arrow::array::Array> =
+                part.iter().map(|array| array.as_ref()).collect();
+            concat(&arrays)
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(ExecError::arrow("state snapshot"))?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(ExecError::arrow("state snapshot"))
+}
+
+/// Checks that saved state has the columns the operator expects.
+pub(crate) fn check_state_schema(
+    batch: &RecordBatch,
+    expected: &SchemaRef,
+    operator: &str,
+) -> Result<()> {
+    if batch.schema().fields() != expected.fields() {
+        return Err(ExecError::InvalidStream(format!(
+            "the checkpoint's {operator} state has columns {:?}, not {:?}; was the query changed?",
+            batch.schema().fields(),
+            expected.fields()
+        )));
+    }
+    Ok(())
 }
 
 /// The event-time field `time_column` of `input`, checked to hold times.

@@ -3,4 +3,5 @@
 //! against the `nexmark` crate's model.
 
 mod nexmark_model;
+mod recovery;
 mod windows;
