@@ -288,7 +288,37 @@ impl DataFrame {
 
     /// Runs the query and returns its result.
     pub fn collect(self) -> Result<Vec<RecordBatch>> {
+        if self.reads_stream() {
+            return self.stream()?.collect();
+        }
         Ok(self.execute()?.batches)
+    }
+
+    /// Whether the query reads a stream table (it then runs as a stream).
+    pub fn reads_stream(&self) -> bool {
+        let streams = &self.session.streams;
+        sabot_planner::reads_stream(self.frame.logical_plan(), &|name| streams.contains(name))
+    }
+
+    /// The query, which reads one stream table, as a [`Stream`](crate::Stream): filters,
+    /// projections and a GROUP BY with one window function (`tumble(time, size)`,
+    /// `hop(time, slide, size)` or `session(time, gap)`) become streaming operators.
+    pub fn stream(self) -> Result<crate::Stream> {
+        let (state, plan) = self.frame.into_parts();
+        let optimized = state.optimize(&plan)?;
+        let streams = &self.session.streams;
+        let planned = sabot_planner::plan_stream(&optimized, state.execution_props(), &|name| {
+            streams.contains(name)
+        })?;
+        let table = streams.get(&planned.source_table).ok_or_else(|| {
+            SabotError::invalid_argument(format!("{} is not a stream table", planned.source_table))
+        })?;
+        let source = (table.factory)()?;
+        let mut stream = crate::Stream::new(self.session.context().clone(), source);
+        if let Some((column, delay)) = &table.watermark {
+            stream = stream.with_watermark(column, *delay)?;
+        }
+        Ok(stream.then_all(planned.operators))
     }
 
     /// Runs the query and returns its result with what it scanned and any fallbacks.

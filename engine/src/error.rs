@@ -136,9 +136,11 @@ impl From<sabot_exec::ExecError> for SabotError {
             },
             ExecError::Cancelled => SabotError::Cancelled,
             ExecError::InvalidStream(message) => SabotError::InvalidArgument { message },
-            ExecError::Source { .. } | ExecError::Sink { .. } => SabotError::Execution {
-                message: error.to_string(),
-            },
+            ExecError::Source { .. } | ExecError::Sink { .. } | ExecError::Checkpoint { .. } => {
+                SabotError::Execution {
+                    message: error.to_string(),
+                }
+            }
             ExecError::Arrow { .. }
             | ExecError::Kernel { .. }
             | ExecError::Internal { .. }

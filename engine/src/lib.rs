@@ -27,6 +27,7 @@ pub mod nexmark_bench;
 pub mod session;
 pub mod stats;
 pub mod stream;
+pub mod stream_table;
 pub mod tpch;
 
 pub use arrow;
@@ -38,3 +39,4 @@ pub use sabot_exec::CancelHandle;
 pub use session::{CsvOptions, Sabot, SabotBuilder, Settings};
 pub use stats::Stats;
 pub use stream::{KeyedStream, Stream, StreamJob, Window, WindowedStream};
+pub use stream_table::StreamTable;

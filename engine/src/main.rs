@@ -53,6 +53,37 @@ enum Command {
     /// Benchmarks that compare engines side by side in one run
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run one streaming SQL query over a source's stream tables until the source ends (or
+    /// Ctrl-C). Windows: GROUP BY tumble(time, size), hop(time, slide, size) or
+    /// session(time, gap), each giving the window's start. Without --sink, rows are printed as
+    /// windows close; with --checkpoint-dir, a restart resumes from the latest checkpoint and
+    /// --sink files appear exactly once (when the checkpoint covering them completes).
+    Stream(StreamArgs),
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    /// File holding the query
+    #[arg(long, value_name = "FILE")]
+    sql: PathBuf,
+    /// The source: `nexmark` (tables person, auction, bid; event time in date_time)
+    #[arg(long, default_value = "nexmark")]
+    source: String,
+    /// Stop after this many source events [default: endless]
+    #[arg(long)]
+    events: Option<u64>,
+    /// Write rows to files in DIR (see --format) instead of printing them
+    #[arg(long, value_name = "DIR")]
+    sink: Option<PathBuf>,
+    /// Format of --sink files: parquet or jsonl
+    #[arg(long, default_value = "parquet")]
+    format: String,
+    /// Checkpoint into DIR (and resume from it)
+    #[arg(long, value_name = "DIR")]
+    checkpoint_dir: Option<PathBuf>,
+    /// Milliseconds between checkpoints
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_interval_ms: u64,
 }
 
 #[derive(Args)]
@@ -198,6 +229,7 @@ fn run(cli: Cli) -> Result<()> {
             no_large_fill,
             json,
         }) => run_kv_bench(&cli.session, keys, !no_large_fill, json.as_deref()),
+        Command::Stream(args) => run_stream(&cli.session, args),
         Command::Bench(BenchCommand::Nexmark {
             events,
             queries,
@@ -352,6 +384,78 @@ fn run_kv_bench(
         write_json(path, &report)?;
     }
     Ok(())
+}
+
+fn run_stream(session_args: &SessionArgs, args: StreamArgs) -> Result<()> {
+    use sabot::stream::{FileFormat, FileSink, NexmarkConfig, StreamSink};
+    let sabot = session(session_args, Engine::default())?;
+    match args.source.as_str() {
+        "nexmark" => sabot.register_nexmark(NexmarkConfig::default(), args.events)?,
+        other => {
+            return Err(SabotError::InvalidArgument {
+                message: format!("unknown source {other}; known: nexmark"),
+            });
+        }
+    }
+    let text = std::fs::read_to_string(&args.sql).map_err(|error| SabotError::Io {
+        path: args.sql.clone(),
+        source: error,
+    })?;
+    let mut stream = sabot.sql(&text)?.stream()?;
+    if let Some(dir) = &args.checkpoint_dir {
+        stream = stream.with_checkpoints(
+            dir,
+            std::time::Duration::from_millis(args.checkpoint_interval_ms),
+        );
+    }
+    let sink: Box<dyn StreamSink> = match &args.sink {
+        Some(dir) => {
+            let format = match args.format.as_str() {
+                "parquet" => FileFormat::Parquet,
+                "jsonl" => FileFormat::JsonLines,
+                other => {
+                    return Err(SabotError::InvalidArgument {
+                        message: format!("unknown --format {other}; known: parquet, jsonl"),
+                    });
+                }
+            };
+            Box::new(FileSink::try_new(dir, format)?)
+        }
+        None => Box::new(PrintSink),
+    };
+    let job = stream.start(sink)?;
+    sabot.cancel_on_interrupt(&job.stop_handle());
+    let stats = job.wait()?;
+    eprintln!(
+        "{} rows in, {} rows out, {} late, {} checkpoints{} in {:.3} s{}",
+        stats.rows_in,
+        stats.rows_out,
+        stats.late_rows,
+        stats.checkpoints,
+        stats
+            .restored_from
+            .map(|id| format!(" (resumed from checkpoint {id})"))
+            .unwrap_or_default(),
+        stats.elapsed.as_secs_f64(),
+        if stats.stopped { ", stopped" } else { "" }
+    );
+    Ok(())
+}
+
+/// Prints each batch of a stream's output as a table as it arrives.
+struct PrintSink;
+
+impl sabot::stream::StreamSink for PrintSink {
+    fn write(&mut self, batch: arrow::record_batch::RecordBatch) -> sabot::stream::ExecResult<()> {
+        let text = arrow::util::pretty::pretty_format_batches(&[batch]).map_err(|error| {
+            sabot::stream::ExecError::Sink {
+                sink: "stdout".to_string(),
+                message: error.to_string(),
+            }
+        })?;
+        println!("{text}");
+        Ok(())
+    }
 }
 
 fn run_nexmark_bench(

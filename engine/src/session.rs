@@ -12,6 +12,9 @@ use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use sabot_exec::stream::{NexmarkConfig, NexmarkSource, NexmarkTable};
+
+use crate::stream_table::{StreamTable, StreamTables};
 
 use sabot_exec::{CancelHandle, Executor};
 use sabot_scheduler::Scheduler;
@@ -110,6 +113,9 @@ impl SabotBuilder {
             .with_target_partitions(threads)
             .with_information_schema(true);
         let context = SessionContext::new_with_config_rt(config, runtime_env.build_arc()?);
+        for function in sabot_planner::window_functions() {
+            context.register_udf(function);
+        }
 
         let scheduler = Scheduler::new(threads).map_err(|error| SabotError::Execution {
             message: format!("cannot start the scheduler: {error}"),
@@ -131,6 +137,7 @@ impl SabotBuilder {
                 runtime: Mutex::new(Some(runtime)),
                 shut_down: AtomicBool::new(false),
                 stats: StatsCounters::default(),
+                streams: StreamTables::default(),
                 settings: Settings {
                     threads,
                     memory_limit_bytes: self.memory_limit_bytes,
@@ -158,10 +165,15 @@ pub(crate) struct SessionInner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     shut_down: AtomicBool,
     pub(crate) stats: StatsCounters,
+    pub(crate) streams: StreamTables,
     settings: Settings,
 }
 
 impl SessionInner {
+    pub(crate) fn context(&self) -> &SessionContext {
+        &self.context
+    }
+
     pub(crate) fn executor(&self) -> &Executor {
         &self.executor
     }
@@ -209,6 +221,41 @@ impl Sabot {
     /// A builder for a session with chosen settings.
     pub fn builder() -> SabotBuilder {
         SabotBuilder::default()
+    }
+
+    /// Registers a stream table SQL can read as `name`; queries over it run as streams
+    /// ([`DataFrame::stream`](crate::DataFrame::stream)).
+    pub fn register_stream(&self, name: &str, table: StreamTable) -> Result<()> {
+        let schema = (table.factory)()?.schema();
+        let placeholder = MemTable::try_new(schema, vec![Vec::new()])?;
+        self.inner.context.deregister_table(name)?;
+        self.inner
+            .context
+            .register_table(name, Arc::new(placeholder))?;
+        self.inner.streams.insert(name, table);
+        Ok(())
+    }
+
+    /// Registers Nexmark's `person`, `auction` and `bid` streams from the columnar generator
+    /// (event time in `date_time`, in order), stopping after `events` events when given.
+    pub fn register_nexmark(&self, config: NexmarkConfig, events: Option<u64>) -> Result<()> {
+        for table in [
+            NexmarkTable::Person,
+            NexmarkTable::Auction,
+            NexmarkTable::Bid,
+        ] {
+            let config = config.clone();
+            let stream = StreamTable::new(move || {
+                let source = NexmarkSource::try_new(config.clone(), table)?;
+                Ok(match events {
+                    Some(events) => source.with_events(events),
+                    None => source,
+                })
+            })
+            .with_watermark("date_time", Duration::ZERO);
+            self.register_stream(table.name(), stream)?;
+        }
+        Ok(())
     }
 
     /// A stream of `source`'s rows; see [`Stream`](crate::Stream).

@@ -15,16 +15,18 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use sabot_exec::CancelHandle;
 use sabot_exec::stream::{
-    AggregateCall, AggregateKind, FilterOperator, MapOperator, MaxRowsWindow, ProjectOperator,
+    AggregateCall, CheckpointConfig, FilterOperator, MapOperator, MaxRowsWindow, ProjectOperator,
     SessionWindowAggregate, StreamOperator, StreamPipeline, WINDOW_END, WINDOW_START,
     WatermarkSpec, WindowAggregate, WindowMaxRows, WindowSpec, duration_in_units,
 };
 
 pub use sabot_exec::stream::{
-    ChannelSender, ChannelSource, CollectSink, CountSink, NexmarkConfig, NexmarkGenerator,
-    NexmarkSource, NexmarkTable, PipelineStats as StreamStats, SourcePoll, StreamSink,
-    StreamSource,
+    ChannelSender, ChannelSource, CollectSink, CountSink, FileFormat, FileSink, NexmarkConfig,
+    NexmarkGenerator, NexmarkSource, NexmarkTable, PipelineStats as StreamStats, SourcePoll,
+    StreamSink, StreamSource,
 };
+/// The error of sources, sinks and map functions (a [`SabotError`] converts from it).
+pub use sabot_exec::{ExecError, Result as ExecResult};
 
 use crate::error::{Result, SabotError};
 
@@ -69,6 +71,7 @@ pub struct Stream {
     time_column: Option<String>,
     operators: Vec<Box<dyn StreamOperator>>,
     schema: SchemaRef,
+    checkpoints: Option<CheckpointConfig>,
 }
 
 impl Stream {
@@ -81,7 +84,22 @@ impl Stream {
             time_column: None,
             operators: Vec::new(),
             schema,
+            checkpoints: None,
         }
+    }
+
+    /// Checkpoints every `interval` into `dir`; a run first resumes from the latest complete
+    /// checkpoint there. With a [`FileSink`], output is then exactly once across restarts.
+    pub fn with_checkpoints(
+        mut self,
+        dir: impl Into<std::path::PathBuf>,
+        interval: Duration,
+    ) -> Stream {
+        self.checkpoints = Some(CheckpointConfig {
+            dir: dir.into(),
+            interval,
+        });
+        self
     }
 
     /// The schema of the stream's rows at this step.
@@ -213,12 +231,15 @@ impl Stream {
     }
 
     fn pipeline(self, sink: Box<dyn StreamSink>) -> Result<StreamPipeline> {
-        Ok(StreamPipeline::try_new(
-            self.source,
-            self.watermark,
-            self.operators,
-            sink,
-        )?)
+        let pipeline = StreamPipeline::try_new(self.source, self.watermark, self.operators, sink)?;
+        Ok(match self.checkpoints {
+            Some(config) => pipeline.with_checkpoints(config),
+            None => pipeline,
+        })
+    }
+
+    pub(crate) fn then_all(self, operators: Vec<Box<dyn StreamOperator>>) -> Stream {
+        operators.into_iter().fold(self, Stream::then)
     }
 
     fn then(mut self, operator: Box<dyn StreamOperator>) -> Stream {
@@ -387,6 +408,11 @@ impl StreamJob {
         self.wait()
     }
 
+    /// A handle that stops the stream when cancelled (from any thread, or a Ctrl-C handler).
+    pub fn stop_handle(&self) -> CancelHandle {
+        self.stop.clone()
+    }
+
     /// Waits for the stream's source to finish.
     pub fn wait(self) -> Result<StreamStats> {
         match self.thread.join() {
@@ -398,47 +424,32 @@ impl StreamJob {
     }
 }
 
-/// The window aggregate `expression` (possibly aliased) computes.
+/// The window aggregate `expression` (possibly aliased) computes over `stream`'s columns.
 fn aggregate_call(expression: &Expr, stream: &Stream) -> Result<AggregateCall> {
-    let (inner, name) = match expression {
-        Expr::Alias(alias) => (alias.expr.as_ref(), alias.name.clone()),
-        other => (other, other.schema_name().to_string()),
+    let name = match expression {
+        Expr::Alias(alias) => alias.name.clone(),
+        other => other.schema_name().to_string(),
     };
-    let Expr::AggregateFunction(function) = inner else {
-        return Err(SabotError::invalid_argument(format!(
-            "{expression} is not an aggregate (count, sum, min, max or avg)"
-        )));
+    let mut column_of = |argument: &Expr| -> sabot_planner::Result<usize> {
+        let Expr::Column(column) = argument else {
+            return Err(sabot_planner::PlanError::Rewrite(
+                datafusion::error::DataFusionError::NotImplemented(format!(
+                    "{expression}: an aggregate's argument must be a column; select {argument} \
+                     as a column first"
+                )),
+            ));
+        };
+        stream.column_index(&column.name).map_err(|error| {
+            sabot_planner::PlanError::Rewrite(datafusion::error::DataFusionError::Plan(
+                error.to_string(),
+            ))
+        })
     };
-    let params = &function.params;
-    if params.distinct || params.filter.is_some() || !params.order_by.is_empty() {
-        return Err(SabotError::NotSupported {
-            message: format!("{expression} in a window: DISTINCT, FILTER and ORDER BY"),
-        });
-    }
-    let kind = match function.func.name() {
-        "count" => AggregateKind::Count,
-        "sum" => AggregateKind::Sum,
-        "min" => AggregateKind::Min,
-        "max" => AggregateKind::Max,
-        "avg" => AggregateKind::Avg,
-        other => {
-            return Err(SabotError::NotSupported {
-                message: format!("aggregate {other} in a window"),
-            });
-        }
-    };
-    let (kind, input) = match params.args.as_slice() {
-        [Expr::Column(column)] => (kind, Some(stream.column_index(&column.name)?)),
-        [Expr::Literal(value, _)] if kind == AggregateKind::Count && !value.is_null() => {
-            (AggregateKind::CountRows, None)
-        }
-        _ => {
-            return Err(SabotError::NotSupported {
-                message: format!("{expression}: window aggregates take one column (or count(*))"),
-            });
-        }
-    };
-    Ok(AggregateCall { kind, input, name })
+    Ok(sabot_planner::aggregate_call(
+        expression,
+        &mut column_of,
+        name,
+    )?)
 }
 
 fn column_names(schema: &SchemaRef) -> String {

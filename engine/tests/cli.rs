@@ -225,3 +225,132 @@ fn sql_explain_shows_the_chosen_engines_plan() {
         "{datafusion_plan}"
     );
 }
+
+#[test]
+fn stream_writes_windows_exactly_once_and_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = dir.path().join("q.sql");
+    std::fs::write(
+        &query,
+        "SELECT tumble(date_time, INTERVAL '1' SECOND) AS second, count(*) AS bids \
+         FROM bid GROUP BY tumble(date_time, INTERVAL '1' SECOND)",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let checkpoints = dir.path().join("checkpoints");
+    let args = [
+        "stream",
+        "--sql",
+        query.to_str().unwrap(),
+        "--events",
+        "100000",
+        "--sink",
+        out.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--checkpoint-dir",
+        checkpoints.to_str().unwrap(),
+    ];
+    let first = sabot(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let lines = |dir: &Path| -> Vec<String> {
+        let mut lines = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "jsonl")
+            {
+                lines.extend(
+                    std::fs::read_to_string(path)
+                        .unwrap()
+                        .lines()
+                        .map(str::to_string),
+                );
+            }
+        }
+        lines.sort();
+        lines
+    };
+    let written = lines(&out);
+    // 100,000 events at 10,000 a second, 46 of every 50 a bid: 92,000 bids over one-second
+    // windows (times are rounded to milliseconds, so the last few fall in second 10).
+    let bids: i64 = written
+        .iter()
+        .map(|line| {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            row["bids"].as_i64().unwrap()
+        })
+        .sum();
+    assert_eq!(bids, 92_000, "{written:?}");
+    assert_eq!(written.len(), 11, "{written:?}");
+    let again = sabot(&args);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("resumed from checkpoint"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        lines(&out),
+        written,
+        "a finished stream adds nothing when run again"
+    );
+}
+
+#[test]
+fn stream_refuses_an_unwindowed_aggregation_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = dir.path().join("q.sql");
+    std::fs::write(&query, "SELECT count(*) FROM bid").unwrap();
+    let output = sabot(&[
+        "stream",
+        "--sql",
+        query.to_str().unwrap(),
+        "--events",
+        "1000",
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("without a window"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn bench_nexmark_reports_events_per_core_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("nexmark.json");
+    let output = sabot(&[
+        "bench",
+        "nexmark",
+        "--events",
+        "50000",
+        "--queries",
+        "q0,q5",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("events/s/core"),
+        "{}",
+        stdout(&output)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let queries = report["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 2);
+    for (query, name) in queries.iter().zip(["q0", "q5"]) {
+        assert_eq!(query["name"], name);
+        // The queries read bids: 46 of every 50 events.
+        assert_eq!(query["events"], 46_000);
+        assert_eq!(query["cores"], 1);
+        assert!(query["seconds"].as_f64().unwrap() > 0.0);
+        assert!(query["events_per_s_per_core"].as_f64().unwrap() > 0.0);
+    }
+    let unknown = sabot(&["bench", "nexmark", "--events", "1000", "--queries", "q99"]);
+    assert!(!unknown.status.success());
+    assert!(stderr(&unknown).contains("q99"), "{}", stderr(&unknown));
+}

@@ -1,13 +1,18 @@
 //! Sabot's physical planner: turns DataFusion's optimized `LogicalPlan` into Sabot's physical
 //! plan (`sabot_exec::PhysicalNode`). A logical node Sabot has no operator for becomes a
 //! fallback: DataFusion plans and runs that subtree, and its output feeds Sabot's operators
-//! above it. Every fallback is named in the plan (DESIGN.md D2).
+//! above it. Every fallback is named in the plan (DESIGN.md D2). Queries over stream tables
+//! become chains of streaming operators instead ([`plan_stream`]).
 
 #![deny(unsafe_code)]
 
 mod error;
 mod physical;
+mod stream;
 mod subquery;
+mod window_functions;
 
 pub use error::{PlanError, Result};
 pub use physical::PhysicalPlanner;
+pub use stream::{StreamPlan, aggregate_call, plan_stream, reads_stream};
+pub use window_functions::{WindowFunctionKind, window_functions};

@@ -37,6 +37,28 @@ pub trait StreamSink: Send {
     }
 }
 
+impl<S: StreamSink + ?Sized> StreamSink for Box<S> {
+    fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        (**self).write(batch)
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<u8>> {
+        (**self).pre_commit(checkpoint)
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        (**self).commit(checkpoint)
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        (**self).restore(state)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        (**self).finish()
+    }
+}
+
 /// Keeps every output batch in memory, readable through its handle.
 #[derive(Clone, Default)]
 pub struct CollectSink {

@@ -7,4 +7,5 @@ mod common;
 mod dataframe_api;
 mod nexmark_streams;
 mod scan_pruning;
+mod streaming_sql;
 mod tpch_answers;
