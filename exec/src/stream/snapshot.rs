@@ -19,6 +19,58 @@ pub(crate) fn encode(header: &[i64], batch: &RecordBatch) -> Result<Vec<u8>> {
     for value in header {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
+    bytes.extend(encode_batch(batch)?);
+    Ok(bytes)
+}
+
+/// Encodes `header` and several batches (of possibly different schemas).
+pub(crate) fn encode_all(header: &[i64], batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&(batches.len() as u64).to_le_bytes());
+    for batch in batches {
+        let part = encode(header, batch)?;
+        bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+        bytes.extend(part);
+    }
+    Ok(bytes)
+}
+
+/// Decodes what [`encode_all`] wrote.
+pub(crate) fn decode_all(bytes: &[u8]) -> Result<(Vec<i64>, Vec<RecordBatch>)> {
+    let mut rest = bytes;
+    let take_word = |rest: &mut &[u8]| -> Result<u64> {
+        let (word, tail) = rest.split_first_chunk::<8>().ok_or_else(|| {
+            ExecError::InvalidStream("operator state is damaged: cut short".to_string())
+        })?;
+        *rest = tail;
+        Ok(u64::from_le_bytes(*word))
+    };
+    let count = take_word(&mut rest)?;
+    let mut header = Vec::new();
+    let mut batches = Vec::new();
+    for _ in 0..count {
+        let len = usize::try_from(take_word(&mut rest)?).unwrap_or(usize::MAX);
+        if len > rest.len() {
+            return Err(ExecError::InvalidStream(
+                "operator state is damaged: a part is cut short".to_string(),
+            ));
+        }
+        let (part, tail) = rest.split_at(len);
+        rest = tail;
+        let (part_header, batch) = decode(part)?;
+        header = part_header;
+        batches.push(batch);
+    }
+    if !rest.is_empty() {
+        return Err(ExecError::InvalidStream(
+            "operator state is damaged: bytes after its last part".to_string(),
+        ));
+    }
+    Ok((header, batches))
+}
+
+fn encode_batch(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
     let mut stream = Vec::new();
     let mut writer =
         StreamWriter::try_new(&mut stream, &batch.schema()).map_err(ExecError::arrow(OPERATOR))?;
@@ -96,5 +148,15 @@ mod tests {
         let mut huge = bytes.clone();
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
+        let both = encode_all(&[3], &[batch.clone(), batch.slice(1, 2)]).unwrap();
+        let (header, batches) = decode_all(&both).unwrap();
+        assert_eq!(header, vec![3]);
+        assert_eq!(batches, vec![batch.clone(), batch.slice(1, 2)]);
+        for len in 0..both.len() {
+            assert!(
+                decode_all(&both[..len]).is_err(),
+                "states cut to {len} bytes"
+            );
+        }
     }
 }

@@ -1,16 +1,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::physical_expr::expressions::Column;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sabot_exec::CancelHandle;
 use sabot_exec::stream::{
-    AggregateCall, AggregateKind, CheckpointConfig, CollectSink, FileFormat, FileSink,
-    MaxRowsWindow, NexmarkConfig, NexmarkSource, NexmarkTable, SessionWindowAggregate,
-    StreamOperator, StreamPipeline, StreamSink, WatermarkSpec, WindowAggregate, WindowMaxRows,
-    WindowSpec,
+    AggregateCall, AggregateKind, BinaryStreamOperator, CheckpointConfig, CollectSink, FileFormat,
+    FileSink, MaxRowsWindow, NexmarkConfig, NexmarkSource, NexmarkTable, PipelineInput,
+    ProjectOperator, SessionWindowAggregate, StreamJoin, StreamJoinKind, StreamOperator,
+    StreamPipeline, StreamSink, WatermarkSpec, WindowAggregate, WindowMaxRows, WindowSpec,
 };
 
 const CHILD: &str = "SABOT_STREAM_RECOVERY_CHILD";
@@ -62,17 +64,108 @@ fn operators(query: &str) -> Vec<Box<dyn StreamOperator>> {
     }
 }
 
-fn pipeline(query: &str, sink: Box<dyn StreamSink>) -> StreamPipeline {
-    let source = NexmarkSource::try_new(NexmarkConfig::default(), NexmarkTable::Bid)
+fn input(table: NexmarkTable, operators: Vec<Box<dyn StreamOperator>>) -> PipelineInput {
+    let source = NexmarkSource::try_new(NexmarkConfig::default(), table)
         .unwrap()
         .with_events(EVENTS)
         .with_batch_events(2_000);
-    let watermarks = WatermarkSpec {
-        column: "date_time".to_string(),
-        max_out_of_orderness: 0,
-        idle_timeout: Duration::from_secs(3600),
+    PipelineInput {
+        source: Box::new(source),
+        watermarks: Some(WatermarkSpec {
+            column: "date_time".to_string(),
+            max_out_of_orderness: 0,
+            idle_timeout: Duration::from_secs(3600),
+        }),
+        operators,
+    }
+}
+
+/// New persons per second, and sellers per second (Nexmark q8's two sides).
+fn per_second(table: NexmarkTable, keys: &[usize]) -> Vec<Box<dyn StreamOperator>> {
+    let count = AggregateCall {
+        kind: AggregateKind::CountRows,
+        input: None,
+        name: "n".to_string(),
     };
-    StreamPipeline::try_new(Box::new(source), Some(watermarks), operators(query), sink).unwrap()
+    let window = WindowAggregate::try_new(
+        &table.schema(),
+        if table == NexmarkTable::Person { 6 } else { 5 },
+        keys,
+        WindowSpec::Tumbling { size: 1_000 },
+        &[count],
+        0,
+    )
+    .unwrap();
+    vec![Box::new(window)]
+}
+
+fn pipeline(query: &str, sink: Box<dyn StreamSink>) -> StreamPipeline {
+    if query == "auction_bids" {
+        // Bids matched with the auction they are for while it is open (Nexmark q4's join).
+        let auctions = input(NexmarkTable::Auction, Vec::new());
+        let bids = input(NexmarkTable::Bid, Vec::new());
+        let join = StreamJoin::try_new(
+            &NexmarkTable::Auction.schema(),
+            &NexmarkTable::Bid.schema(),
+            &[0],
+            &[0],
+            StreamJoinKind::Interval {
+                left_start: 5,
+                left_end: 6,
+                right_time: 5,
+                lower: 0,
+                upper: 0,
+            },
+        )
+        .unwrap();
+        let select = ProjectOperator::try_new(
+            &join.schema(),
+            vec![
+                Arc::new(Column::new("id", 0)),
+                Arc::new(Column::new("category", 8)),
+                Arc::new(Column::new("price", 12)),
+                Arc::new(Column::new("date_time_right", 15)),
+            ],
+            ["id", "category", "price", "bid_time"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .unwrap();
+        return StreamPipeline::try_join(
+            auctions,
+            bids,
+            Box::new(join),
+            vec![Box::new(select)],
+            sink,
+        )
+        .unwrap();
+    }
+    if query != "new_users" {
+        let bids = input(NexmarkTable::Bid, operators(query));
+        return StreamPipeline::try_new(bids.source, bids.watermarks, bids.operators, sink)
+            .unwrap();
+    }
+    // Persons (id, name) who started an auction (as its seller) in the second they joined.
+    let persons = input(
+        NexmarkTable::Person,
+        per_second(NexmarkTable::Person, &[0, 1]),
+    );
+    let auctions = input(
+        NexmarkTable::Auction,
+        per_second(NexmarkTable::Auction, &[7]),
+    );
+    let join = StreamJoin::try_new(
+        &persons.operators[0].schema(),
+        &auctions.operators[0].schema(),
+        &[2],
+        &[2],
+        StreamJoinKind::SameWindow {
+            left: (0, 1),
+            right: (0, 1),
+        },
+    )
+    .unwrap();
+    StreamPipeline::try_join(persons, auctions, Box::new(join), Vec::new(), sink).unwrap()
 }
 
 /// In the child process: runs the query with checkpoints into the file sink.
@@ -218,6 +311,16 @@ fn survives_kills(query: &str, kills: usize) {
 #[test]
 fn hot_items_output_is_exactly_once_across_kills() {
     survives_kills("hot_items", 8);
+}
+
+#[test]
+fn interval_join_output_is_exactly_once_across_kills() {
+    survives_kills("auction_bids", 6);
+}
+
+#[test]
+fn window_join_output_is_exactly_once_across_kills() {
+    survives_kills("new_users", 6);
 }
 
 #[test]
