@@ -38,5 +38,5 @@ pub use format::OutputFormat;
 pub use sabot_exec::CancelHandle;
 pub use session::{CsvOptions, Sabot, SabotBuilder, Settings};
 pub use stats::Stats;
-pub use stream::{KeyedStream, Stream, StreamJob, Window, WindowedStream};
+pub use stream::{JoinTime, KeyedStream, Stream, StreamJob, Window, WindowedStream};
 pub use stream_table::StreamTable;

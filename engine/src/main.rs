@@ -174,7 +174,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         events: u64,
         /// Comma-separated queries
-        #[arg(long, default_value = "q0,q1,q2,q5,q7", value_delimiter = ',')]
+        #[arg(long, default_value = "q0,q1,q2,q3,q4,q5,q7,q8", value_delimiter = ',')]
         queries: Vec<String>,
         /// Also write the results as JSON to FILE
         #[arg(long, value_name = "FILE")]

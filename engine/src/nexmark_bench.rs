@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Result, SabotError};
-use crate::expr::{col, count, lit};
+use crate::expr::{avg, col, count, lit, max};
 use crate::session::Sabot;
 use crate::stream::{
-    CountSink, NexmarkConfig, NexmarkGenerator, NexmarkSource, NexmarkTable, Stream, Window,
+    CountSink, JoinTime, NexmarkConfig, NexmarkGenerator, NexmarkSource, NexmarkTable, Stream,
+    Window,
 };
 
 /// The queries `sabot bench nexmark` knows, in order.
-pub const QUERIES: [&str; 5] = ["q0", "q1", "q2", "q5", "q7"];
+pub const QUERIES: [&str; 8] = ["q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8"];
 
 /// Flink 1.13's events per second per core from the Nexmark project's README (3 workers × 8
 /// cores, RocksDB state, exactly-once).
@@ -70,12 +71,13 @@ pub struct NexmarkReport {
 
 /// The Nexmark query `name` as a stream over `events` generated events.
 pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> Result<Stream> {
-    let bids = || -> Result<Stream> {
-        let source = NexmarkSource::try_new(model.clone(), NexmarkTable::Bid)?.with_events(events);
+    let table = |table: NexmarkTable| -> Result<Stream> {
+        let source = NexmarkSource::try_new(model.clone(), table)?.with_events(events);
         sabot
             .stream(source)
             .with_watermark("date_time", Duration::ZERO)
     };
+    let bids = || table(NexmarkTable::Bid);
     let ten_seconds = Duration::from_secs(10);
     match name {
         // Pass-through.
@@ -98,6 +100,40 @@ pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> R
         "q2" => bids()?
             .filter((col("auction") % lit(123i64)).eq(lit(0i64)))?
             .select([col("auction"), col("price")]),
+        // Local item suggestion: auctions of category 10 by sellers in Oregon, Idaho or
+        // California (an unbounded join: every row is kept).
+        "q3" => {
+            let auctions = table(NexmarkTable::Auction)?.filter(col("category").eq(lit(10i64)))?;
+            let persons = table(NexmarkTable::Person)?.filter(
+                col("state")
+                    .eq(lit("or"))
+                    .or(col("state").eq(lit("id")))
+                    .or(col("state").eq(lit("ca"))),
+            )?;
+            auctions
+                .join(
+                    persons,
+                    &["seller"],
+                    &["id"],
+                    JoinTime::Unbounded { ttl: None },
+                )?
+                .select([col("name"), col("city"), col("state"), col("id")])
+        }
+        // Average closing price per category: each auction's highest bid while it was open,
+        // final when it expires, averaged per category (updated as auctions close).
+        "q4" => table(NexmarkTable::Auction)?
+            .join(
+                bids()?,
+                &["id"],
+                &["auction"],
+                JoinTime::Until {
+                    column: "expires".to_string(),
+                },
+            )?
+            .key_by(&["id", "category"])?
+            .aggregate_until("expires", [max(col("price")).alias("final")])?
+            .key_by(&["category"])?
+            .aggregate([avg(col("final")).alias("average")]),
         // Hot items: the auctions with the most bids in each 10 s window sliding by 2 s.
         "q5" => bids()?
             .key_by(&["auction"])?
@@ -116,6 +152,20 @@ pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> R
                 col("date_time"),
                 col("extra"),
             ]),
+        // Monitor new users: persons who created an auction in the 10 s window they joined in.
+        "q8" => {
+            let persons = table(NexmarkTable::Person)?
+                .key_by(&["id", "name"])?
+                .window(Window::tumbling(ten_seconds))
+                .aggregate([count(lit(1)).alias("joined")])?;
+            let sellers = table(NexmarkTable::Auction)?
+                .key_by(&["seller"])?
+                .window(Window::tumbling(ten_seconds))
+                .aggregate([count(lit(1)).alias("auctions")])?;
+            persons
+                .join(sellers, &["id"], &["seller"], JoinTime::SameWindow)?
+                .select([col("id"), col("name"), col("window_start")])
+        }
         other => Err(SabotError::invalid_argument(format!(
             "unknown Nexmark query {other}; known: {}",
             QUERIES.join(", ")

@@ -15,9 +15,10 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::SessionContext;
 use sabot_exec::CancelHandle;
 use sabot_exec::stream::{
-    AggregateCall, CheckpointConfig, FilterOperator, MapOperator, MaxRowsWindow, ProjectOperator,
-    SessionWindowAggregate, StreamOperator, StreamPipeline, WINDOW_END, WINDOW_START,
-    WatermarkSpec, WindowAggregate, WindowMaxRows, WindowSpec, duration_in_units,
+    AggregateCall, BinaryStreamOperator, CheckpointConfig, DeadlineAggregate, FilterOperator,
+    LookupJoin, MapOperator, MaxRowsWindow, PipelineInput, ProjectOperator, RunningAggregate,
+    SessionWindowAggregate, StreamJoin, StreamJoinKind, StreamOperator, StreamPipeline, WINDOW_END,
+    WINDOW_START, WatermarkSpec, WindowAggregate, WindowMaxRows, WindowSpec, duration_in_units,
 };
 
 pub use sabot_exec::stream::{
@@ -65,8 +66,7 @@ impl Window {
 /// expressions against the stream's schema and fails with a message naming what is wrong.
 pub struct Stream {
     context: SessionContext,
-    source: Box<dyn StreamSource>,
-    watermark: Option<WatermarkSpec>,
+    inputs: Inputs,
     /// The event-time column of the current rows, when they still have one.
     time_column: Option<String>,
     operators: Vec<Box<dyn StreamOperator>>,
@@ -74,13 +74,44 @@ pub struct Stream {
     checkpoints: Option<CheckpointConfig>,
 }
 
+/// Where a stream's rows come from: one source, or two streams meeting in a join.
+enum Inputs {
+    One {
+        source: Box<dyn StreamSource>,
+        watermark: Option<WatermarkSpec>,
+    },
+    Joined {
+        left: PipelineInput,
+        right: PipelineInput,
+        join: Box<dyn BinaryStreamOperator>,
+    },
+}
+
+/// How rows of two joined streams must lie in event time to match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinTime {
+    /// Both streams are windowed aggregations (with `window_start` and `window_end`); rows
+    /// of the same window match, and a window's rows are dropped when it closes.
+    SameWindow,
+    /// Right rows from `before` before to `after` after the left row's time (Flink's
+    /// interval join).
+    Around { before: Duration, after: Duration },
+    /// Right rows from the left row's time to its `column` (an auction's expiry, say).
+    Until { column: String },
+    /// Any time: every row is kept (or, with a time-to-live, rows match only when at most
+    /// that far apart, and are dropped after it).
+    Unbounded { ttl: Option<Duration> },
+}
+
 impl Stream {
     pub(crate) fn new(context: SessionContext, source: Box<dyn StreamSource>) -> Stream {
         let schema = source.schema();
         Stream {
             context,
-            source,
-            watermark: None,
+            inputs: Inputs::One {
+                source,
+                watermark: None,
+            },
             time_column: None,
             operators: Vec::new(),
             schema,
@@ -115,16 +146,21 @@ impl Stream {
         column: &str,
         max_out_of_orderness: Duration,
     ) -> Result<Stream> {
-        let source_schema = self.source.schema();
+        let Inputs::One { source, watermark } = &mut self.inputs else {
+            return Err(SabotError::invalid_argument(
+                "set watermarks on each stream before joining them",
+            ));
+        };
+        let source_schema = source.schema();
         let field = source_schema.field_with_name(column).map_err(|_| {
             SabotError::invalid_argument(format!(
                 "watermark column {column} is not a column of source {} (columns: {})",
-                self.source.name(),
+                source.name(),
                 column_names(&source_schema)
             ))
         })?;
         let max_out_of_orderness = duration_in_units(max_out_of_orderness, field.data_type())?;
-        self.watermark = Some(WatermarkSpec {
+        *watermark = Some(WatermarkSpec {
             column: column.to_string(),
             max_out_of_orderness,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -136,7 +172,11 @@ impl Stream {
     /// How long a source partition may go without rows before the watermark moves on
     /// without it (default 5 s).
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Result<Stream> {
-        let Some(watermark) = self.watermark.as_mut() else {
+        let Inputs::One {
+            watermark: Some(watermark),
+            ..
+        } = &mut self.inputs
+        else {
             return Err(SabotError::invalid_argument(
                 "with_idle_timeout needs with_watermark first",
             ));
@@ -230,8 +270,161 @@ impl Stream {
         Ok(sink.batches()?)
     }
 
+    /// Joins this stream (left) with `other` (right): rows whose `left_keys` equal the other's
+    /// `right_keys` and that lie in time as `time` says. Output: this stream's columns, then
+    /// the other's (a column named like one of this stream's gets the suffix `_right`).
+    pub fn join(
+        self,
+        other: Stream,
+        left_keys: &[&str],
+        right_keys: &[&str],
+        time: JoinTime,
+    ) -> Result<Stream> {
+        let left_columns = self.column_indices(left_keys)?;
+        let right_columns = other.column_indices(right_keys)?;
+        let left_time = self.time_index();
+        let right_time = other.time_index();
+        let time_type =
+            |(index, stream): (usize, &Stream)| stream.schema.field(index).data_type().clone();
+        let kind = match &time {
+            JoinTime::SameWindow => StreamJoinKind::SameWindow {
+                left: (
+                    self.column_index(WINDOW_START)?,
+                    self.column_index(WINDOW_END)?,
+                ),
+                right: (
+                    other.column_index(WINDOW_START)?,
+                    other.column_index(WINDOW_END)?,
+                ),
+            },
+            JoinTime::Around { before, after } => {
+                let (left_time, right_time) = (left_time?, right_time?);
+                let units = time_type((left_time, &self));
+                StreamJoinKind::Interval {
+                    left_start: left_time,
+                    left_end: left_time,
+                    right_time,
+                    lower: -duration_in_units(*before, &units)?,
+                    upper: duration_in_units(*after, &units)?,
+                }
+            }
+            JoinTime::Until { column } => StreamJoinKind::Interval {
+                left_start: left_time?,
+                left_end: self.column_index(column)?,
+                right_time: right_time?,
+                lower: 0,
+                upper: 0,
+            },
+            JoinTime::Unbounded { ttl } => {
+                let (left_time, right_time) = (left_time?, right_time?);
+                let units = time_type((left_time, &self));
+                StreamJoinKind::Unbounded {
+                    left_time,
+                    right_time,
+                    ttl: ttl.map(|ttl| duration_in_units(ttl, &units)).transpose()?,
+                }
+            }
+        };
+        let join = StreamJoin::try_new(
+            &self.schema,
+            &other.schema,
+            &left_columns,
+            &right_columns,
+            kind,
+        )?;
+        let schema = join.schema();
+        let time_column = self.time_column.clone();
+        let context = self.context.clone();
+        let checkpoints = self.checkpoints.clone();
+        Ok(Stream {
+            context,
+            inputs: Inputs::Joined {
+                left: self.into_input()?,
+                right: other.into_input()?,
+                join: Box::new(join),
+            },
+            time_column,
+            operators: Vec::new(),
+            schema,
+            checkpoints,
+        })
+    }
+
+    /// Joins each row with the rows of `table` (dimension data held in memory) whose
+    /// `table_keys` equal its `stream_keys`. Output: the stream's columns, then the table's.
+    pub fn lookup_join(
+        self,
+        table: &[RecordBatch],
+        stream_keys: &[&str],
+        table_keys: &[&str],
+    ) -> Result<Stream> {
+        let Some(table_schema) = table.first().map(RecordBatch::schema) else {
+            return Err(SabotError::invalid_argument(
+                "a lookup join needs at least one table batch",
+            ));
+        };
+        let stream_columns = self.column_indices(stream_keys)?;
+        let table_columns = table_keys
+            .iter()
+            .map(|key| {
+                table_schema.index_of(key).map_err(|_| {
+                    SabotError::invalid_argument(format!(
+                        "column {key} is not in the lookup table (columns: {})",
+                        column_names(&table_schema)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let operator = LookupJoin::try_new(
+            &self.schema,
+            &table_schema,
+            table,
+            &stream_columns,
+            &table_columns,
+        )?;
+        Ok(self.then(Box::new(operator)))
+    }
+
+    /// This stream as one input of a join.
+    fn into_input(self) -> Result<PipelineInput> {
+        match self.inputs {
+            Inputs::One { source, watermark } => Ok(PipelineInput {
+                source,
+                watermarks: watermark,
+                operators: self.operators,
+            }),
+            Inputs::Joined { .. } => Err(SabotError::NotSupported {
+                message: "joining a stream that is already a join".to_string(),
+            }),
+        }
+    }
+
+    fn time_index(&self) -> Result<usize> {
+        let Some(column) = &self.time_column else {
+            return Err(SabotError::invalid_argument(
+                "this join needs event time on both streams: call with_watermark(column, delay) \
+                 on each first (and keep that column in the rows)",
+            ));
+        };
+        self.column_index(column)
+    }
+
+    fn column_indices(&self, columns: &[&str]) -> Result<Vec<usize>> {
+        columns
+            .iter()
+            .map(|column| self.column_index(column))
+            .collect()
+    }
+
     fn pipeline(self, sink: Box<dyn StreamSink>) -> Result<StreamPipeline> {
-        let pipeline = StreamPipeline::try_new(self.source, self.watermark, self.operators, sink)?;
+        let pipeline = match self.inputs {
+            Inputs::One { source, watermark } => {
+                StreamPipeline::try_new(source, watermark, self.operators, sink)?
+            }
+            Inputs::Joined { left, right, join } => {
+                StreamPipeline::try_join(left, right, join, self.operators, sink)?
+            }
+        };
         Ok(match self.checkpoints {
             Some(config) => pipeline.with_checkpoints(config),
             None => pipeline,
@@ -281,6 +474,37 @@ impl KeyedStream {
     /// Windows each key's rows.
     pub fn window(self, window: Window) -> WindowedStream {
         WindowedStream::new(self.stream, self.keys, window)
+    }
+
+    /// Aggregates each key's rows since the stream began; at every watermark the keys whose
+    /// results changed come out with their current results (the latest row of a key is its
+    /// result so far). Output: the keys, then the aggregates.
+    pub fn aggregate(self, aggregates: impl IntoIterator<Item = Expr>) -> Result<Stream> {
+        let calls = self.calls(aggregates)?;
+        let operator = RunningAggregate::try_new(&self.stream.schema, &self.keys, &calls)?;
+        Ok(self.stream.then(Box::new(operator)))
+    }
+
+    /// Aggregates each key's rows until the watermark passes the key's deadline, the largest
+    /// value its rows had in `deadline_column` (an auction's expiry); the key's result then
+    /// comes out once. Output: the keys, then the aggregates.
+    pub fn aggregate_until(
+        self,
+        deadline_column: &str,
+        aggregates: impl IntoIterator<Item = Expr>,
+    ) -> Result<Stream> {
+        let deadline = self.stream.column_index(deadline_column)?;
+        let calls = self.calls(aggregates)?;
+        let operator =
+            DeadlineAggregate::try_new(&self.stream.schema, &self.keys, deadline, &calls)?;
+        Ok(self.stream.then(Box::new(operator)))
+    }
+
+    fn calls(&self, aggregates: impl IntoIterator<Item = Expr>) -> Result<Vec<AggregateCall>> {
+        aggregates
+            .into_iter()
+            .map(|aggregate| aggregate_call(&aggregate, &self.stream))
+            .collect()
     }
 }
 

@@ -7,12 +7,15 @@
 
 mod accumulator;
 mod checkpoint;
+mod deadline_aggregate;
 mod file_sink;
 mod group_index;
+mod lookup_join;
 mod max_rows;
 mod nexmark;
 mod operator;
 mod pipeline;
+mod running_aggregate;
 mod session_window;
 mod sink;
 mod snapshot;
@@ -25,11 +28,14 @@ mod window_aggregate;
 
 pub use accumulator::{AggregateCall, AggregateKind};
 pub use checkpoint::CheckpointConfig;
+pub use deadline_aggregate::DeadlineAggregate;
 pub use file_sink::{FileFormat, FileSink};
+pub use lookup_join::LookupJoin;
 pub use max_rows::{MaxRowsWindow, WindowMaxRows};
 pub use nexmark::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
 pub use operator::{StreamEvent, StreamOperator};
 pub use pipeline::{PipelineInput, PipelineStats, StreamPipeline};
+pub use running_aggregate::RunningAggregate;
 pub use session_window::SessionWindowAggregate;
 pub use sink::{CollectSink, CountSink, StreamSink};
 pub use source::{ChannelSender, ChannelSource, NexmarkSource, SourcePoll, StreamSource};

@@ -17,7 +17,7 @@ use super::operator::{StreamEvent, StreamOperator};
 use super::snapshot;
 use super::time::{event_times, time_array};
 use super::window_aggregate::{
-    check_state_schema, checked_time_field, state_schema, window_fields,
+    check_state_schema, checked_time_field, state_schema, window_fields, window_key_fields,
 };
 use crate::error::{ExecError, Result};
 
@@ -88,7 +88,11 @@ impl SessionWindowAggregate {
             Field::new("end", DataType::Int64, false),
         ];
         Ok(SessionWindowAggregate {
-            state_schema: state_schema(bounds, &schema, aggregates.len()),
+            state_schema: state_schema(
+                bounds,
+                &window_key_fields(&schema, aggregates.len()),
+                aggregates.len(),
+            ),
             schema,
             time_column,
             time_name: time_field.name().clone(),

@@ -135,14 +135,6 @@ impl StreamJoin {
         right_keys: &[usize],
         kind: StreamJoinKind,
     ) -> Result<StreamJoin> {
-        if left_keys.len() != right_keys.len() {
-            return Err(ExecError::InvalidStream(format!(
-                "a join needs as many left keys as right keys, got {} and {}",
-                left_keys.len(),
-                right_keys.len()
-            )));
-        }
-        let mut key_fields = Vec::new();
         let (left_window, right_window) = match kind {
             StreamJoinKind::SameWindow { left: l, right: r } => (Some(l.0), Some(r.0)),
             _ => (None, None),
@@ -155,29 +147,7 @@ impl StreamJoin {
             .into_iter()
             .chain(right_keys.iter().copied())
             .collect();
-        for (&l, &r) in left_all.iter().zip(&right_all) {
-            let (Some(left_field), Some(right_field)) =
-                (left.fields().get(l), right.fields().get(r))
-            else {
-                return Err(ExecError::InvalidStream(format!(
-                    "join key columns {l} and {r} are not both in their inputs"
-                )));
-            };
-            if left_field.data_type() != right_field.data_type() {
-                return Err(ExecError::InvalidStream(format!(
-                    "join keys {} ({}) and {} ({}) have different types",
-                    left_field.name(),
-                    left_field.data_type(),
-                    right_field.name(),
-                    right_field.data_type()
-                )));
-            }
-            key_fields.push(Field::new(
-                format!("key_{}", key_fields.len()),
-                left_field.data_type().clone(),
-                true,
-            ));
-        }
+        let encoder = join_key_encoder(left, right, &left_all, &right_all)?;
         match kind {
             StreamJoinKind::Unbounded {
                 left_time,
@@ -203,30 +173,12 @@ impl StreamJoin {
                 checked_time_field(right, right_time)?;
             }
         }
-        let mut fields: Vec<Field> = left
-            .fields()
-            .iter()
-            .map(|field| field.as_ref().clone())
-            .collect();
-        for field in right.fields() {
-            let taken = fields
-                .iter()
-                .any(|existing| existing.name() == field.name());
-            let name = if taken {
-                format!("{}_right", field.name())
-            } else {
-                field.name().clone()
-            };
-            fields.push(field.as_ref().clone().with_name(name));
-        }
-        let key_schema = Schema::new(key_fields);
-        let key_columns: Vec<usize> = (0..key_schema.fields().len()).collect();
         Ok(StreamJoin {
-            schema: Arc::new(Schema::new(fields)),
+            schema: joined_schema(left, right),
             inputs: [left.clone(), right.clone()],
             kind,
             keys: [left_all, right_all],
-            encoder: KeyEncoder::try_new(&key_schema, &key_columns)?,
+            encoder,
             sides: [SideState::default(), SideState::default()],
             watermark: i64::MIN,
             late_rows: 0,
@@ -533,6 +485,70 @@ impl BinaryStreamOperator for StreamJoin {
         }
         Ok(())
     }
+}
+
+/// One key encoder for both sides of a join on `left_keys` = `right_keys` (same types; any
+/// key may be null, so both sides pack alike).
+pub(crate) fn join_key_encoder(
+    left: &Schema,
+    right: &Schema,
+    left_keys: &[usize],
+    right_keys: &[usize],
+) -> Result<KeyEncoder> {
+    if left_keys.len() != right_keys.len() {
+        return Err(ExecError::InvalidStream(format!(
+            "a join needs as many left keys as right keys, got {} and {}",
+            left_keys.len(),
+            right_keys.len()
+        )));
+    }
+    let mut key_fields = Vec::new();
+    for (&l, &r) in left_keys.iter().zip(right_keys) {
+        let (Some(left_field), Some(right_field)) = (left.fields().get(l), right.fields().get(r))
+        else {
+            return Err(ExecError::InvalidStream(format!(
+                "join key columns {l} and {r} are not both in their inputs"
+            )));
+        };
+        if left_field.data_type() != right_field.data_type() {
+            return Err(ExecError::InvalidStream(format!(
+                "join keys {} ({}) and {} ({}) have different types",
+                left_field.name(),
+                left_field.data_type(),
+                right_field.name(),
+                right_field.data_type()
+            )));
+        }
+        key_fields.push(Field::new(
+            format!("key_{}", key_fields.len()),
+            left_field.data_type().clone(),
+            true,
+        ));
+    }
+    let key_columns: Vec<usize> = (0..key_fields.len()).collect();
+    KeyEncoder::try_new(&Schema::new(key_fields), &key_columns)
+}
+
+/// The left columns, then the right ones; a right column named like a left one gets the
+/// suffix `_right`.
+pub(crate) fn joined_schema(left: &Schema, right: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = left
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect();
+    for field in right.fields() {
+        let taken = fields
+            .iter()
+            .any(|existing| existing.name() == field.name());
+        let name = if taken {
+            format!("{}_right", field.name())
+        } else {
+            field.name().clone()
+        };
+        fields.push(field.as_ref().clone().with_name(name));
+    }
+    Arc::new(Schema::new(fields))
 }
 
 /// Rows `references` of `batches`, where index `batches.len()` is `extra`, as one batch.

@@ -99,7 +99,11 @@ impl WindowAggregate {
         let schema = Arc::new(Schema::new(fields));
         let pane_start = Field::new("pane_start", DataType::Int64, false);
         Ok(WindowAggregate {
-            state_schema: state_schema(vec![pane_start], &schema, aggregates.len()),
+            state_schema: state_schema(
+                vec![pane_start],
+                &window_key_fields(&schema, aggregates.len()),
+                aggregates.len(),
+            ),
             schema,
             time_column,
             time_name: time_field.name().clone(),
@@ -323,16 +327,11 @@ impl StreamOperator for WindowAggregate {
     }
 }
 
-/// The schema of a window operator's saved state: `leading` columns, the key columns (the
-/// output's fields after the window bounds), then three state columns per aggregate.
-pub(crate) fn state_schema(leading: Vec<Field>, output: &Schema, aggregates: usize) -> SchemaRef {
-    let keys = output.fields().len() - 2 - aggregates;
+/// The schema of a keyed aggregate's saved state: `leading` columns, the key columns `keys`,
+/// then three state columns per aggregate.
+pub(crate) fn state_schema(leading: Vec<Field>, keys: &[Field], aggregates: usize) -> SchemaRef {
     let mut fields = leading;
-    fields.extend(
-        output.fields()[2..2 + keys]
-            .iter()
-            .map(|field| field.as_ref().clone()),
-    );
+    fields.extend(keys.iter().cloned());
     for index in 0..aggregates {
         fields.push(Field::new(format!("count_{index}"), DataType::Int64, false));
         fields.push(Field::new(format!("int_{index}"), DataType::Int64, false));
@@ -343,6 +342,15 @@ pub(crate) fn state_schema(leading: Vec<Field>, output: &Schema, aggregates: usi
         ));
     }
     Arc::new(Schema::new(fields))
+}
+
+/// The key fields of a window operator's output (after `window_start` and `window_end`).
+pub(crate) fn window_key_fields(output: &Schema, aggregates: usize) -> Vec<Field> {
+    let keys = output.fields().len() - 2 - aggregates;
+    output.fields()[2..2 + keys]
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect()
 }
 
 /// One batch of `schema` from each column's parts (an empty batch when there are none).

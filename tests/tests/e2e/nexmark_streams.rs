@@ -1,20 +1,28 @@
 //! The Nexmark queries of `sabot bench nexmark`, run as streams, give the same rows as the
 //! same questions asked in batch SQL over the same generated events.
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sabot::Sabot;
 use sabot::stream::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
 
 const EVENTS: u64 = 300_000;
 
+/// A session with the first `EVENTS` events' persons, auctions and bids as tables.
 fn session_with_bids() -> Sabot {
     let sabot = Sabot::builder().threads(2).build().unwrap();
     let generator = NexmarkGenerator::try_new(NexmarkConfig::default()).unwrap();
-    let bids = generator.generate(NexmarkTable::Bid, 0, EVENTS).unwrap();
-    sabot
-        .register_batches("bid", bids.schema(), vec![bids])
-        .unwrap();
+    for table in [
+        NexmarkTable::Person,
+        NexmarkTable::Auction,
+        NexmarkTable::Bid,
+    ] {
+        let rows = generator.generate(table, 0, EVENTS).unwrap();
+        sabot
+            .register_batches(table.name(), rows.schema(), vec![rows])
+            .unwrap();
+    }
     sabot
 }
 
@@ -74,6 +82,79 @@ fn q2_selects_every_123rd_auction() {
     assert_stream_matches_sql(
         "q2",
         "SELECT auction, price FROM bid WHERE auction % 123 = 0",
+    );
+}
+
+#[test]
+fn q3_suggests_items_of_local_sellers() {
+    assert_stream_matches_sql(
+        "q3",
+        "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id
+         WHERE a.category = 10 AND p.state IN ('or', 'id', 'ca')",
+    );
+}
+
+#[test]
+fn q4_averages_closing_prices_per_category() {
+    let sabot = session_with_bids();
+    let updates = sabot::nexmark_bench::query(&sabot, "q4", &NexmarkConfig::default(), EVENTS)
+        .unwrap()
+        .collect()
+        .unwrap();
+    // An upsert stream: a category's last row is its final average.
+    let mut latest = std::collections::BTreeMap::new();
+    for batch in &updates {
+        let categories = batch.column(0).as_primitive::<Int64Type>();
+        let averages = batch.column(1).as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            latest.insert(categories.value(row), averages.value(row));
+        }
+    }
+    let expected = sabot
+        .sql(
+            "WITH finals AS (
+                SELECT a.id, a.category, max(b.price) AS final
+                FROM auction a JOIN bid b ON a.id = b.auction
+                WHERE b.date_time >= a.date_time AND b.date_time <= a.expires
+                GROUP BY a.id, a.category
+            )
+            SELECT category, avg(final) FROM finals GROUP BY category",
+        )
+        .unwrap()
+        .collect()
+        .unwrap();
+    let mut checked = 0;
+    for batch in &expected {
+        let categories = batch.column(0).as_primitive::<Int64Type>();
+        let averages = batch.column(1).as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            let ours = latest[&categories.value(row)];
+            let theirs = averages.value(row);
+            assert!(
+                (ours - theirs).abs() <= 1e-9 * theirs.abs(),
+                "category {}: {ours} vs {theirs}",
+                categories.value(row)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, latest.len());
+    assert_eq!(checked, 5, "five categories");
+}
+
+#[test]
+fn q8_finds_new_users_who_sold_in_their_first_window() {
+    assert_stream_matches_sql(
+        "q8",
+        "WITH p AS (
+            SELECT id, name, CAST(date_time AS BIGINT) / 10000 AS w FROM person
+            GROUP BY id, name, CAST(date_time AS BIGINT) / 10000
+        ), a AS (
+            SELECT seller, CAST(date_time AS BIGINT) / 10000 AS w FROM auction
+            GROUP BY seller, CAST(date_time AS BIGINT) / 10000
+        )
+        SELECT p.id, p.name, to_timestamp_millis(p.w * 10000) AS window_start
+        FROM p JOIN a ON p.id = a.seller AND p.w = a.w",
     );
 }
 
