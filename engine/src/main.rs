@@ -66,10 +66,24 @@ struct StreamArgs {
     /// File holding the query
     #[arg(long, value_name = "FILE")]
     sql: PathBuf,
-    /// The source: `nexmark` (tables person, auction, bid; event time in date_time)
+    /// The source: `nexmark` (tables person, auction, bid; event time in date_time), or
+    /// NAME=DIR, the files of DIR (read in name order) as table NAME
     #[arg(long, default_value = "nexmark")]
     source: String,
-    /// Stop after this many source events [default: endless]
+    /// Format of NAME=DIR files: parquet, csv (with a header row) or jsonl
+    #[arg(long, default_value = "parquet")]
+    source_format: String,
+    /// Keep reading new files that appear in DIR (until Ctrl-C)
+    #[arg(long)]
+    watch: bool,
+    /// Event-time column of NAME=DIR files (a timestamp, or Int64 milliseconds); needed for
+    /// windows
+    #[arg(long, value_name = "COLUMN")]
+    event_time: Option<String>,
+    /// How late rows of NAME=DIR files may arrive, in milliseconds behind the newest
+    #[arg(long, default_value_t = 0)]
+    max_delay_ms: u64,
+    /// Stop after this many Nexmark events [default: endless]
     #[arg(long)]
     events: Option<u64>,
     /// Write rows to files in DIR (see --format) instead of printing them
@@ -387,14 +401,43 @@ fn run_kv_bench(
 }
 
 fn run_stream(session_args: &SessionArgs, args: StreamArgs) -> Result<()> {
-    use sabot::stream::{FileFormat, FileSink, NexmarkConfig, StreamSink};
+    use sabot::StreamTable;
+    use sabot::stream::{
+        FileFormat, FileSink, FileSource, NexmarkConfig, SourceFormat, StreamSink,
+    };
     let sabot = session(session_args, Engine::default())?;
-    match args.source.as_str() {
-        "nexmark" => sabot.register_nexmark(NexmarkConfig::default(), args.events)?,
-        other => {
+    match args.source.split_once('=') {
+        None if args.source == "nexmark" => {
+            sabot.register_nexmark(NexmarkConfig::default(), args.events)?
+        }
+        None => {
             return Err(SabotError::InvalidArgument {
-                message: format!("unknown source {other}; known: nexmark"),
+                message: format!("unknown source {}; use nexmark or NAME=DIR", args.source),
             });
+        }
+        Some((name, dir)) => {
+            let format = match args.source_format.as_str() {
+                "parquet" => SourceFormat::Parquet,
+                "csv" => SourceFormat::Csv,
+                "jsonl" => SourceFormat::JsonLines,
+                other => {
+                    return Err(SabotError::InvalidArgument {
+                        message: format!(
+                            "unknown --source-format {other}; known: parquet, csv, jsonl"
+                        ),
+                    });
+                }
+            };
+            let (dir, watch) = (PathBuf::from(dir), args.watch);
+            let mut table = StreamTable::new(move || {
+                let source = FileSource::try_new(&dir, format)?;
+                Ok(if watch { source.watching() } else { source })
+            });
+            if let Some(column) = &args.event_time {
+                table = table
+                    .with_watermark(column, std::time::Duration::from_millis(args.max_delay_ms));
+            }
+            sabot.register_stream(name, table)?;
         }
     }
     let text = std::fs::read_to_string(&args.sql).map_err(|error| SabotError::Io {

@@ -22,9 +22,9 @@ use sabot_exec::stream::{
 };
 
 pub use sabot_exec::stream::{
-    ChannelSender, ChannelSource, CollectSink, CountSink, FileFormat, FileSink, NexmarkConfig,
-    NexmarkGenerator, NexmarkSource, NexmarkTable, PipelineStats as StreamStats, SourcePoll,
-    StreamSink, StreamSource,
+    ChannelSender, ChannelSource, CollectSink, CountSink, FileFormat, FileSink, FileSource,
+    NexmarkConfig, NexmarkGenerator, NexmarkSource, NexmarkTable, PipelineStats as StreamStats,
+    SourceFormat, SourcePoll, StreamSink, StreamSource,
 };
 /// The error of sources, sinks and map functions (a [`SabotError`] converts from it).
 pub use sabot_exec::{ExecError, Result as ExecResult};
@@ -72,6 +72,7 @@ pub struct Stream {
     operators: Vec<Box<dyn StreamOperator>>,
     schema: SchemaRef,
     checkpoints: Option<CheckpointConfig>,
+    late_rows: Option<Box<dyn StreamSink>>,
 }
 
 /// Where a stream's rows come from: one source, or two streams meeting in a join.
@@ -116,7 +117,15 @@ impl Stream {
             operators: Vec::new(),
             schema,
             checkpoints: None,
+            late_rows: None,
         }
+    }
+
+    /// Sends the rows that windows drop as late to `sink` as they are dropped (a side
+    /// output; it is not part of checkpoints).
+    pub fn with_late_rows(mut self, sink: impl StreamSink + 'static) -> Stream {
+        self.late_rows = Some(Box::new(sink));
+        self
     }
 
     /// Checkpoints every `interval` into `dir`; a run first resumes from the latest complete
@@ -336,6 +345,11 @@ impl Stream {
         let time_column = self.time_column.clone();
         let context = self.context.clone();
         let checkpoints = self.checkpoints.clone();
+        if self.late_rows.is_some() || other.late_rows.is_some() {
+            return Err(SabotError::invalid_argument(
+                "set the late-row side output on the joined stream, not on its inputs",
+            ));
+        }
         Ok(Stream {
             context,
             inputs: Inputs::Joined {
@@ -347,6 +361,7 @@ impl Stream {
             operators: Vec::new(),
             schema,
             checkpoints,
+            late_rows: None,
         })
     }
 
@@ -424,6 +439,10 @@ impl Stream {
             Inputs::Joined { left, right, join } => {
                 StreamPipeline::try_join(left, right, join, self.operators, sink)?
             }
+        };
+        let pipeline = match self.late_rows {
+            Some(sink) => pipeline.with_late_rows(sink),
+            None => pipeline,
         };
         Ok(match self.checkpoints {
             Some(config) => pipeline.with_checkpoints(config),

@@ -10,7 +10,7 @@ use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::operator::{StreamEvent, StreamOperator};
+use super::operator::{LateRows, StreamEvent, StreamOperator};
 use super::snapshot;
 use super::time::event_times;
 use super::window_aggregate::{check_state_schema, checked_time_field};
@@ -51,7 +51,7 @@ pub struct WindowMaxRows {
     allowed_lateness: i64,
     windows: BTreeMap<i64, Best>,
     emitted_through: i64,
-    late_rows: u64,
+    late: LateRows,
 }
 
 impl WindowMaxRows {
@@ -111,7 +111,7 @@ impl WindowMaxRows {
             allowed_lateness: allowed_lateness.max(0),
             windows: BTreeMap::new(),
             emitted_through: i64::MIN,
-            late_rows: 0,
+            late: LateRows::default(),
         })
     }
 
@@ -165,7 +165,7 @@ impl WindowMaxRows {
         values: &[Option<Value>],
     ) -> Result<()> {
         if end.saturating_add(self.allowed_lateness) <= self.emitted_through {
-            self.late_rows += rows.len() as u64;
+            self.late.add(batch, rows)?;
             return Ok(());
         }
         let Some(max) = rows
@@ -264,7 +264,15 @@ impl StreamOperator for WindowMaxRows {
     }
 
     fn late_rows(&self) -> u64 {
-        self.late_rows
+        self.late.count()
+    }
+
+    fn keep_late_rows(&mut self) {
+        self.late.keep();
+    }
+
+    fn take_late_rows(&mut self) -> Vec<RecordBatch> {
+        self.late.take()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
@@ -282,7 +290,7 @@ impl StreamOperator for WindowMaxRows {
         }
         let batch =
             concat_batches(&self.state_schema, &parts).map_err(ExecError::arrow(OPERATOR))?;
-        snapshot::encode(&[self.emitted_through, self.late_rows as i64], &batch)
+        snapshot::encode(&[self.emitted_through, self.late.count() as i64], &batch)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
@@ -304,7 +312,8 @@ impl StreamOperator for WindowMaxRows {
             self.offer(&rows, start, end, &window_rows, &values)?;
         }
         self.emitted_through = snapshot::header_value(&header, 0, OPERATOR)?;
-        self.late_rows = snapshot::header_value(&header, 1, OPERATOR)? as u64;
+        self.late
+            .set_count(snapshot::header_value(&header, 1, OPERATOR)? as u64);
         Ok(())
     }
 }

@@ -1,6 +1,8 @@
 //! What a streaming operator is: it takes batches and watermarks and pushes out batches and
 //! watermarks.
 
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
@@ -41,6 +43,14 @@ pub trait StreamOperator: Send {
         0
     }
 
+    /// From now on, keeps the late rows it drops for [`StreamOperator::take_late_rows`].
+    fn keep_late_rows(&mut self) {}
+
+    /// The late rows kept since the last call.
+    fn take_late_rows(&mut self) -> Vec<RecordBatch> {
+        Vec::new()
+    }
+
     /// Its state at a checkpoint, as bytes (empty for stateless operators). Called between
     /// batches: every earlier row has been processed, no later one has.
     fn snapshot(&self) -> Result<Vec<u8>> {
@@ -56,5 +66,43 @@ pub trait StreamOperator: Send {
             "the checkpoint holds state for an operator that keeps none; was the query changed?"
                 .to_string(),
         ))
+    }
+}
+
+/// The rows a window operator dropped as late: counted, and kept for a side output when asked.
+#[derive(Debug, Default)]
+pub(crate) struct LateRows {
+    count: u64,
+    kept: Option<Vec<RecordBatch>>,
+}
+
+impl LateRows {
+    /// Rows `rows` of `batch` were late.
+    pub(crate) fn add(&mut self, batch: &RecordBatch, rows: &[usize]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.count += rows.len() as u64;
+        if let Some(kept) = self.kept.as_mut() {
+            let indices = UInt32Array::from_iter_values(rows.iter().map(|&row| row as u32));
+            kept.push(take_record_batch(batch, &indices).map_err(ExecError::arrow("late rows"))?);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub(crate) fn set_count(&mut self, count: u64) {
+        self.count = count;
+    }
+
+    pub(crate) fn keep(&mut self) {
+        self.kept.get_or_insert_with(Vec::new);
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<RecordBatch> {
+        self.kept.as_mut().map(std::mem::take).unwrap_or_default()
     }
 }

@@ -96,6 +96,7 @@ pub struct StreamPipeline {
     join: Option<Box<dyn BinaryStreamOperator>>,
     operators: Vec<Box<dyn StreamOperator>>,
     sink: Box<dyn StreamSink>,
+    late_rows: Option<Box<dyn StreamSink>>,
     checkpoints: Option<CheckpointConfig>,
     watermark: i64,
 }
@@ -119,6 +120,7 @@ impl StreamPipeline {
             join: None,
             operators: Vec::new(),
             sink,
+            late_rows: None,
             checkpoints: None,
             watermark: i64::MIN,
         })
@@ -137,9 +139,17 @@ impl StreamPipeline {
             join: Some(join),
             operators,
             sink,
+            late_rows: None,
             checkpoints: None,
             watermark: i64::MIN,
         })
+    }
+
+    /// Sends the rows windows drop as late to `sink` (a side output, written as they are
+    /// dropped and not part of checkpoints).
+    pub fn with_late_rows(mut self, sink: Box<dyn StreamSink>) -> StreamPipeline {
+        self.late_rows = Some(sink);
+        self
     }
 
     /// Checkpoints the pipeline as `config` says; a run first resumes from the latest complete
@@ -165,6 +175,17 @@ impl StreamPipeline {
                 Some(checkpointer)
             }
         };
+        if self.late_rows.is_some() {
+            for input in &mut self.inputs {
+                input
+                    .operators
+                    .iter_mut()
+                    .for_each(|operator| operator.keep_late_rows());
+            }
+            self.operators
+                .iter_mut()
+                .for_each(|operator| operator.keep_late_rows());
+        }
         for input in &mut self.inputs {
             input.tracker = input.watermarks.as_ref().map(|(spec, _)| {
                 WatermarkTracker::new(
@@ -180,11 +201,15 @@ impl StreamPipeline {
                 stats.stopped = true;
                 break;
             }
+            self.write_late_rows()?;
             let Some(index) = self.next_input() else {
                 if let Some(checkpointer) = checkpointer.as_mut() {
                     self.checkpoint(checkpointer, &mut stats)?;
                 }
                 self.sink.finish()?;
+                if let Some(late_rows) = self.late_rows.as_mut() {
+                    late_rows.finish()?;
+                }
                 break;
             };
             match self.inputs[index].source.poll()? {
@@ -252,6 +277,23 @@ impl StreamPipeline {
         stats.late_rows = self.late_rows();
         stats.elapsed = started.elapsed();
         Ok(stats)
+    }
+
+    fn write_late_rows(&mut self) -> Result<()> {
+        let Some(late_rows) = self.late_rows.as_mut() else {
+            return Ok(());
+        };
+        let operators = self
+            .inputs
+            .iter_mut()
+            .flat_map(|input| input.operators.iter_mut())
+            .chain(self.operators.iter_mut());
+        for operator in operators {
+            for batch in operator.take_late_rows() {
+                late_rows.write(batch)?;
+            }
+        }
+        Ok(())
     }
 
     /// The unfinished input to poll next: one with rows pending if any, the one whose rows are

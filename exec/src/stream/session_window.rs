@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 
 use super::accumulator::{Accumulator, AggregateCall};
 use super::group_index::{KeyEncoder, OwnedKey};
-use super::operator::{StreamEvent, StreamOperator};
+use super::operator::{LateRows, StreamEvent, StreamOperator};
 use super::snapshot;
 use super::time::{event_times, time_array};
 use super::window_aggregate::{
@@ -49,7 +49,7 @@ pub struct SessionWindowAggregate {
     /// The earliest end of an open session (none when there is none).
     earliest_end: Option<i64>,
     emitted_through: i64,
-    late_rows: u64,
+    late: LateRows,
 }
 
 impl SessionWindowAggregate {
@@ -106,7 +106,7 @@ impl SessionWindowAggregate {
             open_sessions: 0,
             earliest_end: None,
             emitted_through: i64::MIN,
-            late_rows: 0,
+            late: LateRows::default(),
         })
     }
 
@@ -191,6 +191,7 @@ impl StreamOperator for SessionWindowAggregate {
         let mut released = Vec::new();
         let mut slots = Vec::with_capacity(times.len());
         let mut on_time = Vec::with_capacity(times.len());
+        let mut late_rows = Vec::new();
         for (row, &time) in times.iter().enumerate() {
             let late = time
                 .saturating_add(self.gap)
@@ -198,7 +199,7 @@ impl StreamOperator for SessionWindowAggregate {
                 <= self.emitted_through;
             on_time.push(!late);
             if late {
-                self.late_rows += 1;
+                late_rows.push(row);
                 continue;
             }
             let key = self.keys.owned_key(&keys, row);
@@ -209,6 +210,7 @@ impl StreamOperator for SessionWindowAggregate {
                 *slot = next;
             }
         }
+        self.late.add(&batch, &late_rows)?;
         let rows = if on_time.iter().all(|&keep| keep) {
             batch
         } else {
@@ -262,7 +264,15 @@ impl StreamOperator for SessionWindowAggregate {
     }
 
     fn late_rows(&self) -> u64 {
-        self.late_rows
+        self.late.count()
+    }
+
+    fn keep_late_rows(&mut self) {
+        self.late.keep();
+    }
+
+    fn take_late_rows(&mut self) -> Vec<RecordBatch> {
+        self.late.take()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
@@ -286,14 +296,15 @@ impl StreamOperator for SessionWindowAggregate {
         }
         let batch = RecordBatch::try_new(self.state_schema.clone(), columns)
             .map_err(ExecError::arrow(OPERATOR))?;
-        snapshot::encode(&[self.emitted_through, self.late_rows as i64], &batch)
+        snapshot::encode(&[self.emitted_through, self.late.count() as i64], &batch)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
         let (header, batch) = snapshot::decode(state)?;
         check_state_schema(&batch, &self.state_schema, OPERATOR)?;
         self.emitted_through = snapshot::header_value(&header, 0, OPERATOR)?;
-        self.late_rows = snapshot::header_value(&header, 1, OPERATOR)? as u64;
+        self.late
+            .set_count(snapshot::header_value(&header, 1, OPERATOR)? as u64);
         self.sessions.clear();
         self.free_slots.clear();
         self.slots = 0;

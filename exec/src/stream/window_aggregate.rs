@@ -14,7 +14,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::accumulator::{Accumulator, AggregateCall};
 use super::group_index::{GroupIndex, KeyEncoder};
-use super::operator::{StreamEvent, StreamOperator};
+use super::operator::{LateRows, StreamEvent, StreamOperator};
 use super::snapshot;
 use super::time::{WINDOW_END, WINDOW_START, event_times, is_time_type, time_array};
 use crate::error::{ExecError, Result};
@@ -53,7 +53,7 @@ pub struct WindowAggregate {
     panes: BTreeMap<i64, Pane>,
     /// Every window ending at or before this has been emitted.
     emitted_through: i64,
-    late_rows: u64,
+    late: LateRows,
 }
 
 impl WindowAggregate {
@@ -115,7 +115,7 @@ impl WindowAggregate {
             prototypes,
             panes: BTreeMap::new(),
             emitted_through: i64::MIN,
-            late_rows: 0,
+            late: LateRows::default(),
         })
     }
 
@@ -126,7 +126,7 @@ impl WindowAggregate {
 
     fn fold(&mut self, batch: &RecordBatch, pane_start: i64, rows: &[usize]) -> Result<()> {
         if self.last_end_of(pane_start) <= self.emitted_through {
-            self.late_rows += rows.len() as u64;
+            self.late.add(batch, rows)?;
             return Ok(());
         }
         let keys = self.keys.encode(batch)?;
@@ -267,7 +267,15 @@ impl StreamOperator for WindowAggregate {
     }
 
     fn late_rows(&self) -> u64 {
-        self.late_rows
+        self.late.count()
+    }
+
+    fn keep_late_rows(&mut self) {
+        self.late.keep();
+    }
+
+    fn take_late_rows(&mut self) -> Vec<RecordBatch> {
+        self.late.take()
     }
 
     fn snapshot(&self) -> Result<Vec<u8>> {
@@ -284,14 +292,15 @@ impl StreamOperator for WindowAggregate {
             }
         }
         let batch = concat_columns(&self.state_schema, parts)?;
-        snapshot::encode(&[self.emitted_through, self.late_rows as i64], &batch)
+        snapshot::encode(&[self.emitted_through, self.late.count() as i64], &batch)
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
         let (header, batch) = snapshot::decode(state)?;
         check_state_schema(&batch, &self.state_schema, OPERATOR)?;
         self.emitted_through = snapshot::header_value(&header, 0, OPERATOR)?;
-        self.late_rows = snapshot::header_value(&header, 1, OPERATOR)? as u64;
+        self.late
+            .set_count(snapshot::header_value(&header, 1, OPERATOR)? as u64);
         self.panes.clear();
         let starts = event_times(batch.column(0), "pane_start")?.to_vec();
         let key_count = self.schema.fields().len() - 2 - self.prototypes.len();

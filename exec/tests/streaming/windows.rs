@@ -53,6 +53,16 @@ fn run(
     delay: i64,
     operator: Box<dyn StreamOperator>,
 ) -> (Vec<RecordBatch>, PipelineStats) {
+    let (output, _, stats) = run_with_late_rows(batches, delay, operator);
+    (output, stats)
+}
+
+/// Like [`run`], also returning the late rows' side output.
+fn run_with_late_rows(
+    batches: Vec<RecordBatch>,
+    delay: i64,
+    operator: Box<dyn StreamOperator>,
+) -> (Vec<RecordBatch>, Vec<RecordBatch>, PipelineStats) {
     let (sender, source) = ChannelSource::new(schema(), batches.len() + 1);
     for batch in batches {
         sender.send(batch).unwrap();
@@ -64,15 +74,31 @@ fn run(
         max_out_of_orderness: delay,
         idle_timeout: Duration::from_secs(3600),
     };
+    let late = CollectSink::new();
     let pipeline = StreamPipeline::try_new(
         Box::new(source),
         Some(watermarks),
         vec![operator],
         Box::new(sink.clone()),
     )
-    .unwrap();
+    .unwrap()
+    .with_late_rows(Box::new(late.clone()));
     let stats = pipeline.run(&CancelHandle::new()).unwrap();
-    (sink.batches().unwrap(), stats)
+    (sink.batches().unwrap(), late.batches().unwrap(), stats)
+}
+
+/// The `v` column of `batches`' rows.
+fn values(batches: &[RecordBatch]) -> Vec<i64> {
+    batches
+        .iter()
+        .flat_map(|batch| {
+            batch
+                .column(2)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect()
 }
 
 /// A window and key: (window_start, window_end, key).
@@ -162,7 +188,12 @@ fn hopping_windows_share_rows_between_overlapping_windows() {
         // Watermark 13: the row at 2 belongs only to windows already emitted.
         batch(&[(25, "a", 7), (2, "a", 50)]),
     ];
-    let (output, stats) = run(input, 2, Box::new(operator));
+    let (output, late, stats) = run_with_late_rows(input, 2, Box::new(operator));
+    assert_eq!(
+        values(&late),
+        vec![50],
+        "the late row goes to the side output"
+    );
     assert_eq!(
         sorted(windows_of(&output)),
         expected(&[
@@ -218,7 +249,8 @@ fn session_windows_merge_across_a_bridging_row_and_count_late_rows() {
         // The row at 2 is late; 24 bridges a's [20, 25) and [28, 33).
         batch(&[(2, "a", 1000), (28, "a", 5), (24, "a", 4)]),
     ];
-    let (output, stats) = run(input, 0, Box::new(operator));
+    let (output, late, stats) = run_with_late_rows(input, 0, Box::new(operator));
+    assert_eq!(values(&late), vec![1000]);
     assert_eq!(
         sorted(windows_of(&output)),
         expected(&[
