@@ -41,7 +41,11 @@ fn main() -> sabot::Result<()> {
     // 4_000 arrives after 6_500 but in time: the watermark is 6_500 - 2_000 = 4_500, and its
     // window [0, 5_000) is still open. 13_000 moves the watermark to 11_000, closing the first
     // two windows, so the row at 2_000 in the last batch is late.
-    sender.send(clicks(&[(1_000, "ada", 5), (6_500, "bob", 7), (4_000, "ada", 1)])?)?;
+    sender.send(clicks(&[
+        (1_000, "ada", 5),
+        (6_500, "bob", 7),
+        (4_000, "ada", 1),
+    ])?)?;
     sender.send(clicks(&[(13_000, "ada", 2)])?)?;
     sender.send(clicks(&[(2_000, "bob", 100)])?)?;
     drop(sender); // the source ends when every sender is gone
@@ -52,7 +56,10 @@ fn main() -> sabot::Result<()> {
         .with_late_rows(late.clone())
         .key_by(&["user"])?
         .window(Window::tumbling(Duration::from_secs(5)))
-        .aggregate([sum(col("amount")).alias("spent"), count(lit(1)).alias("clicks")])?
+        .aggregate([
+            sum(col("amount")).alias("spent"),
+            count(lit(1)).alias("clicks"),
+        ])?
         .collect()?;
     println!("Spending per user and 5 s window:");
     print_batches(&totals)?;
@@ -75,7 +82,9 @@ fn main() -> sabot::Result<()> {
     // 3. A join of two streams: each bid with the auction it is for, while the auction is open.
     let nexmark = |table| -> sabot::Result<sabot::Stream> {
         let source = NexmarkSource::try_new(NexmarkConfig::default(), table)?.with_events(20_000);
-        sabot.stream(source).with_watermark("date_time", Duration::ZERO)
+        sabot
+            .stream(source)
+            .with_watermark("date_time", Duration::ZERO)
     };
     let bids_per_category = nexmark(NexmarkTable::Auction)?
         .join(
@@ -96,8 +105,8 @@ fn main() -> sabot::Result<()> {
     // 4. Checkpoints every 50 ms and Parquet files that appear only when the checkpoint
     //    covering them completes; running it again resumes from the latest checkpoint.
     let dir = std::env::temp_dir().join(format!("sabot-streaming-example-{}", std::process::id()));
-    let source = NexmarkSource::try_new(NexmarkConfig::default(), NexmarkTable::Bid)?
-        .with_events(1_000_000);
+    let source =
+        NexmarkSource::try_new(NexmarkConfig::default(), NexmarkTable::Bid)?.with_events(1_000_000);
     let stats = sabot
         .stream(source)
         .with_watermark("date_time", Duration::ZERO)?

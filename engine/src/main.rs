@@ -181,8 +181,9 @@ enum BenchCommand {
     },
     /// Run Nexmark queries as streams over the built-in columnar generator, each on one worker
     /// thread with generation included, and print events/s per core beside Flink's published
-    /// per-core rates. Events counted are the rows a query's sources read (bids, for the
-    /// queries over bids), so the rate never counts events a query did not need generated.
+    /// per-core rates. Sources generate only the tables and columns a query reads; events
+    /// counted are the rows they read (bids, for the queries over bids), so the rate never
+    /// counts events that were not generated.
     Nexmark {
         /// Events to generate per query (persons, auctions and bids, 1:3:46)
         #[arg(long, default_value_t = 10_000_000)]

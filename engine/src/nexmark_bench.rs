@@ -71,17 +71,21 @@ pub struct NexmarkReport {
 
 /// The Nexmark query `name` as a stream over `events` generated events.
 pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> Result<Stream> {
-    let table = |table: NexmarkTable| -> Result<Stream> {
-        let source = NexmarkSource::try_new(model.clone(), table)?.with_events(events);
+    // Each source generates only the columns its query reads (projection pushdown).
+    let table = |table: NexmarkTable, columns: &[&str]| -> Result<Stream> {
+        let source = NexmarkSource::try_new(model.clone(), table)?
+            .with_events(events)
+            .with_columns(columns)?;
         sabot
             .stream(source)
             .with_watermark("date_time", Duration::ZERO)
     };
-    let bids = || table(NexmarkTable::Bid);
+    let bids = |columns: &[&str]| table(NexmarkTable::Bid, columns);
+    let bid_row = ["auction", "bidder", "price", "date_time", "extra"];
     let ten_seconds = Duration::from_secs(10);
     match name {
         // Pass-through.
-        "q0" => bids()?.select([
+        "q0" => bids(&bid_row)?.select([
             col("auction"),
             col("bidder"),
             col("price"),
@@ -89,7 +93,7 @@ pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> R
             col("extra"),
         ]),
         // Currency conversion: prices in euros.
-        "q1" => bids()?.select([
+        "q1" => bids(&bid_row)?.select([
             col("auction"),
             col("bidder"),
             (lit(0.908) * col("price")).alias("price"),
@@ -97,14 +101,22 @@ pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> R
             col("extra"),
         ]),
         // Selection: bids on every 123rd auction.
-        "q2" => bids()?
+        "q2" => bids(&["auction", "price", "date_time"])?
             .filter((col("auction") % lit(123i64)).eq(lit(0i64)))?
             .select([col("auction"), col("price")]),
         // Local item suggestion: auctions of category 10 by sellers in Oregon, Idaho or
         // California (an unbounded join: every row is kept).
         "q3" => {
-            let auctions = table(NexmarkTable::Auction)?.filter(col("category").eq(lit(10i64)))?;
-            let persons = table(NexmarkTable::Person)?.filter(
+            let auctions = table(
+                NexmarkTable::Auction,
+                &["id", "seller", "category", "date_time"],
+            )?
+            .filter(col("category").eq(lit(10i64)))?;
+            let persons = table(
+                NexmarkTable::Person,
+                &["id", "name", "city", "state", "date_time"],
+            )?
+            .filter(
                 col("state")
                     .eq(lit("or"))
                     .or(col("state").eq(lit("id")))
@@ -121,28 +133,31 @@ pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> R
         }
         // Average closing price per category: each auction's highest bid while it was open,
         // final when it expires, averaged per category (updated as auctions close).
-        "q4" => table(NexmarkTable::Auction)?
-            .join(
-                bids()?,
-                &["id"],
-                &["auction"],
-                JoinTime::Until {
-                    column: "expires".to_string(),
-                },
-            )?
-            .key_by(&["id", "category"])?
-            .aggregate_until("expires", [max(col("price")).alias("final")])?
-            .key_by(&["category"])?
-            .aggregate([avg(col("final")).alias("average")]),
+        "q4" => table(
+            NexmarkTable::Auction,
+            &["id", "category", "date_time", "expires"],
+        )?
+        .join(
+            bids(&["auction", "price", "date_time"])?,
+            &["id"],
+            &["auction"],
+            JoinTime::Until {
+                column: "expires".to_string(),
+            },
+        )?
+        .key_by(&["id", "category"])?
+        .aggregate_until("expires", [max(col("price")).alias("final")])?
+        .key_by(&["category"])?
+        .aggregate([avg(col("final")).alias("average")]),
         // Hot items: the auctions with the most bids in each 10 s window sliding by 2 s.
-        "q5" => bids()?
+        "q5" => bids(&["auction", "date_time"])?
             .key_by(&["auction"])?
             .window(Window::hop(ten_seconds, Duration::from_secs(2)))
             .aggregate([count(lit(1)).alias("num")])?
             .max_rows_per_window("num")?
             .select([col("auction"), col("num")]),
         // Highest bid: the bids with the highest price in each 10 s window.
-        "q7" => bids()?
+        "q7" => bids(&bid_row)?
             .window(Window::tumbling(ten_seconds))
             .max_rows("price")?
             .select([
@@ -154,11 +169,11 @@ pub fn query(sabot: &Sabot, name: &str, model: &NexmarkConfig, events: u64) -> R
             ]),
         // Monitor new users: persons who created an auction in the 10 s window they joined in.
         "q8" => {
-            let persons = table(NexmarkTable::Person)?
+            let persons = table(NexmarkTable::Person, &["id", "name", "date_time"])?
                 .key_by(&["id", "name"])?
                 .window(Window::tumbling(ten_seconds))
                 .aggregate([count(lit(1)).alias("joined")])?;
-            let sellers = table(NexmarkTable::Auction)?
+            let sellers = table(NexmarkTable::Auction, &["seller", "date_time"])?
                 .key_by(&["seller"])?
                 .window(Window::tumbling(ten_seconds))
                 .aggregate([count(lit(1)).alias("auctions")])?;

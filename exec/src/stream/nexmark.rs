@@ -235,14 +235,43 @@ impl NexmarkGenerator {
 
     /// The rows of `table` among events `start..end`, in event order.
     pub fn generate(&self, table: NexmarkTable, start: u64, end: u64) -> Result<RecordBatch> {
+        let all: Vec<usize> = (0..table.schema().fields().len()).collect();
+        self.generate_columns(table, start, end, &all)
+    }
+
+    /// Columns `columns` (indices into the table's schema, in that order) of the rows of
+    /// `table` among events `start..end`: the same values as [`NexmarkGenerator::generate`]
+    /// gives, without building the other columns' strings.
+    pub fn generate_columns(
+        &self,
+        table: NexmarkTable,
+        start: u64,
+        end: u64,
+        columns: &[usize],
+    ) -> Result<RecordBatch> {
+        let schema = table.schema();
+        let mut wanted = vec![false; schema.fields().len()];
+        for &column in columns {
+            *wanted.get_mut(column).ok_or_else(|| {
+                ExecError::InvalidStream(format!(
+                    "Nexmark table {} has no column {column}",
+                    table.name()
+                ))
+            })? = true;
+        }
         let rows = self.count_in(table, start, end) as usize;
         let events = self.events_of(table, start, end);
-        let columns = match table {
-            NexmarkTable::Person => self.persons(events, rows)?,
-            NexmarkTable::Auction => self.auctions(events, rows)?,
-            NexmarkTable::Bid => self.bids(events, rows)?,
+        let all = match table {
+            NexmarkTable::Person => self.persons(events, rows, &wanted)?,
+            NexmarkTable::Auction => self.auctions(events, rows, &wanted)?,
+            NexmarkTable::Bid => self.bids(events, rows, &wanted)?,
         };
-        RecordBatch::try_new(table.schema(), columns).map_err(ExecError::arrow("Nexmark generator"))
+        let projected = schema
+            .project(columns)
+            .map_err(ExecError::arrow("Nexmark generator"))?;
+        let arrays = columns.iter().map(|&column| all[column].clone()).collect();
+        RecordBatch::try_new(Arc::new(projected), arrays)
+            .map_err(ExecError::arrow("Nexmark generator"))
     }
 
     /// Position of the table's first event within each group of `denominator` events, and how
@@ -312,16 +341,21 @@ impl NexmarkGenerator {
         EventRng::for_event(self.config.seed, event)
     }
 
-    fn bids(&self, events: impl Iterator<Item = u64>, rows: usize) -> Result<Vec<ArrayRef>> {
+    fn bids(
+        &self,
+        events: impl Iterator<Item = u64>,
+        rows: usize,
+        wanted: &[bool],
+    ) -> Result<Vec<ArrayRef>> {
         let config = &self.config;
         let urls = channel_urls();
         let mut auction = Vec::with_capacity(rows);
         let mut bidder = Vec::with_capacity(rows);
         let mut price = Vec::with_capacity(rows);
         let mut time = Vec::with_capacity(rows);
-        let mut channel = StringColumn::with_capacity(rows, rows * 10);
-        let mut url = StringColumn::with_capacity(rows, rows * 64);
-        let mut extra = StringColumn::with_capacity(rows, rows * config.avg_bid_bytes);
+        let mut channel = StringColumn::with_capacity(rows, rows * 10, wanted[3]);
+        let mut url = StringColumn::with_capacity(rows, rows * 64, wanted[4]);
+        let mut extra = StringColumn::with_capacity(rows, rows * config.avg_bid_bytes, wanted[6]);
         for event in events {
             let mut rng = self.rng(event);
             let auction_id = if rng.below(config.hot_auction_ratio) > 0 {
@@ -361,18 +395,24 @@ impl NexmarkGenerator {
         ])
     }
 
-    fn auctions(&self, events: impl Iterator<Item = u64>, rows: usize) -> Result<Vec<ArrayRef>> {
+    fn auctions(
+        &self,
+        events: impl Iterator<Item = u64>,
+        rows: usize,
+        wanted: &[bool],
+    ) -> Result<Vec<ArrayRef>> {
         let config = &self.config;
         let mut id = Vec::with_capacity(rows);
-        let mut item_name = StringColumn::with_capacity(rows, rows * 20);
-        let mut description = StringColumn::with_capacity(rows, rows * 100);
+        let mut item_name = StringColumn::with_capacity(rows, rows * 20, wanted[1]);
+        let mut description = StringColumn::with_capacity(rows, rows * 100, wanted[2]);
         let mut initial_bid = Vec::with_capacity(rows);
         let mut reserve = Vec::with_capacity(rows);
         let mut time = Vec::with_capacity(rows);
         let mut expires = Vec::with_capacity(rows);
         let mut seller = Vec::with_capacity(rows);
         let mut category = Vec::with_capacity(rows);
-        let mut extra = StringColumn::with_capacity(rows, rows * config.avg_auction_bytes);
+        let mut extra =
+            StringColumn::with_capacity(rows, rows * config.avg_auction_bytes, wanted[9]);
         // Auctions last up to twice the time in which `in_flight_auctions` new ones arrive.
         let events_per_flight =
             config.in_flight_auctions * self.denominator / config.auction_proportion;
@@ -411,16 +451,22 @@ impl NexmarkGenerator {
         ])
     }
 
-    fn persons(&self, events: impl Iterator<Item = u64>, rows: usize) -> Result<Vec<ArrayRef>> {
+    fn persons(
+        &self,
+        events: impl Iterator<Item = u64>,
+        rows: usize,
+        wanted: &[bool],
+    ) -> Result<Vec<ArrayRef>> {
         let config = &self.config;
         let mut id = Vec::with_capacity(rows);
-        let mut name = StringColumn::with_capacity(rows, rows * 12);
-        let mut email = StringColumn::with_capacity(rows, rows * 17);
-        let mut card = StringColumn::with_capacity(rows, rows * 19);
-        let mut city = StringColumn::with_capacity(rows, rows * 8);
-        let mut state = StringColumn::with_capacity(rows, rows * 2);
+        let mut name = StringColumn::with_capacity(rows, rows * 12, wanted[1]);
+        let mut email = StringColumn::with_capacity(rows, rows * 17, wanted[2]);
+        let mut card = StringColumn::with_capacity(rows, rows * 19, wanted[3]);
+        let mut city = StringColumn::with_capacity(rows, rows * 8, wanted[4]);
+        let mut state = StringColumn::with_capacity(rows, rows * 2, wanted[5]);
         let mut time = Vec::with_capacity(rows);
-        let mut extra = StringColumn::with_capacity(rows, rows * config.avg_person_bytes);
+        let mut extra =
+            StringColumn::with_capacity(rows, rows * config.avg_person_bytes, wanted[7]);
         let mut text = Vec::with_capacity(32);
         for event in events {
             let mut rng = self.rng(event);
@@ -429,21 +475,30 @@ impl NexmarkGenerator {
             let last = pick(&mut rng, &LAST_NAMES);
             let name_len = first.len() + 1 + last.len();
             name.push_parts(&[first.as_bytes(), b" ", last.as_bytes()]);
-            text.clear();
-            rng.letters(7, &mut text);
-            text.push(b'@');
-            rng.letters(5, &mut text);
-            text.extend_from_slice(b".com");
-            email.push(&text);
-            text.clear();
-            for part in 0..4 {
-                if part > 0 {
-                    text.push(b' ');
-                }
-                let digits = rng.below(10_000);
-                text.extend_from_slice(format!("{digits:04}").as_bytes());
+            if email.wanted {
+                text.clear();
+                rng.letters(7, &mut text);
+                text.push(b'@');
+                rng.letters(5, &mut text);
+                text.extend_from_slice(b".com");
+                email.push(&text);
+            } else {
+                rng.skip_letters(7);
+                rng.skip_letters(5);
             }
-            card.push(&text);
+            if card.wanted {
+                text.clear();
+                for part in 0..4 {
+                    if part > 0 {
+                        text.push(b' ');
+                    }
+                    let digits = rng.below(10_000);
+                    text.extend_from_slice(format!("{digits:04}").as_bytes());
+                }
+                card.push(&text);
+            } else {
+                rng.skip(4);
+            }
             let city_name = pick(&mut rng, &US_CITIES);
             let state_name = pick(&mut rng, &US_STATES);
             city.push(city_name.as_bytes());
@@ -519,37 +574,50 @@ fn base_url(seed: u64) -> String {
     )
 }
 
-/// A string column built from bytes that are ASCII by construction.
+/// A string column built from bytes that are ASCII by construction. A column nobody asked for
+/// stores nothing, but draws its random values all the same (skipping them in O(1)), so the
+/// other columns get the values they would have had.
 struct StringColumn {
+    wanted: bool,
     offsets: Vec<i32>,
     values: Vec<u8>,
 }
 
 impl StringColumn {
-    fn with_capacity(rows: usize, bytes: usize) -> StringColumn {
+    fn with_capacity(rows: usize, bytes: usize, wanted: bool) -> StringColumn {
+        let (rows, bytes) = if wanted { (rows, bytes) } else { (0, 0) };
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0);
         StringColumn {
+            wanted,
             offsets,
             values: Vec::with_capacity(bytes),
         }
     }
 
     fn push(&mut self, value: &[u8]) {
-        self.values.extend_from_slice(value);
-        self.offsets.push(self.values.len() as i32);
+        if self.wanted {
+            self.values.extend_from_slice(value);
+            self.offsets.push(self.values.len() as i32);
+        }
     }
 
     fn push_parts(&mut self, parts: &[&[u8]]) {
-        for part in parts {
-            self.values.extend_from_slice(part);
+        if self.wanted {
+            for part in parts {
+                self.values.extend_from_slice(part);
+            }
+            self.offsets.push(self.values.len() as i32);
         }
-        self.offsets.push(self.values.len() as i32);
     }
 
     fn push_letters(&mut self, rng: &mut EventRng, count: usize) {
-        rng.letters(count, &mut self.values);
-        self.offsets.push(self.values.len() as i32);
+        if self.wanted {
+            rng.letters(count, &mut self.values);
+            self.offsets.push(self.values.len() as i32);
+        } else {
+            rng.skip_letters(count);
+        }
     }
 
     /// Random letters padding an event of `current` bytes to about `average` bytes: uniform in
@@ -566,6 +634,7 @@ impl StringColumn {
         self.push_letters(rng, len);
     }
 
+    /// The column (empty when it was not wanted).
     fn finish(self) -> Result<ArrayRef> {
         let offsets = OffsetBuffer::new(self.offsets.into());
         let array = StringArray::try_new(offsets, Buffer::from_vec(self.values), None)
@@ -574,8 +643,11 @@ impl StringColumn {
     }
 }
 
-/// The random values of one event: wyrand seeded from (seed, event number).
+/// The random values of one event: wyrand seeded from (seed, event number). Its state moves
+/// by a constant per value, so values can be skipped in O(1).
 struct EventRng(u64);
+
+const WYRAND_STEP: u64 = 0xA076_1D64_78BD_642F;
 
 impl EventRng {
     fn for_event(seed: u64, event: u64) -> EventRng {
@@ -586,7 +658,7 @@ impl EventRng {
     }
 
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0xA076_1D64_78BD_642F);
+        self.0 = self.0.wrapping_add(WYRAND_STEP);
         let product = u128::from(self.0) * u128::from(self.0 ^ 0xE703_7ED1_A0B4_28DB);
         (product >> 64) as u64 ^ product as u64
     }
@@ -600,6 +672,16 @@ impl EventRng {
     fn price(&mut self) -> i64 {
         let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
         (10f64.powf(unit * 6.0) * 100.0).round() as i64
+    }
+
+    /// Skips `values` random values.
+    fn skip(&mut self, values: u64) {
+        self.0 = self.0.wrapping_add(WYRAND_STEP.wrapping_mul(values));
+    }
+
+    /// Skips the values `letters(count, ..)` would draw.
+    fn skip_letters(&mut self, count: usize) {
+        self.skip(count.div_ceil(8) as u64);
     }
 
     /// Appends `count` random lowercase letters, eight from each random word.

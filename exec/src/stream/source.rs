@@ -63,6 +63,7 @@ fn one_offset(source: &dyn StreamSource, offsets: &[u64]) -> Result<u64> {
 pub struct NexmarkSource {
     generator: NexmarkGenerator,
     table: NexmarkTable,
+    columns: Vec<usize>,
     next_event: u64,
     end_event: Option<u64>,
     batch_events: u64,
@@ -74,6 +75,7 @@ impl NexmarkSource {
         Ok(NexmarkSource {
             generator: NexmarkGenerator::try_new(config)?,
             table,
+            columns: (0..table.schema().fields().len()).collect(),
             next_event: 0,
             end_event: None,
             batch_events: 10_000,
@@ -85,6 +87,24 @@ impl NexmarkSource {
     pub fn with_events(mut self, events: u64) -> NexmarkSource {
         self.end_event = Some(events);
         self
+    }
+
+    /// Generates only the columns `columns`, in that order (projection pushdown: the strings
+    /// of the other columns are never built; the values are those of the full table).
+    pub fn with_columns(mut self, columns: &[&str]) -> Result<NexmarkSource> {
+        let schema = self.table.schema();
+        self.columns = columns
+            .iter()
+            .map(|column| {
+                schema.index_of(column).map_err(|_| {
+                    ExecError::InvalidStream(format!(
+                        "Nexmark table {} has no column {column}",
+                        self.table.name()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self)
     }
 
     /// Generates `events` events per batch (default 10,000).
@@ -100,7 +120,11 @@ impl StreamSource for NexmarkSource {
     }
 
     fn schema(&self) -> SchemaRef {
-        self.table.schema()
+        let schema = self.table.schema();
+        schema
+            .project(&self.columns)
+            .map(std::sync::Arc::new)
+            .unwrap_or(schema)
     }
 
     fn poll(&mut self) -> Result<SourcePoll> {
@@ -111,7 +135,9 @@ impl StreamSource for NexmarkSource {
             None => start + self.batch_events,
         };
         self.next_event = end;
-        let batch = self.generator.generate(self.table, start, end)?;
+        let batch = self
+            .generator
+            .generate_columns(self.table, start, end, &self.columns)?;
         Ok(SourcePoll::Batch {
             partition: 0,
             batch,

@@ -285,6 +285,34 @@ fn any_range_generates_the_same_rows_alone_as_within_a_larger_range() {
     assert_ne!(ours.column(2), theirs.column(2), "prices do");
 }
 
+#[test]
+fn generating_some_columns_gives_those_columns_of_the_full_table() {
+    let generator = NexmarkGenerator::try_new(NexmarkConfig::default()).unwrap();
+    let projections: [(NexmarkTable, &[usize]); 5] = [
+        (NexmarkTable::Bid, &[0, 5]),
+        (NexmarkTable::Bid, &[6, 2, 4]),
+        (NexmarkTable::Auction, &[7, 5, 8]),
+        (NexmarkTable::Auction, &[9, 1]),
+        (NexmarkTable::Person, &[1, 4, 5, 7]),
+    ];
+    for (table, columns) in projections {
+        let full = generator.generate(table, 500, 4_000).unwrap();
+        let projected = generator
+            .generate_columns(table, 500, 4_000, columns)
+            .unwrap();
+        assert_eq!(
+            projected,
+            full.project(columns).unwrap(),
+            "{table:?} {columns:?}"
+        );
+    }
+    assert!(
+        generator
+            .generate_columns(NexmarkTable::Bid, 0, 10, &[7])
+            .is_err()
+    );
+}
+
 fn distinct(values: &[i64]) -> usize {
     values
         .iter()
