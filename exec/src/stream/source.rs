@@ -154,16 +154,25 @@ impl StreamSource for NexmarkSource {
     }
 }
 
-/// Batches a program hands over through a bounded channel (one partition; its offset counts
-/// the rows received). The source finishes when every [`ChannelSender`] is dropped.
+/// Batches a program hands over through bounded channels, one per partition (watermarks are
+/// made per partition; a partition without batches for a while stops holding them back). A
+/// partition's offset counts the rows received; it finishes when its senders are dropped, and
+/// the source when every partition has.
 pub struct ChannelSource {
     schema: SchemaRef,
+    partitions: Vec<ChannelPartition>,
+    next: usize,
+}
+
+struct ChannelPartition {
     receiver: Receiver<RecordBatch>,
     received_rows: u64,
     rows_to_skip: u64,
+    finished: bool,
 }
 
-/// The sending end of a [`ChannelSource`]; `send` blocks while the channel is full.
+/// The sending end of one partition of a [`ChannelSource`]; `send` blocks while the channel is
+/// full.
 #[derive(Clone)]
 pub struct ChannelSender {
     schema: SchemaRef,
@@ -171,21 +180,41 @@ pub struct ChannelSender {
 }
 
 impl ChannelSource {
-    /// A source of batches of `schema`, holding up to `capacity` batches not yet polled.
+    /// A one-partition source of batches of `schema`, holding up to `capacity` batches not yet
+    /// polled.
     pub fn new(schema: SchemaRef, capacity: usize) -> (ChannelSender, ChannelSource) {
-        let (sender, receiver) = sync_channel(capacity.max(1));
-        (
-            ChannelSender {
+        let (mut senders, source) = ChannelSource::partitioned(schema, 1, capacity);
+        (senders.remove(0), source)
+    }
+
+    /// A source of `partitions` partitions (at least one), each with its sender and room for
+    /// `capacity` batches.
+    pub fn partitioned(
+        schema: SchemaRef,
+        partitions: usize,
+        capacity: usize,
+    ) -> (Vec<ChannelSender>, ChannelSource) {
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..partitions.max(1) {
+            let (sender, receiver) = sync_channel(capacity.max(1));
+            senders.push(ChannelSender {
                 schema: schema.clone(),
                 sender,
-            },
-            ChannelSource {
-                schema,
+            });
+            receivers.push(ChannelPartition {
                 receiver,
                 received_rows: 0,
                 rows_to_skip: 0,
-            },
-        )
+                finished: false,
+            });
+        }
+        let source = ChannelSource {
+            schema,
+            partitions: receivers,
+            next: 0,
+        };
+        (senders, source)
     }
 }
 
@@ -219,36 +248,70 @@ impl StreamSource for ChannelSource {
         self.schema.clone()
     }
 
+    fn partitions(&self) -> usize {
+        self.partitions.len()
+    }
+
+    /// The next batch of any partition, taking partitions in turn.
     fn poll(&mut self) -> Result<SourcePoll> {
-        loop {
-            let batch = match self.receiver.try_recv() {
-                Ok(batch) => batch,
-                Err(TryRecvError::Empty) => return Ok(SourcePoll::Pending),
-                Err(TryRecvError::Disconnected) => return Ok(SourcePoll::Finished),
-            };
-            let rows = batch.num_rows() as u64;
-            let skip = self.rows_to_skip.min(rows);
-            self.rows_to_skip -= skip;
-            self.received_rows += rows;
-            if skip < rows {
-                let batch = batch.slice(skip as usize, (rows - skip) as usize);
-                return Ok(SourcePoll::Batch {
-                    partition: 0,
-                    batch,
-                });
+        let count = self.partitions.len();
+        for step in 0..count {
+            let index = (self.next + step) % count;
+            let partition = &mut self.partitions[index];
+            while !partition.finished {
+                let batch = match partition.receiver.try_recv() {
+                    Ok(batch) => batch,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        partition.finished = true;
+                        break;
+                    }
+                };
+                let rows = batch.num_rows() as u64;
+                let skip = partition.rows_to_skip.min(rows);
+                partition.rows_to_skip -= skip;
+                partition.received_rows += rows;
+                if skip < rows {
+                    self.next = (index + 1) % count;
+                    let batch = batch.slice(skip as usize, (rows - skip) as usize);
+                    return Ok(SourcePoll::Batch {
+                        partition: index,
+                        batch,
+                    });
+                }
             }
+        }
+        if self.partitions.iter().all(|partition| partition.finished) {
+            Ok(SourcePoll::Finished)
+        } else {
+            Ok(SourcePoll::Pending)
         }
     }
 
     fn offsets(&self) -> Vec<u64> {
-        vec![self.received_rows + self.rows_to_skip]
+        self.partitions
+            .iter()
+            .map(|partition| partition.received_rows + partition.rows_to_skip)
+            .collect()
     }
 
-    /// The sender replays from its first row after a restart; the first `offset` rows it sends
-    /// are skipped, having been processed before.
+    /// Senders replay from their first row after a restart; each partition skips the first
+    /// `offset` rows sent to it, having processed them before.
     fn seek(&mut self, offsets: &[u64]) -> Result<()> {
-        self.rows_to_skip = one_offset(self, offsets)?;
-        self.received_rows = 0;
+        if offsets.len() != self.partitions.len() {
+            return Err(ExecError::Source {
+                source_name: self.name(),
+                message: format!(
+                    "expected {} offsets to seek to, got {}",
+                    self.partitions.len(),
+                    offsets.len()
+                ),
+            });
+        }
+        for (partition, &offset) in self.partitions.iter_mut().zip(offsets) {
+            partition.rows_to_skip = offset;
+            partition.received_rows = 0;
+        }
         Ok(())
     }
 }

@@ -302,6 +302,69 @@ fn max_rows_keep_every_row_tied_for_a_windows_largest_value() {
     );
 }
 
+/// Two partitions: the watermark follows the slower one until it goes quiet for the idle
+/// timeout; then the busy partition's windows close without it.
+#[test]
+fn an_idle_partition_stops_holding_windows_back() {
+    let operator = WindowAggregate::try_new(
+        &schema(),
+        0,
+        &[1],
+        WindowSpec::Tumbling { size: 10 },
+        &count_and_sum(),
+        0,
+    )
+    .unwrap();
+    let (senders, source) = ChannelSource::partitioned(schema(), 2, 8);
+    let sink = CollectSink::new();
+    let job = {
+        let sink = sink.clone();
+        std::thread::spawn(move || {
+            StreamPipeline::try_new(
+                Box::new(source),
+                Some(WatermarkSpec {
+                    column: "ts".to_string(),
+                    max_out_of_orderness: 0,
+                    idle_timeout: Duration::from_millis(200),
+                }),
+                vec![Box::new(operator)],
+                Box::new(sink),
+            )
+            .unwrap()
+            .run(&CancelHandle::new())
+            .unwrap()
+        })
+    };
+    senders[0]
+        .send(batch(&[(1, "a", 1), (25, "a", 2)]))
+        .unwrap();
+    senders[1].send(batch(&[(3, "b", 10)])).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        sink.batches().unwrap().is_empty(),
+        "partition 1 is at 3: no window may close yet"
+    );
+    // Partition 1 says nothing for longer than the idle timeout; partition 0's newest row (25)
+    // then sets the watermark, closing [0, 10) and [10, 20).
+    std::thread::sleep(Duration::from_millis(400));
+    senders[0].send(batch(&[(26, "a", 3)])).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sink.batches().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        sorted(windows_of(&sink.batches().unwrap())),
+        expected(&[(0, 10, "a", 1, 1), (0, 10, "b", 1, 10)])
+    );
+    drop(senders);
+    let stats = job.join().unwrap();
+    assert_eq!(
+        sorted(windows_of(&sink.batches().unwrap())),
+        expected(&[(0, 10, "a", 1, 1), (0, 10, "b", 1, 10), (20, 30, "a", 2, 5)])
+    );
+    assert_eq!(stats.late_rows, 0);
+}
+
 /// Hot items' state (bid counts per auction in 10 s windows sliding by 2 s) over a Nexmark
 /// stream: as big after 60 s of event time as after 15 s, because closed panes are dropped.
 #[test]
