@@ -175,6 +175,9 @@ enum BenchCommand {
         /// Leave out the 10·N fill
         #[arg(long)]
         no_large_fill: bool,
+        /// Sabot's log syncs through io_uring (on) or fdatasync (off)
+        #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+        io_uring: String,
         /// Also write the results as JSON to FILE
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
@@ -242,8 +245,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Kv {
             keys,
             no_large_fill,
+            io_uring,
             json,
-        }) => run_kv_bench(&cli.session, keys, !no_large_fill, json.as_deref()),
+        }) => run_kv_bench(
+            &cli.session,
+            keys,
+            !no_large_fill,
+            io_uring == "on",
+            json.as_deref(),
+        ),
         Command::Stream(args) => run_stream(&cli.session, args),
         Command::Bench(BenchCommand::Nexmark {
             events,
@@ -374,6 +384,7 @@ fn run_kv_bench(
     session_args: &SessionArgs,
     keys: usize,
     large_fill: bool,
+    io_uring: bool,
     json: Option<&Path>,
 ) -> Result<()> {
     let data_dir = session(session_args, Engine::default())?
@@ -384,6 +395,7 @@ fn run_kv_bench(
         keys,
         dir: data_dir.join("kv-bench"),
         large_fill,
+        io_uring,
     };
     let report = sabot::kv_bench::run(&config, |timing| {
         eprintln!(
@@ -396,7 +408,7 @@ fn run_kv_bench(
     })?;
     println!("{}", report.to_table());
     if let Some(path) = json {
-        write_json(path, &report)?;
+        write_json(path, &report.summary())?;
     }
     Ok(())
 }

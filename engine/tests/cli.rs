@@ -354,3 +354,49 @@ fn bench_nexmark_reports_events_per_core_as_json() {
     assert!(!unknown.status.success());
     assert!(stderr(&unknown).contains("q99"), "{}", stderr(&unknown));
 }
+
+#[test]
+fn bench_kv_writes_every_workload_for_both_stores_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("kv.json");
+    let output = sabot(&[
+        "bench",
+        "kv",
+        "--keys",
+        "3000",
+        "--io-uring",
+        "off",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["io_uring"], false);
+    let names: Vec<&str> = report["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|workload| {
+            assert!(workload["sabot_ops_per_s"].as_f64().unwrap() > 0.0);
+            assert!(workload["fjall_ops_per_s"].as_f64().unwrap() > 0.0);
+            workload["name"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "fill",
+            "read",
+            "read_missing",
+            "scan",
+            "synced_writes",
+            "fill_compact"
+        ]
+    );
+    let bad = sabot(&["bench", "kv", "--io-uring", "maybe"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("maybe"), "{}", stderr(&bad));
+}

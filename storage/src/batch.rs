@@ -9,17 +9,15 @@ pub const MAX_KEY_BYTES: usize = 64 << 10;
 /// The largest value the store accepts.
 pub const MAX_VALUE_BYTES: usize = 256 << 20;
 
-/// One operation of a batch: a value for a key, or `None` to delete it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Operation {
-    pub(crate) key: Vec<u8>,
-    pub(crate) value: Option<Vec<u8>>,
-}
-
-/// Puts and deletes that a [`crate::Db::write`] applies atomically, in order.
+/// Puts and deletes that a [`crate::Db::write`] applies atomically, in order. The operations
+/// are kept encoded, one after the other, exactly as the write-ahead log stores them, so a
+/// batch costs one buffer and goes to the log with one copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {
-    pub(crate) operations: Vec<Operation>,
+    encoded: Vec<u8>,
+    count: u32,
+    largest_key: usize,
+    largest_value: usize,
 }
 
 impl WriteBatch {
@@ -28,86 +26,79 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
-    /// Sets `key` to `value`.
-    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.operations.push(Operation {
-            key: key.into(),
-            value: Some(value.into()),
-        });
-        self
+    /// Adds a put of `value` under `key`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        self.push(key, Some(value))
     }
 
-    /// Removes `key`.
-    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
-        self.operations.push(Operation {
-            key: key.into(),
-            value: None,
-        });
+    /// Adds a delete of `key`.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        self.push(key.as_ref(), None)
+    }
+
+    fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> &mut Self {
+        put_entry(&mut self.encoded, key, value);
+        self.count += 1;
+        self.largest_key = self.largest_key.max(key.len());
+        self.largest_value = self.largest_value.max(value.map_or(0, <[u8]>::len));
         self
     }
 
     /// The number of operations.
     pub fn len(&self) -> usize {
-        self.operations.len()
+        self.count as usize
     }
 
     /// Whether the batch has no operation.
     pub fn is_empty(&self) -> bool {
-        self.operations.is_empty()
+        self.count == 0
     }
 
-    /// Refuses keys and values over the limits.
+    /// The operations, in order: a key and its value, `None` for a delete.
+    pub(crate) fn operations(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        let mut reader = Reader::new(&self.encoded, "write batch");
+        // The bytes were encoded by `push`, so every entry decodes.
+        (0..self.count).map_while(move |_| reader.entry().ok())
+    }
+
     pub(crate) fn check_sizes(&self) -> Result<()> {
-        for operation in &self.operations {
-            if operation.key.len() > MAX_KEY_BYTES {
-                return Err(StorageError::TooLarge {
-                    what: "key",
-                    len: operation.key.len(),
-                    limit: MAX_KEY_BYTES,
-                });
-            }
-            if let Some(value) = &operation.value
-                && value.len() > MAX_VALUE_BYTES
-            {
-                return Err(StorageError::TooLarge {
-                    what: "value",
-                    len: value.len(),
-                    limit: MAX_VALUE_BYTES,
-                });
-            }
+        if self.largest_key > MAX_KEY_BYTES {
+            return Err(StorageError::TooLarge {
+                what: "key",
+                len: self.largest_key,
+                limit: MAX_KEY_BYTES,
+            });
+        }
+        if self.largest_value > MAX_VALUE_BYTES {
+            return Err(StorageError::TooLarge {
+                what: "value",
+                len: self.largest_value,
+                limit: MAX_VALUE_BYTES,
+            });
         }
         Ok(())
     }
 
-    /// The batch as a log record payload, under sequence number `sequence`.
+    /// The log record payload: sequence number, operation count, then the operations.
     pub(crate) fn encode(&self, sequence: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(
-            12 + self
-                .operations
-                .iter()
-                .map(|op| 12 + op.key.len() + op.value.as_ref().map_or(0, Vec::len))
-                .sum::<usize>(),
-        );
+        let mut out = Vec::with_capacity(12 + self.encoded.len());
         out.extend_from_slice(&sequence.to_le_bytes());
-        out.extend_from_slice(&(self.operations.len() as u32).to_le_bytes());
-        for operation in &self.operations {
-            put_entry(&mut out, &operation.key, operation.value.as_deref());
-        }
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.encoded);
         out
     }
 
-    /// Decodes a payload into its sequence number and batch.
+    /// The sequence number and batch of a log record payload; an error, never a panic, for
+    /// bytes that are not one.
     pub(crate) fn decode(payload: &[u8]) -> Result<(u64, WriteBatch)> {
         let mut reader = Reader::new(payload, "write batch");
         let sequence = reader.u64()?;
         let count = reader.u32()?;
-        let mut operations = Vec::new();
+        let mut batch = WriteBatch::new();
         for _ in 0..count {
             let (key, value) = reader.entry()?;
-            operations.push(Operation {
-                key: key.to_vec(),
-                value: value.map(<[u8]>::to_vec),
-            });
+            batch.push(key, value);
         }
         if !reader.is_empty() {
             return Err(StorageError::malformed(
@@ -115,7 +106,7 @@ impl WriteBatch {
                 "bytes after the last operation",
             ));
         }
-        Ok((sequence, WriteBatch { operations }))
+        Ok((sequence, batch))
     }
 }
 
@@ -128,6 +119,15 @@ mod tests {
         let mut batch = WriteBatch::new();
         batch.put("a", "1").delete("b").put(Vec::new(), Vec::new());
         let (sequence, decoded) = WriteBatch::decode(&batch.encode(42)).unwrap();
-        assert_eq!((sequence, decoded), (42, batch));
+        assert_eq!((sequence, &decoded), (42, &batch));
+        let operations: Vec<_> = decoded.operations().collect();
+        assert_eq!(
+            operations,
+            vec![
+                (&b"a"[..], Some(&b"1"[..])),
+                (&b"b"[..], None),
+                (&b""[..], Some(&b""[..]))
+            ]
+        );
     }
 }

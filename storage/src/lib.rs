@@ -26,6 +26,7 @@ mod bloom;
 mod codec;
 mod db;
 mod error;
+mod mapped_log;
 mod memtable;
 mod merge;
 mod sstable;

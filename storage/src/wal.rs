@@ -1,41 +1,50 @@
 //! The write-ahead log: one record per write batch, `[payload length u32][crc32c u32][payload]`,
-//! appended before the batch reaches the memtable. A synced write calls `fdatasync` before it
-//! returns; writes committed together as a group share one write and one `fdatasync`. On reopen the records are replayed in order; a record cut short or failing its
-//! checksum at the end of the log is a write that was never acknowledged (the process died
-//! while appending it) and is discarded. A damaged record with intact bytes after it is
-//! reported as corruption, never skipped.
+//! appended before the batch reaches the memtable. The file is reserved on disk ahead of the
+//! writes and mapped into memory: an append is a copy into the mapping (in the page cache, so
+//! it outlives the process without a system call), and a synced write then syncs the file's
+//! data (`fdatasync`, through io_uring where the kernel allows it) before it returns; writes
+//! committed together as a group share one sync. The unwritten rest of the file is zeros,
+//! and an all-zero header ends the log. On reopen the records are replayed in order; a record
+//! cut short or failing its checksum with only zeros after it is a write that was never
+//! acknowledged (the process died while appending it) and is discarded. A damaged record with
+//! written bytes after it is reported as corruption, never skipped.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::batch::WriteBatch;
 use crate::codec::Reader;
 use crate::error::{Result, StorageError};
+use crate::mapped_log::MappedFile;
 use crate::uring::UringLog;
 
 const HEADER_BYTES: usize = 8;
+/// Space reserved for a new log; it doubles whenever appends reach its end.
+const INITIAL_RESERVATION: usize = 4 << 20;
 
 /// An open log file being appended to.
 pub(crate) struct WalWriter {
     path: PathBuf,
     file: File,
+    mapped: MappedFile,
     /// Bytes written so far: where the next record goes.
-    end: u64,
-    /// Set when appends go through io_uring.
+    end: usize,
+    /// Set when syncs go through io_uring.
     uring: Option<UringLog>,
 }
 
 impl WalWriter {
-    /// Creates (or truncates) the log at `path`; with `io_uring`, synced appends go through a
-    /// ring where one can be made (else, said once on stderr, through `write` and
-    /// `fdatasync`).
+    /// Creates (or truncates) the log at `path`; with `io_uring`, syncs go through a ring
+    /// where one can be made (else, said once on stderr, through `fdatasync`).
     pub(crate) fn create(path: &Path, io_uring: bool) -> Result<WalWriter> {
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .write(true)
             .truncate(true)
             .open(path)
+            .map_err(StorageError::io(path))?;
+        let mapped = MappedFile::reserve_and_map(&file, INITIAL_RESERVATION)
             .map_err(StorageError::io(path))?;
         let uring = if io_uring {
             match UringLog::new() {
@@ -44,7 +53,7 @@ impl WalWriter {
                     static REPORTED: std::sync::Once = std::sync::Once::new();
                     REPORTED.call_once(|| {
                         eprintln!(
-                            "sabot-storage: io_uring is not available here ({error}); the log uses write and fdatasync"
+                            "sabot-storage: io_uring is not available here ({error}); the log syncs with fdatasync"
                         );
                     });
                     None
@@ -56,49 +65,62 @@ impl WalWriter {
         Ok(WalWriter {
             path: path.to_path_buf(),
             file,
+            mapped,
             end: 0,
             uring,
         })
     }
 
-    /// Whether appends go through io_uring.
+    /// Whether syncs go through io_uring.
     pub(crate) fn uses_io_uring(&self) -> bool {
         self.uring.is_some()
     }
 
-    /// Appends one record per payload, in one write; with `sync`, they are on disk (one
-    /// `fdatasync` for all) when this returns.
+    /// Appends one record per payload; with `sync`, they are on disk (one sync for all) when
+    /// this returns.
     pub(crate) fn append<'a>(
         &mut self,
-        payloads: impl Iterator<Item = &'a [u8]>,
+        payloads: impl Iterator<Item = &'a [u8]> + Clone,
         sync: bool,
     ) -> Result<()> {
-        let mut records = Vec::new();
+        let bytes: usize = payloads
+            .clone()
+            .map(|payload| HEADER_BYTES + payload.len())
+            .sum();
+        self.reserve(self.end + bytes)?;
+        let mut offset = self.end;
         for payload in payloads {
-            records.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            records.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-            records.extend_from_slice(payload);
+            let mut header = [0u8; HEADER_BYTES];
+            header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+            header[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+            self.mapped
+                .write(offset, &header)
+                .and_then(|()| self.mapped.write(offset + HEADER_BYTES, payload))
+                .map_err(StorageError::io(&self.path))?;
+            offset += HEADER_BYTES + payload.len();
         }
-        // Only synced appends go through the ring: a buffered write to a file is handed to a
-        // kernel worker thread there, which made buffered appends many times slower than a
-        // plain `write` on this project's machines.
-        match &mut self.uring {
-            Some(uring) if sync => uring
-                .write_at(&self.file, &records, self.end, sync)
-                .map_err(StorageError::io(&self.path))?,
-            _ => {
-                // At the log's end by position, like the ring's writes, which move no cursor.
-                self.file
-                    .write_all_at(&records, self.end)
-                    .map_err(StorageError::io(&self.path))?;
-                if sync {
-                    self.file
-                        .sync_data()
-                        .map_err(StorageError::io(&self.path))?;
-                }
+        if sync {
+            match &mut self.uring {
+                Some(uring) => uring.sync_data(&self.file),
+                None => self.file.sync_data(),
             }
+            .map_err(StorageError::io(&self.path))?;
         }
-        self.end += records.len() as u64;
+        self.end = offset;
+        Ok(())
+    }
+
+    /// Makes room for the log to reach `len` bytes: a larger reservation, mapped anew.
+    fn reserve(&mut self, len: usize) -> Result<()> {
+        if len <= self.mapped.len() {
+            return Ok(());
+        }
+        let mut reservation = self.mapped.len().max(INITIAL_RESERVATION);
+        while reservation < len {
+            reservation *= 2;
+        }
+        self.mapped = MappedFile::reserve_and_map(&self.file, reservation)
+            .map_err(StorageError::io(&self.path))?;
         Ok(())
     }
 
@@ -128,6 +150,10 @@ pub(crate) fn decode_records(
             (Ok(len), Ok(crc)) => (len as usize, crc),
             _ => break,
         };
+        if len == 0 && crc == 0 {
+            // The reserved, never-written rest of the log.
+            break;
+        }
         let start = offset + HEADER_BYTES;
         let Some(end) = start.checked_add(len).filter(|&end| end <= bytes.len()) else {
             // The record runs past the end of the log: torn while being appended.
@@ -135,7 +161,8 @@ pub(crate) fn decode_records(
         };
         let payload = &bytes[start..end];
         if crc32c::crc32c(payload) != crc {
-            if end == bytes.len() {
+            if bytes[end..].iter().all(|&byte| byte == 0) {
+                // Nothing was written after it: torn while being appended.
                 break;
             }
             return Err((
@@ -169,13 +196,22 @@ mod tests {
             wal.append(std::iter::once(payload.as_slice()), true)
                 .unwrap();
         }
+        let written = wal.end;
         let whole = std::fs::read(&path).unwrap();
+        assert!(
+            whole.len() > written,
+            "the log is reserved ahead of its records"
+        );
+        assert!(whole[written..].iter().all(|&byte| byte == 0));
         assert_eq!(decode_records(&whole).unwrap().len(), 3);
-        // Cut into the last record: it was never acknowledged.
-        assert_eq!(decode_records(&whole[..whole.len() - 3]).unwrap().len(), 2);
+        // The last record only partly written (its end still zeros), or the file cut into
+        // it: it was never acknowledged.
+        let mut torn = whole.clone();
+        torn[written - 3..written].fill(0);
+        assert_eq!(decode_records(&torn).unwrap().len(), 2);
+        assert_eq!(decode_records(&whole[..written - 3]).unwrap().len(), 2);
         let mut flipped = whole.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 0xff;
+        flipped[written - 1] ^= 0xff;
         assert_eq!(decode_records(&flipped).unwrap().len(), 2);
         assert_eq!(replay(&path).unwrap()[1].1, batch("b"));
         // Damage in the first record, with intact records after it, is corruption.
