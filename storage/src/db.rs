@@ -57,6 +57,9 @@ const MAX_TABLES: usize = 8;
 struct State {
     wal: WalWriter,
     memtable: MemTable,
+    /// Memtables frozen by snapshots, newest first: read after `memtable`, flushed with it.
+    frozen: Vec<Arc<MemTable>>,
+    frozen_bytes: usize,
     /// Newest first.
     tables: Vec<Arc<Table>>,
     next_file: u64,
@@ -199,6 +202,8 @@ impl Db {
         let state = State {
             wal: WalWriter::create(&wal_path, options.io_uring)?,
             memtable,
+            frozen: Vec::new(),
+            frozen_bytes: 0,
             tables,
             next_file: next_file + 1,
             last_sequence,
@@ -323,7 +328,7 @@ impl Db {
             state.memtable.apply(&member.batch);
         }
         state.last_sequence = first_sequence + group.len() as u64 - 1;
-        if state.memtable.bytes() >= self.options.memtable_bytes {
+        if state.memtable.bytes() + state.frozen_bytes >= self.options.memtable_bytes {
             self.flush_locked(state)?;
         }
         Ok(())
@@ -344,15 +349,26 @@ impl Db {
     /// The value of `key`, if it has one.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let state = self.lock();
-        if let Some(value) = state.memtable.get(key) {
-            return Ok(value.map(<[u8]>::to_vec));
+        let memtables =
+            std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
+        point_lookup(key, memtables, &state.tables)
+    }
+
+    /// A point-in-time view of the store: reads through it see every write acknowledged
+    /// before this call and none after, whatever flushes and compactions happen meanwhile.
+    /// Taking one freezes the memtable (later writes go to a new one); frozen memtables are
+    /// written out with the next flush.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut state = self.lock();
+        if !state.memtable.is_empty() {
+            let active = std::mem::take(&mut state.memtable);
+            state.frozen_bytes += active.bytes();
+            state.frozen.insert(0, Arc::new(active));
         }
-        for table in &state.tables {
-            if let Some(value) = table.get(key)? {
-                return Ok(value);
-            }
+        Snapshot {
+            memtables: state.frozen.clone(),
+            tables: state.tables.clone(),
         }
-        Ok(None)
     }
 
     /// Writes the memtable into a table now.
@@ -367,17 +383,28 @@ impl Db {
     }
 
     fn flush_locked(&self, state: &mut State) -> Result<()> {
-        if state.memtable.is_empty() {
+        if state.memtable.is_empty() && state.frozen.is_empty() {
             return Ok(());
         }
         let number = state.next_file;
         let temporary = self.dir.join(format!("{number}.sst.tmp"));
         let path = self.dir.join(format!("{number}.sst"));
-        write_table(
-            &temporary,
-            state.memtable.entries().map(Ok),
-            state.last_sequence,
-        )?;
+        if state.frozen.is_empty() {
+            write_table(
+                &temporary,
+                state.memtable.entries().map(Ok),
+                state.last_sequence,
+            )?;
+        } else {
+            let memtables =
+                std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
+            let streams = memtables
+                .map(|memtable| memtable_stream(memtable.entries()))
+                .collect();
+            write_table(&temporary, Merged::new(streams)?, state.last_sequence)?;
+            state.frozen.clear();
+            state.frozen_bytes = 0;
+        }
         std::fs::rename(&temporary, &path).map_err(StorageError::io(&path))?;
         sync_dir(&self.dir)?;
         state.tables.insert(0, Arc::new(Table::open(&path)?));
@@ -469,22 +496,9 @@ impl Db {
     /// the tables as they were when it was made.
     pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
         let state = self.lock();
-        let memtable: Vec<Result<Entry>> = state
-            .memtable
-            .range(start, end)
-            .map(|(key, value)| Ok((key.to_vec(), value.map(<[u8]>::to_vec))))
-            .collect();
-        let mut streams: Vec<Entries> = vec![Box::new(memtable.into_iter())];
-        streams.extend(
-            state
-                .tables
-                .iter()
-                .map(|table| Box::new(TableEntries::from_key(Arc::clone(table), start)) as Entries),
-        );
-        Ok(KeyValues {
-            merged: Merged::new(streams)?,
-            end: end.map(<[u8]>::to_vec),
-        })
+        let memtables =
+            std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
+        range_of(memtables, &state.tables, start, end)
     }
 
     /// The keys starting with `prefix` and their values, in key order.
@@ -502,6 +516,85 @@ impl Db {
         entries.reverse();
         Ok(entries)
     }
+}
+
+/// A point-in-time view of a store ([`Db::snapshot`]). It keeps the memtables and tables it
+/// reads alive (a compaction's deleted table files stay readable until it is dropped).
+pub struct Snapshot {
+    /// Newest first.
+    memtables: Vec<Arc<MemTable>>,
+    tables: Vec<Arc<Table>>,
+}
+
+impl Snapshot {
+    /// The value `key` had when the snapshot was taken.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        point_lookup(key, self.memtables.iter().map(Arc::as_ref), &self.tables)
+    }
+
+    /// The keys in `[start, end)` with their values as of the snapshot, in key order.
+    pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        range_of(
+            self.memtables.iter().map(Arc::as_ref),
+            &self.tables,
+            start,
+            end,
+        )
+    }
+
+    /// The keys starting with `prefix` and their values as of the snapshot, in key order.
+    pub fn prefix(&self, prefix: &[u8]) -> Result<KeyValues> {
+        self.range(prefix, prefix_end(prefix).as_deref())
+    }
+}
+
+/// The value of `key` in `memtables` (newest first), else in `tables` (newest first).
+fn point_lookup<'a>(
+    key: &[u8],
+    memtables: impl Iterator<Item = &'a MemTable>,
+    tables: &[Arc<Table>],
+) -> Result<Option<Vec<u8>>> {
+    for memtable in memtables {
+        if let Some(value) = memtable.get(key) {
+            return Ok(value.map(<[u8]>::to_vec));
+        }
+    }
+    for table in tables {
+        if let Some(value) = table.get(key)? {
+            return Ok(value);
+        }
+    }
+    Ok(None)
+}
+
+/// The live entries of `[start, end)` over `memtables` and `tables` (both newest first): the
+/// memtables' entries copied now, the tables' read as the iterator advances.
+fn range_of<'a>(
+    memtables: impl Iterator<Item = &'a MemTable>,
+    tables: &[Arc<Table>],
+    start: &[u8],
+    end: Option<&[u8]>,
+) -> Result<KeyValues> {
+    let mut streams: Vec<Entries> = memtables
+        .map(|memtable| memtable_stream(memtable.range(start, end)))
+        .collect();
+    streams.extend(
+        tables
+            .iter()
+            .map(|table| Box::new(TableEntries::from_key(Arc::clone(table), start)) as Entries),
+    );
+    Ok(KeyValues {
+        merged: Merged::new(streams)?,
+        end: end.map(<[u8]>::to_vec),
+    })
+}
+
+/// Memtable entries copied into a merge stream.
+fn memtable_stream<'a>(entries: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Entries {
+    let copied: Vec<Result<Entry>> = entries
+        .map(|(key, value)| Ok((key.to_vec(), value.map(<[u8]>::to_vec))))
+        .collect();
+    Box::new(copied.into_iter())
 }
 
 /// The smallest key after every key that starts with `prefix`, if there is one.
@@ -654,5 +747,84 @@ mod tests {
         let key = vec![0u8; crate::batch::MAX_KEY_BYTES + 1];
         let error = db.put(&key, b"v", Durability::Buffered).unwrap_err();
         assert!(error.to_string().starts_with("key of"), "{error}");
+    }
+
+    #[test]
+    fn a_snapshot_keeps_reading_its_moment_through_writes_flushes_and_compactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            dir.path(),
+            Options {
+                memtable_bytes: 2048,
+                io_uring: false,
+            },
+        )
+        .unwrap();
+        for index in 0..200u32 {
+            db.put(
+                format!("key{index:04}").as_bytes(),
+                b"old",
+                Durability::Buffered,
+            )
+            .unwrap();
+        }
+        let snapshot = db.snapshot();
+        let empty_after = db.snapshot();
+        for index in 0..200u32 {
+            let key = format!("key{index:04}");
+            if index % 2 == 0 {
+                db.delete(key.as_bytes(), Durability::Buffered).unwrap();
+            } else {
+                db.put(key.as_bytes(), b"new", Durability::Buffered)
+                    .unwrap();
+            }
+        }
+        db.put(b"key9999", b"later", Durability::Buffered).unwrap();
+        // Enough flushes to compact every table the snapshot reads into a new one.
+        for round in 0..3 * MAX_TABLES as u32 {
+            db.put(
+                format!("filler{round:04}").as_bytes(),
+                &[0u8; 3000],
+                Durability::Buffered,
+            )
+            .unwrap();
+        }
+        assert!(
+            snapshot.tables.iter().any(|table| !table.path().exists()),
+            "a compaction deleted a table the snapshot reads"
+        );
+        assert_eq!(
+            snapshot.get(b"key0000").unwrap().as_deref(),
+            Some(&b"old"[..])
+        );
+        assert_eq!(
+            snapshot.get(b"key0001").unwrap().as_deref(),
+            Some(&b"old"[..])
+        );
+        assert_eq!(snapshot.get(b"key9999").unwrap(), None);
+        let seen: Vec<(Vec<u8>, Vec<u8>)> = snapshot
+            .prefix(b"key")
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(seen.len(), 200);
+        assert!(seen.iter().all(|(_, value)| value == b"old"));
+        assert_eq!(
+            empty_after.get(b"key0001").unwrap().as_deref(),
+            Some(&b"old"[..])
+        );
+        assert_eq!(db.get(b"key0000").unwrap(), None);
+        assert_eq!(db.get(b"key0001").unwrap().as_deref(), Some(&b"new"[..]));
+        let live = db.prefix(b"key").unwrap().count();
+        assert_eq!(live, 101, "100 odd keys and key9999");
+        drop(snapshot);
+        drop(empty_after);
+        drop(db);
+        let reopened = Db::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(reopened.get(b"key0000").unwrap(), None);
+        assert_eq!(
+            reopened.get(b"key9999").unwrap().as_deref(),
+            Some(&b"later"[..])
+        );
     }
 }

@@ -35,7 +35,7 @@ mod uring;
 mod wal;
 
 pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
-pub use db::{Db, Durability, KeyValues, Options};
+pub use db::{Db, Durability, KeyValues, Options, Snapshot};
 pub use error::{Result, StorageError};
 pub use state::{LsmState, MemoryState, StateBackend};
 

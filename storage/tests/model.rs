@@ -1,6 +1,7 @@
-//! The store against a `BTreeMap` model: random puts, deletes, batches, flushes, compactions
-//! and reopens, then every key's value, whole-range and prefix reads (forward and reversed)
-//! must equal the model's.
+//! The store against a `BTreeMap` model: random puts, deletes, batches, flushes, compactions,
+//! snapshots and reopens, then every key's value, whole-range and prefix reads (forward and
+//! reversed) must equal the model's, and every snapshot must still read as the model did when
+//! it was taken.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ enum Step {
     Batch(Vec<(u8, Option<u16>)>),
     Flush,
     Compact,
+    Snapshot,
     Reopen,
 }
 
@@ -24,6 +26,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => prop::collection::vec((any::<u8>(), prop::option::of(any::<u16>())), 1..6).prop_map(Step::Batch),
         1 => Just(Step::Flush),
         1 => Just(Step::Compact),
+        1 => Just(Step::Snapshot),
         1 => Just(Step::Reopen),
     ]
 }
@@ -57,6 +60,8 @@ proptest! {
         };
         let mut db = Db::open(dir.path(), options.clone()).unwrap();
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        // Snapshots live until the store is reopened; each with the model as it was.
+        let mut snapshots = Vec::new();
         for step in steps {
             match step {
                 Step::Put(k, v) => {
@@ -85,7 +90,12 @@ proptest! {
                 }
                 Step::Flush => db.flush().unwrap(),
                 Step::Compact => db.compact().unwrap(),
+                Step::Snapshot => snapshots.push((db.snapshot(), model.clone())),
                 Step::Reopen => {
+                    for (snapshot, then) in snapshots.drain(..) {
+                        let seen: Vec<(Vec<u8>, Vec<u8>)> = snapshot.range(b"", None).unwrap().collect::<Result<_, _>>().unwrap();
+                        prop_assert_eq!(seen, then.into_iter().collect::<Vec<_>>());
+                    }
                     drop(db);
                     db = Db::open(dir.path(), options.clone()).unwrap();
                 }
@@ -93,6 +103,11 @@ proptest! {
         }
         for k in 0..=255u8 {
             prop_assert_eq!(db.get(&key(k)).unwrap(), model.get(&key(k)).cloned());
+        }
+        for (snapshot, then) in &snapshots {
+            for k in (0..=255u8).step_by(7) {
+                prop_assert_eq!(snapshot.get(&key(k)).unwrap(), then.get(&key(k)).cloned());
+            }
         }
         let everything: Vec<(Vec<u8>, Vec<u8>)> = db.range(b"", None).unwrap().collect::<Result<_, _>>().unwrap();
         let expected: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
