@@ -1,8 +1,9 @@
 //! Write batches: puts and deletes applied atomically, all or nothing, and their encoding as the
 //! payload of one write-ahead-log record (sequence number, count, then each operation).
 
-use crate::codec::{Reader, put_entry};
+use crate::codec::{Reader, put_entry_parts};
 use crate::error::{Result, StorageError};
+use crate::family::{ColumnFamily, DEFAULT_FAMILY, FAMILY_BYTES};
 
 /// The largest key the store accepts.
 pub const MAX_KEY_BYTES: usize = 64 << 10;
@@ -26,19 +27,33 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
-    /// Adds a put of `value` under `key`.
+    /// Adds a put of `value` under `key` (in the default family).
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        let (key, value) = (key.as_ref(), value.as_ref());
-        self.push(key, Some(value))
+        self.push(DEFAULT_FAMILY, key.as_ref(), Some(value.as_ref()))
     }
 
-    /// Adds a delete of `key`.
+    /// Adds a delete of `key` (in the default family).
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
-        self.push(key.as_ref(), None)
+        self.push(DEFAULT_FAMILY, key.as_ref(), None)
     }
 
-    fn push(&mut self, key: &[u8], value: Option<&[u8]>) -> &mut Self {
-        put_entry(&mut self.encoded, key, value);
+    /// Adds a put of `value` under `key` in `family`.
+    pub fn put_cf(
+        &mut self,
+        family: &ColumnFamily,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.push(family.id(), key.as_ref(), Some(value.as_ref()))
+    }
+
+    /// Adds a delete of `key` in `family`.
+    pub fn delete_cf(&mut self, family: &ColumnFamily, key: impl AsRef<[u8]>) -> &mut Self {
+        self.push(family.id(), key.as_ref(), None)
+    }
+
+    pub(crate) fn push(&mut self, family: u16, key: &[u8], value: Option<&[u8]>) -> &mut Self {
+        put_entry_parts(&mut self.encoded, &[&family.to_be_bytes(), key], value);
         self.count += 1;
         self.largest_key = self.largest_key.max(key.len());
         self.largest_value = self.largest_value.max(value.map_or(0, <[u8]>::len));
@@ -55,7 +70,8 @@ impl WriteBatch {
         self.count == 0
     }
 
-    /// The operations, in order: a key and its value, `None` for a delete.
+    /// The operations, in order: a key as the tree stores it (family id first) and its value,
+    /// `None` for a delete.
     pub(crate) fn operations(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         let mut reader = Reader::new(&self.encoded, "write batch");
         // The bytes were encoded by `push`, so every entry decodes.
@@ -98,7 +114,13 @@ impl WriteBatch {
         let mut batch = WriteBatch::new();
         for _ in 0..count {
             let (key, value) = reader.entry()?;
-            batch.push(key, value);
+            let Some((family, key)) = key.split_first_chunk::<FAMILY_BYTES>() else {
+                return Err(StorageError::malformed(
+                    "write batch",
+                    "a key without its family",
+                ));
+            };
+            batch.push(u16::from_be_bytes(*family), key, value);
         }
         if !reader.is_empty() {
             return Err(StorageError::malformed(
@@ -124,10 +146,11 @@ mod tests {
         assert_eq!(
             operations,
             vec![
-                (&b"a"[..], Some(&b"1"[..])),
-                (&b"b"[..], None),
-                (&b""[..], Some(&b""[..]))
-            ]
+                (&b"\0\0a"[..], Some(&b"1"[..])),
+                (&b"\0\0b"[..], None),
+                (&b"\0\0"[..], Some(&b""[..]))
+            ],
+            "keys of the default family start with its id, 0"
         );
     }
 }

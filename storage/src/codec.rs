@@ -18,9 +18,16 @@ const DELETE: u8 = 1;
 
 /// Appends the entry of `key`: its value, or `None` for a delete.
 pub(crate) fn put_entry(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    put_entry_parts(out, &[key], value);
+}
+
+/// Appends the entry of the key made of `key_parts` one after the other.
+pub(crate) fn put_entry_parts(out: &mut Vec<u8>, key_parts: &[&[u8]], value: Option<&[u8]>) {
     out.push(if value.is_some() { PUT } else { DELETE });
-    put_varint(out, key.len() as u64);
-    out.extend_from_slice(key);
+    put_varint(out, key_parts.iter().map(|part| part.len() as u64).sum());
+    for part in key_parts {
+        out.extend_from_slice(part);
+    }
     if let Some(value) = value {
         put_varint(out, value.len() as u64);
         out.extend_from_slice(value);

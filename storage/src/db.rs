@@ -16,6 +16,9 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::batch::WriteBatch;
 use crate::error::{Result, StorageError};
+use crate::family::{
+    ColumnFamily, DEFAULT_FAMILY, FAMILY_BYTES, REGISTRY_FAMILY, family_bounds, family_key,
+};
 use crate::memtable::MemTable;
 use crate::merge::{Entries, Merged};
 use crate::sstable::{Entry, Table, TableEntries, write_table};
@@ -50,6 +53,9 @@ impl Default for Options {
         }
     }
 }
+
+/// The name of the family of the methods without `_cf`.
+const DEFAULT_FAMILY_NAME: &str = "default";
 
 /// Past this many tables, a flush merges them all into one.
 const MAX_TABLES: usize = 8;
@@ -101,6 +107,9 @@ pub struct Db {
     /// Writes waiting to commit, in arrival order; the first commits them all.
     line: Mutex<VecDeque<Arc<Ticket>>>,
     committed: Condvar,
+    /// Held while a column family is looked up and registered, so two threads asking for a
+    /// new name get one id.
+    registering: Mutex<()>,
 }
 
 /// The files of kind `extension` in `dir`, by number, ascending.
@@ -216,6 +225,7 @@ impl Db {
             state: Mutex::new(state),
             line: Mutex::new(VecDeque::new()),
             committed: Condvar::new(),
+            registering: Mutex::new(()),
         };
         {
             let mut state = db.lock();
@@ -348,10 +358,100 @@ impl Db {
 
     /// The value of `key`, if it has one.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_in(DEFAULT_FAMILY, key)
+    }
+
+    /// The value of `key` in `family`, if it has one.
+    pub fn get_cf(&self, family: &ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_in(family.id(), key)
+    }
+
+    fn get_in(&self, family: u16, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = family_key(family, key);
         let state = self.lock();
         let memtables =
             std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
-        point_lookup(key, memtables, &state.tables)
+        point_lookup(&key, memtables, &state.tables)
+    }
+
+    /// Puts `value` under `key` in `family`.
+    pub fn put_cf(
+        &self,
+        family: &ColumnFamily,
+        key: &[u8],
+        value: &[u8],
+        durability: Durability,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put_cf(family, key, value);
+        self.write(&batch, durability)
+    }
+
+    /// Removes `key` from `family`.
+    pub fn delete_cf(
+        &self,
+        family: &ColumnFamily,
+        key: &[u8],
+        durability: Durability,
+    ) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete_cf(family, key);
+        self.write(&batch, durability)
+    }
+
+    /// The column family named `name`, made (and recorded durably) if it does not exist yet.
+    /// `"default"` is the family of the methods without `_cf`.
+    pub fn column_family(&self, name: &str) -> Result<ColumnFamily> {
+        if name == DEFAULT_FAMILY_NAME {
+            return Ok(ColumnFamily::new(DEFAULT_FAMILY, name));
+        }
+        if name.is_empty() || name.len() > 255 {
+            return Err(StorageError::malformed(
+                "column family name",
+                "must be 1 to 255 bytes long",
+            ));
+        }
+        let _registering = self
+            .registering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let families = self.column_families()?;
+        if let Some(family) = families.iter().find(|family| family.name() == name) {
+            return Ok(family.clone());
+        }
+        let next = families
+            .iter()
+            .map(|family| family.id() + 1)
+            .max()
+            .unwrap_or(DEFAULT_FAMILY + 1);
+        if next >= REGISTRY_FAMILY {
+            return Err(StorageError::malformed(
+                "column family",
+                "too many column families",
+            ));
+        }
+        let mut batch = WriteBatch::new();
+        batch.push(REGISTRY_FAMILY, name.as_bytes(), Some(&next.to_be_bytes()));
+        self.write(&batch, Durability::Synced)?;
+        Ok(ColumnFamily::new(next, name))
+    }
+
+    /// The column families made so far (not the default one), by id.
+    pub fn column_families(&self) -> Result<Vec<ColumnFamily>> {
+        let mut families = Vec::new();
+        for entry in self.range_in(REGISTRY_FAMILY, b"", None)? {
+            let (name, id) = entry?;
+            let (Ok(name), Ok(id)) = (String::from_utf8(name), <[u8; 2]>::try_from(id.as_slice()))
+            else {
+                return Err(StorageError::malformed(
+                    "column family registry",
+                    "a damaged entry",
+                ));
+            };
+            families.push(ColumnFamily::new(u16::from_be_bytes(id), &name));
+        }
+        families.sort_by_key(ColumnFamily::id);
+        Ok(families)
     }
 
     /// A point-in-time view of the store: reads through it see every write acknowledged
@@ -495,10 +595,30 @@ impl Db {
     /// order. The entries are read as the iterator advances, from the memtable as it was and
     /// the tables as they were when it was made.
     pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        self.range_in(DEFAULT_FAMILY, start, end)
+    }
+
+    /// The keys of `family` in `[start, end)` with their values, in key order.
+    pub fn range_cf(
+        &self,
+        family: &ColumnFamily,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<KeyValues> {
+        self.range_in(family.id(), start, end)
+    }
+
+    /// The keys of `family` starting with `prefix` and their values, in key order.
+    pub fn prefix_cf(&self, family: &ColumnFamily, prefix: &[u8]) -> Result<KeyValues> {
+        self.range_in(family.id(), prefix, prefix_end(prefix).as_deref())
+    }
+
+    fn range_in(&self, family: u16, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        let (start, end) = family_bounds(family, start, end);
         let state = self.lock();
         let memtables =
             std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
-        range_of(memtables, &state.tables, start, end)
+        range_of(memtables, &state.tables, &start, end.as_deref())
     }
 
     /// The keys starting with `prefix` and their values, in key order.
@@ -529,17 +649,38 @@ pub struct Snapshot {
 impl Snapshot {
     /// The value `key` had when the snapshot was taken.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        point_lookup(key, self.memtables.iter().map(Arc::as_ref), &self.tables)
+        self.get_in(DEFAULT_FAMILY, key)
+    }
+
+    /// The value `key` of `family` had when the snapshot was taken.
+    pub fn get_cf(&self, family: &ColumnFamily, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_in(family.id(), key)
+    }
+
+    fn get_in(&self, family: u16, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = family_key(family, key);
+        point_lookup(&key, self.memtables.iter().map(Arc::as_ref), &self.tables)
     }
 
     /// The keys in `[start, end)` with their values as of the snapshot, in key order.
     pub fn range(&self, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
-        range_of(
-            self.memtables.iter().map(Arc::as_ref),
-            &self.tables,
-            start,
-            end,
-        )
+        self.range_in(DEFAULT_FAMILY, start, end)
+    }
+
+    /// The keys of `family` in `[start, end)` with their values as of the snapshot.
+    pub fn range_cf(
+        &self,
+        family: &ColumnFamily,
+        start: &[u8],
+        end: Option<&[u8]>,
+    ) -> Result<KeyValues> {
+        self.range_in(family.id(), start, end)
+    }
+
+    fn range_in(&self, family: u16, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        let (start, end) = family_bounds(family, start, end);
+        let memtables = self.memtables.iter().map(Arc::as_ref);
+        range_of(memtables, &self.tables, &start, end.as_deref())
     }
 
     /// The keys starting with `prefix` and their values as of the snapshot, in key order.
@@ -620,7 +761,7 @@ impl Iterator for KeyValues {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let (key, value) = match self.merged.next()? {
+            let (mut key, value) = match self.merged.next()? {
                 Ok(entry) => entry,
                 Err(error) => return Some(Err(error)),
             };
@@ -628,6 +769,8 @@ impl Iterator for KeyValues {
                 return None;
             }
             if let Some(value) = value {
+                // The caller's key, without its family's id.
+                key.drain(..FAMILY_BYTES.min(key.len()));
                 return Some(Ok((key, value)));
             }
         }
@@ -826,5 +969,80 @@ mod tests {
             reopened.get(b"key9999").unwrap().as_deref(),
             Some(&b"later"[..])
         );
+    }
+
+    #[test]
+    fn column_families_are_separate_keyspaces_written_atomically_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            memtable_bytes: 4096,
+            io_uring: false,
+        };
+        let db = Db::open(dir.path(), options.clone()).unwrap();
+        let users = db.column_family("users").unwrap();
+        let orders = db.column_family("orders").unwrap();
+        assert_eq!(db.column_family("users").unwrap(), users);
+        assert_ne!(users, orders);
+        let mut batch = WriteBatch::new();
+        batch
+            .put(b"k", b"default")
+            .put_cf(&users, b"k", b"ada")
+            .put_cf(&orders, b"k", b"order 1")
+            .put_cf(&orders, b"z", b"order 2");
+        db.write(&batch, Durability::Synced).unwrap();
+        for index in 0..300u32 {
+            db.put_cf(
+                &users,
+                format!("u{index:03}").as_bytes(),
+                b"x",
+                Durability::Buffered,
+            )
+            .unwrap();
+        }
+        db.delete_cf(&orders, b"z", Durability::Buffered).unwrap();
+        let snapshot = db.snapshot();
+        db.put_cf(&users, b"k", b"grace", Durability::Buffered)
+            .unwrap();
+        let read_back = |db: &Db| {
+            assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"default"[..]));
+            assert_eq!(
+                db.get_cf(&orders, b"k").unwrap().as_deref(),
+                Some(&b"order 1"[..])
+            );
+            assert_eq!(db.get_cf(&orders, b"z").unwrap(), None);
+            assert_eq!(
+                db.get_cf(&users, b"k").unwrap().as_deref(),
+                Some(&b"grace"[..])
+            );
+            let all_default: Vec<_> = db.range(b"", None).unwrap().collect::<Result<_>>().unwrap();
+            assert_eq!(all_default, vec![(b"k".to_vec(), b"default".to_vec())]);
+            let all_orders: Vec<_> = db
+                .range_cf(&orders, b"", None)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
+            assert_eq!(all_orders, vec![(b"k".to_vec(), b"order 1".to_vec())]);
+            assert_eq!(db.prefix_cf(&users, b"u").unwrap().count(), 300);
+        };
+        read_back(&db);
+        assert_eq!(
+            snapshot.get_cf(&users, b"k").unwrap().as_deref(),
+            Some(&b"ada"[..])
+        );
+        assert_eq!(snapshot.range_cf(&users, b"u", None).unwrap().count(), 300);
+        drop(snapshot);
+        drop(db);
+        let reopened = Db::open(dir.path(), options).unwrap();
+        let names: Vec<String> = reopened
+            .column_families()
+            .unwrap()
+            .iter()
+            .map(|family| family.name().to_string())
+            .collect();
+        assert_eq!(names, ["users", "orders"]);
+        assert_eq!(reopened.column_family("orders").unwrap(), orders);
+        read_back(&reopened);
+        assert!(reopened.column_family("").is_err());
+        assert_eq!(reopened.column_family("default").unwrap().name(), "default");
     }
 }

@@ -26,6 +26,7 @@ mod bloom;
 mod codec;
 mod db;
 mod error;
+mod family;
 mod mapped_log;
 mod memtable;
 mod merge;
@@ -37,6 +38,7 @@ mod wal;
 pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
 pub use db::{Db, Durability, KeyValues, Options, Snapshot};
 pub use error::{Result, StorageError};
+pub use family::ColumnFamily;
 pub use state::{LsmState, MemoryState, StateBackend};
 
 /// Decoders exposed for fuzz and property tests: each takes arbitrary bytes and must return an

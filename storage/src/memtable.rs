@@ -170,16 +170,22 @@ mod tests {
         let mut batch = WriteBatch::new();
         batch.put(b"ab", b"new").delete(b"a");
         table.apply(&batch);
+        // Batches put keys of the default family: its id (two zero bytes), then the key.
+        let stored = |key: &[u8]| [&[0u8, 0][..], key].concat();
         let listed: Vec<&[u8]> = table.entries().map(|(key, _)| key).collect();
-        let expected: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
-        assert_eq!(listed, expected);
-        assert_eq!(table.get(b"ab"), Some(Some(&b"new"[..])));
-        assert_eq!(table.get(b"a"), Some(None));
-        assert_eq!(table.get(b"b"), None);
+        let expected: Vec<Vec<u8>> = keys.iter().map(|key| stored(key)).collect();
+        assert_eq!(
+            listed,
+            expected.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
+        assert_eq!(table.get(&stored(b"ab")), Some(Some(&b"new"[..])));
+        assert_eq!(table.get(&stored(b"a")), Some(None));
+        assert_eq!(table.get(&stored(b"b")), None);
         let ranged: Vec<&[u8]> = table
-            .range(b"a\0", Some(b"b"))
+            .range(&stored(b"a\0"), Some(&stored(b"b")))
             .map(|(key, _)| key)
             .collect();
-        assert_eq!(ranged, expected[2..5].to_vec());
+        let middle: Vec<&[u8]> = expected[2..5].iter().map(Vec::as_slice).collect();
+        assert_eq!(ranged, middle);
     }
 }
