@@ -424,7 +424,7 @@ impl Db {
             .map(|family| family.id() + 1)
             .max()
             .unwrap_or(DEFAULT_FAMILY + 1);
-        if next >= REGISTRY_FAMILY {
+        if next == REGISTRY_FAMILY {
             return Err(StorageError::malformed(
                 "column family",
                 "too many column families",
