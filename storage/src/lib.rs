@@ -30,6 +30,7 @@ mod family;
 mod mapped_log;
 mod memtable;
 mod merge;
+mod redis;
 mod sstable;
 mod state;
 mod uring;
@@ -39,6 +40,7 @@ pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
 pub use db::{Db, Durability, KeyValues, Options, Snapshot};
 pub use error::{Result, StorageError};
 pub use family::ColumnFamily;
+pub use redis::RedisState;
 pub use state::{LsmState, MemoryState, StateBackend};
 
 /// Decoders exposed for fuzz and property tests: each takes arbitrary bytes and must return an

@@ -4,6 +4,8 @@
 //! removes all of a key's state (a closed window). `snapshot(checkpoint)` makes the state as of
 //! now restorable; `restore(checkpoint)` brings it back, dropping what came after.
 //!
+//! (A third backend, in Redis, is in the `redis` module.)
+//!
 //! Both backends store entries under one composite key, `[kind][state name][key][suffix]`
 //! with length-prefixed parts, so a key's state of one kind is a contiguous range: the memory
 //! backend in a sorted map (snapshots are copies), the LSM backend in a [`Db`] (snapshots are
@@ -39,12 +41,12 @@ pub trait StateBackend: Send + Sync {
     fn restore(&self, checkpoint: u64) -> Result<()>;
 }
 
-const VALUE: u8 = b'v';
-const LIST: u8 = b'l';
-const MAP: u8 = b'm';
+pub(crate) const VALUE: u8 = b'v';
+pub(crate) const LIST: u8 = b'l';
+pub(crate) const MAP: u8 = b'm';
 
 /// The composite key prefix of `key`'s state of `kind` under `state`.
-fn prefix(kind: u8, state: &str, key: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix(kind: u8, state: &str, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(9 + state.len() + key.len());
     out.push(kind);
     out.extend_from_slice(&(state.len() as u32).to_be_bytes());
@@ -360,7 +362,7 @@ impl StateBackend for LsmState {
     }
 }
 
-fn unknown_checkpoint(checkpoint: u64) -> StorageError {
+pub(crate) fn unknown_checkpoint(checkpoint: u64) -> StorageError {
     StorageError::Io {
         path: PathBuf::from(format!("checkpoint {checkpoint}")),
         source: std::io::Error::new(
@@ -371,10 +373,10 @@ fn unknown_checkpoint(checkpoint: u64) -> StorageError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn exercise(backend: &dyn StateBackend) {
+    pub(crate) fn exercise(backend: &dyn StateBackend) {
         backend.set_value("count", b"k1", b"3").unwrap();
         backend.append("events", b"k1", b"first").unwrap();
         backend.append("events", b"k1", b"second").unwrap();
