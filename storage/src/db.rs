@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::batch::WriteBatch;
+use crate::block_cache::BlockCache;
 use crate::error::{Result, StorageError};
 use crate::family::{
     ColumnFamily, DEFAULT_FAMILY, FAMILY_BYTES, REGISTRY_FAMILY, family_bounds, family_key,
 };
 use crate::memtable::MemTable;
 use crate::merge::{Entries, Merged};
-use crate::sstable::{Entry, Table, TableEntries, write_table};
+use crate::sstable::{Entry, Table, TableEntries, TableEntriesBackwards, write_table};
 use crate::wal::{WalWriter, replay};
 
 /// When a write is on disk.
@@ -43,6 +44,8 @@ pub struct Options {
     /// Make synced log appends through io_uring where the kernel allows it (`false` forces
     /// plain `write` and `fdatasync`).
     pub io_uring: bool,
+    /// Bytes of checked table blocks kept in memory for point reads (0: none).
+    pub block_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
         Options {
             memtable_bytes: 64 << 20,
             io_uring: true,
+            block_cache_bytes: 64 << 20,
         }
     }
 }
@@ -110,6 +114,7 @@ pub struct Db {
     /// Held while a column family is looked up and registered, so two threads asking for a
     /// new name get one id.
     registering: Mutex<()>,
+    cache: Arc<BlockCache>,
 }
 
 /// The files of kind `extension` in `dir`, by number, ascending.
@@ -219,6 +224,7 @@ impl Db {
             failed: None,
             log_syncs: 0,
         };
+        let cache = Arc::new(BlockCache::new(options.block_cache_bytes));
         let db = Db {
             dir,
             options,
@@ -226,6 +232,7 @@ impl Db {
             line: Mutex::new(VecDeque::new()),
             committed: Condvar::new(),
             registering: Mutex::new(()),
+            cache,
         };
         {
             let mut state = db.lock();
@@ -371,7 +378,7 @@ impl Db {
         let state = self.lock();
         let memtables =
             std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
-        point_lookup(&key, memtables, &state.tables)
+        point_lookup(&key, memtables, &state.tables, &self.cache)
     }
 
     /// Puts `value` under `key` in `family`.
@@ -468,6 +475,7 @@ impl Db {
         Snapshot {
             memtables: state.frozen.clone(),
             tables: state.tables.clone(),
+            cache: Arc::clone(&self.cache),
         }
     }
 
@@ -475,6 +483,12 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         let mut state = self.lock();
         self.flush_locked(&mut state)
+    }
+
+    /// Point reads whose table block came from the block cache, and those that read it from
+    /// the file, so far.
+    pub fn block_cache_counts(&self) -> (u64, u64) {
+        self.cache.counts()
     }
 
     /// The number of tables on disk.
@@ -499,7 +513,7 @@ impl Db {
             let memtables =
                 std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
             let streams = memtables
-                .map(|memtable| memtable_stream(memtable.entries()))
+                .map(|memtable| memtable_stream(memtable.entries(), false))
                 .collect();
             write_table(&temporary, Merged::new(streams)?, state.last_sequence)?;
             state.frozen.clear();
@@ -614,11 +628,21 @@ impl Db {
     }
 
     fn range_in(&self, family: u16, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        self.range_in_direction(family, start, end, false)
+    }
+
+    fn range_in_direction(
+        &self,
+        family: u16,
+        start: &[u8],
+        end: Option<&[u8]>,
+        backwards: bool,
+    ) -> Result<KeyValues> {
         let (start, end) = family_bounds(family, start, end);
         let state = self.lock();
         let memtables =
             std::iter::once(&state.memtable).chain(state.frozen.iter().map(Arc::as_ref));
-        range_of(memtables, &state.tables, &start, end.as_deref())
+        range_of(memtables, &state.tables, &start, end.as_deref(), backwards)
     }
 
     /// The keys starting with `prefix` and their values, in key order.
@@ -626,15 +650,20 @@ impl Db {
         self.range(prefix, prefix_end(prefix).as_deref())
     }
 
-    /// The keys in `[start, end)` with their values, in reverse key order (collected first).
-    pub fn range_reversed(
+    /// The keys in `[start, end)` with their values, in reverse key order, read as the
+    /// iterator advances (one table block at a time).
+    pub fn range_reversed(&self, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
+        self.range_in_direction(DEFAULT_FAMILY, start, end, true)
+    }
+
+    /// The keys of `family` in `[start, end)` with their values, in reverse key order.
+    pub fn range_reversed_cf(
         &self,
+        family: &ColumnFamily,
         start: &[u8],
         end: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut entries = self.range(start, end)?.collect::<Result<Vec<_>>>()?;
-        entries.reverse();
-        Ok(entries)
+    ) -> Result<KeyValues> {
+        self.range_in_direction(family.id(), start, end, true)
     }
 }
 
@@ -644,6 +673,7 @@ pub struct Snapshot {
     /// Newest first.
     memtables: Vec<Arc<MemTable>>,
     tables: Vec<Arc<Table>>,
+    cache: Arc<BlockCache>,
 }
 
 impl Snapshot {
@@ -659,7 +689,12 @@ impl Snapshot {
 
     fn get_in(&self, family: u16, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let key = family_key(family, key);
-        point_lookup(&key, self.memtables.iter().map(Arc::as_ref), &self.tables)
+        point_lookup(
+            &key,
+            self.memtables.iter().map(Arc::as_ref),
+            &self.tables,
+            &self.cache,
+        )
     }
 
     /// The keys in `[start, end)` with their values as of the snapshot, in key order.
@@ -680,7 +715,7 @@ impl Snapshot {
     fn range_in(&self, family: u16, start: &[u8], end: Option<&[u8]>) -> Result<KeyValues> {
         let (start, end) = family_bounds(family, start, end);
         let memtables = self.memtables.iter().map(Arc::as_ref);
-        range_of(memtables, &self.tables, &start, end.as_deref())
+        range_of(memtables, &self.tables, &start, end.as_deref(), false)
     }
 
     /// The keys starting with `prefix` and their values as of the snapshot, in key order.
@@ -694,6 +729,7 @@ fn point_lookup<'a>(
     key: &[u8],
     memtables: impl Iterator<Item = &'a MemTable>,
     tables: &[Arc<Table>],
+    cache: &BlockCache,
 ) -> Result<Option<Vec<u8>>> {
     for memtable in memtables {
         if let Some(value) = memtable.get(key) {
@@ -701,7 +737,7 @@ fn point_lookup<'a>(
         }
     }
     for table in tables {
-        if let Some(value) = table.get(key)? {
+        if let Some(value) = table.get(key, cache)? {
             return Ok(value);
         }
     }
@@ -715,26 +751,43 @@ fn range_of<'a>(
     tables: &[Arc<Table>],
     start: &[u8],
     end: Option<&[u8]>,
+    backwards: bool,
 ) -> Result<KeyValues> {
     let mut streams: Vec<Entries> = memtables
-        .map(|memtable| memtable_stream(memtable.range(start, end)))
+        .map(|memtable| memtable_stream(memtable.range(start, end), backwards))
         .collect();
-    streams.extend(
-        tables
-            .iter()
-            .map(|table| Box::new(TableEntries::from_key(Arc::clone(table), start)) as Entries),
-    );
-    Ok(KeyValues {
-        merged: Merged::new(streams)?,
-        end: end.map(<[u8]>::to_vec),
+    for table in tables {
+        let table = Arc::clone(table);
+        streams.push(if backwards {
+            Box::new(TableEntriesBackwards::before_key(table, end))
+        } else {
+            Box::new(TableEntries::from_key(table, start))
+        });
+    }
+    Ok(if backwards {
+        KeyValues {
+            merged: Merged::descending(streams)?,
+            stop: Stop::Below(start.to_vec()),
+        }
+    } else {
+        KeyValues {
+            merged: Merged::new(streams)?,
+            stop: Stop::AtOrPast(end.map(<[u8]>::to_vec)),
+        }
     })
 }
 
-/// Memtable entries copied into a merge stream.
-fn memtable_stream<'a>(entries: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> Entries {
-    let copied: Vec<Result<Entry>> = entries
+/// Memtable entries copied into a merge stream (last first, `backwards`).
+fn memtable_stream<'a>(
+    entries: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    backwards: bool,
+) -> Entries {
+    let mut copied: Vec<Result<Entry>> = entries
         .map(|(key, value)| Ok((key.to_vec(), value.map(<[u8]>::to_vec))))
         .collect();
+    if backwards {
+        copied.reverse();
+    }
     Box::new(copied.into_iter())
 }
 
@@ -750,10 +803,18 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// Live keys and values of a range, in key order.
+/// Where a range's iteration stops.
+enum Stop {
+    /// Forwards: at the first key at or past the end (if there is one).
+    AtOrPast(Option<Vec<u8>>),
+    /// Backwards: at the first key below the start.
+    Below(Vec<u8>),
+}
+
+/// Live keys and values of a range, in key order (or reverse key order).
 pub struct KeyValues {
     merged: Merged,
-    end: Option<Vec<u8>>,
+    stop: Stop,
 }
 
 impl Iterator for KeyValues {
@@ -765,7 +826,11 @@ impl Iterator for KeyValues {
                 Ok(entry) => entry,
                 Err(error) => return Some(Err(error)),
             };
-            if self.end.as_ref().is_some_and(|end| key >= *end) {
+            let past = match &self.stop {
+                Stop::AtOrPast(end) => end.as_ref().is_some_and(|end| key >= *end),
+                Stop::Below(start) => key < *start,
+            };
+            if past {
                 return None;
             }
             if let Some(value) = value {
@@ -789,6 +854,7 @@ mod tests {
             survives_flushes_and_reopens(Options {
                 memtable_bytes: 4096,
                 io_uring,
+                ..Options::default()
             });
         }
     }
@@ -900,6 +966,7 @@ mod tests {
             Options {
                 memtable_bytes: 2048,
                 io_uring: false,
+                ..Options::default()
             },
         )
         .unwrap();
@@ -977,6 +1044,7 @@ mod tests {
         let options = Options {
             memtable_bytes: 4096,
             io_uring: false,
+            ..Options::default()
         };
         let db = Db::open(dir.path(), options.clone()).unwrap();
         let users = db.column_family("users").unwrap();
@@ -1044,5 +1112,35 @@ mod tests {
         read_back(&reopened);
         assert!(reopened.column_family("").is_err());
         assert_eq!(reopened.column_family("default").unwrap().name(), "default");
+    }
+
+    #[test]
+    fn repeated_point_reads_come_from_the_block_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        for (cache_bytes, expect_hits) in [(1 << 20, true), (0, false)] {
+            let path = dir.path().join(format!("cache-{cache_bytes}"));
+            let options = Options {
+                block_cache_bytes: cache_bytes,
+                ..Options::default()
+            };
+            let db = Db::open(&path, options).unwrap();
+            for index in 0..1000u32 {
+                db.put(&index.to_be_bytes(), b"value", Durability::Buffered)
+                    .unwrap();
+            }
+            db.flush().unwrap();
+            for _ in 0..3 {
+                assert_eq!(
+                    db.get(&7u32.to_be_bytes()).unwrap().as_deref(),
+                    Some(&b"value"[..])
+                );
+            }
+            let (hits, misses) = db.block_cache_counts();
+            if expect_hits {
+                assert_eq!((hits, misses), (2, 1));
+            } else {
+                assert_eq!((hits, misses), (0, 0), "no cache, no counting");
+            }
+        }
     }
 }

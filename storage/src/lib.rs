@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 
 mod batch;
+mod block_cache;
 mod bloom;
 mod codec;
 mod db;

@@ -1,9 +1,9 @@
-//! Merging sorted entry streams (the memtable's and the tables') into one, in key order, where
-//! for a key present in several streams the newest stream's entry wins and the others are
-//! skipped. Deletes come through as `None` values: a read drops them, and a compaction that
+//! Merging sorted entry streams (the memtable's and the tables') into one, in key order (or,
+//! for streams that run backwards, in reverse key order), where for a key present in several
+//! streams the newest stream's entry wins and the others are skipped. Deletes come through as `None` values: a read drops them, and a compaction that
 //! merges every table drops them too.
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::error::Result;
@@ -12,20 +12,57 @@ use crate::sstable::Entry;
 /// A stream of entries in key order.
 pub(crate) type Entries = Box<dyn Iterator<Item = Result<Entry>> + Send>;
 
+/// The next entry's key of one stream, ordered so the heap's top is the key to emit next
+/// (the smallest, or the largest when descending), newest stream first among equal keys.
+#[derive(PartialEq, Eq)]
+struct Head {
+    key: Vec<u8>,
+    stream: usize,
+    descending: bool,
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let by_key = if self.descending {
+            self.key.cmp(&other.key)
+        } else {
+            other.key.cmp(&self.key)
+        };
+        by_key.then_with(|| other.stream.cmp(&self.stream))
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// The merge of streams given newest first.
 pub(crate) struct Merged {
     streams: Vec<Entries>,
-    /// The next entry of each stream that has one: smallest key first, then newest stream.
-    heads: BinaryHeap<Reverse<(Vec<u8>, usize)>>,
+    descending: bool,
+    heads: BinaryHeap<Head>,
     values: Vec<Option<Option<Vec<u8>>>>,
     failed: bool,
 }
 
 impl Merged {
+    /// The merge of streams in ascending key order.
     pub(crate) fn new(streams: Vec<Entries>) -> Result<Merged> {
+        Merged::with_direction(streams, false)
+    }
+
+    /// The merge of streams in descending key order.
+    pub(crate) fn descending(streams: Vec<Entries>) -> Result<Merged> {
+        Merged::with_direction(streams, true)
+    }
+
+    fn with_direction(streams: Vec<Entries>, descending: bool) -> Result<Merged> {
         let mut merged = Merged {
             values: vec![None; streams.len()],
             streams,
+            descending,
             heads: BinaryHeap::new(),
             failed: false,
         };
@@ -40,7 +77,11 @@ impl Merged {
         if let Some(entry) = self.streams[stream].next() {
             let (key, value) = entry?;
             self.values[stream] = Some(value);
-            self.heads.push(Reverse((key, stream)));
+            self.heads.push(Head {
+                key,
+                stream,
+                descending: self.descending,
+            });
         }
         Ok(())
     }
@@ -53,7 +94,11 @@ impl Iterator for Merged {
         if self.failed {
             return None;
         }
-        let Reverse((key, newest)) = self.heads.pop()?;
+        let Head {
+            key,
+            stream: newest,
+            ..
+        } = self.heads.pop()?;
         let value = self.values[newest].take().unwrap_or_default();
         let step = |merged: &mut Merged, stream: usize| {
             if let Err(error) = merged.advance(stream) {
@@ -66,11 +111,11 @@ impl Iterator for Merged {
             return Some(Err(error));
         }
         // Older entries of the same key are shadowed.
-        while let Some(Reverse((next_key, _))) = self.heads.peek() {
-            if *next_key != key {
+        while let Some(head) = self.heads.peek() {
+            if head.key != key {
                 break;
             }
-            let Some(Reverse((_, stream))) = self.heads.pop() else {
+            let Some(Head { stream, .. }) = self.heads.pop() else {
                 break;
             };
             self.values[stream] = None;
@@ -132,5 +177,33 @@ mod tests {
             .map(|(key, value)| (key.to_string(), value.map(str::to_string)))
             .collect();
         assert_eq!(shown, expected);
+    }
+
+    #[test]
+    fn merging_backwards_gives_the_same_entries_in_reverse() {
+        let newest = stream(&[("d", Some("new")), ("b", None)]);
+        let oldest = stream(&[
+            ("e", Some("5")),
+            ("d", Some("old")),
+            ("b", Some("2")),
+            ("a", Some("1")),
+        ]);
+        let merged: Vec<Entry> = Merged::descending(vec![newest, oldest])
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        let keys: Vec<(&[u8], Option<&[u8]>)> = merged
+            .iter()
+            .map(|(key, value)| (key.as_slice(), value.as_deref()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (&b"e"[..], Some(&b"5"[..])),
+                (b"d", Some(b"new")),
+                (b"b", None),
+                (b"a", Some(b"1"))
+            ]
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::block_cache::{BlockCache, next_table_id};
 use crate::bloom::BloomFilter;
 use crate::codec::{Reader, put_entry, put_varint};
 use crate::error::{Result, StorageError};
@@ -232,6 +233,8 @@ impl TableWriter<'_> {
 
 /// An open table: its index and bloom filter in memory, data blocks read on demand.
 pub(crate) struct Table {
+    /// The table's key in the block cache.
+    cache_id: u64,
     path: PathBuf,
     file: File,
     index: Vec<BlockHandle>,
@@ -270,6 +273,7 @@ impl Table {
         )?)
         .map_err(|error| error.at(path, footer.bloom_offset))?;
         Ok(Table {
+            cache_id: next_table_id(),
             path: path.to_path_buf(),
             file,
             index,
@@ -279,7 +283,8 @@ impl Table {
     }
 
     /// The value of `key`: `Some(None)` when the table deletes it, `None` when it does not know it.
-    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+    /// The key's block comes from `cache` when it is there, else from the file (and then stays).
+    pub(crate) fn get(&self, key: &[u8], cache: &BlockCache) -> Result<Option<Option<Vec<u8>>>> {
         if !self.bloom.may_contain(key) {
             return Ok(None);
         }
@@ -289,10 +294,13 @@ impl Table {
         let Some(handle) = self.index.get(position) else {
             return Ok(None);
         };
-        let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
-        let block =
-            verified(&stored, "data block").map_err(|error| error.at(&self.path, handle.offset))?;
-        search_block(block, key).map_err(|error| error.at(&self.path, handle.offset))
+        let block = cache.get_or_load((self.cache_id, position as u32), || {
+            let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
+            verified(&stored, "data block")
+                .map(Arc::<[u8]>::from)
+                .map_err(|error| error.at(&self.path, handle.offset))
+        })?;
+        search_block(&block, key).map_err(|error| error.at(&self.path, handle.offset))
     }
 }
 
@@ -364,6 +372,65 @@ impl Iterator for TableEntries {
     }
 }
 
+/// The entries of a table below a key, in reverse key order, one block in memory at a time.
+pub(crate) struct TableEntriesBackwards {
+    table: Arc<Table>,
+    /// Blocks not read yet: the ones before this index.
+    blocks_left: usize,
+    block: std::iter::Rev<std::vec::IntoIter<Entry>>,
+    end: Option<Vec<u8>>,
+}
+
+impl TableEntriesBackwards {
+    /// The entries of `table` whose key is below `end` (all of them for `None`), last first.
+    pub(crate) fn before_key(table: Arc<Table>, end: Option<&[u8]>) -> TableEntriesBackwards {
+        let blocks = table.index.len();
+        let blocks_left = match end {
+            None => blocks,
+            // The first block whose last key reaches `end` may still hold keys below it.
+            Some(end) => (table
+                .index
+                .partition_point(|handle| handle.last_key.as_slice() < end)
+                + 1)
+            .min(blocks),
+        };
+        TableEntriesBackwards {
+            table,
+            blocks_left,
+            block: Vec::new().into_iter().rev(),
+            end: end.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+impl Iterator for TableEntriesBackwards {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Result<Entry>> {
+        loop {
+            if let Some(entry) = self.block.next() {
+                return Some(Ok(entry));
+            }
+            if self.blocks_left == 0 {
+                return None;
+            }
+            self.blocks_left -= 1;
+            match self.table.block_entries(self.blocks_left) {
+                Ok(mut entries) => {
+                    if let Some(end) = &self.end {
+                        entries.retain(|(key, _)| key < end);
+                    }
+                    self.block = entries.into_iter().rev();
+                }
+                Err(error) => {
+                    self.blocks_left = 0;
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
 fn read_at(file: &File, path: &Path, offset: u64, len: usize) -> Result<Vec<u8>> {
     let mut buffer = vec![0u8; len];
     file.read_exact_at(&mut buffer, offset)
@@ -403,13 +470,19 @@ mod tests {
         let entries = entries(5000);
         write(&path, &entries);
         let table = Table::open(&path).unwrap();
+        let cache = BlockCache::new(1 << 20);
         assert!(table.index.len() > 10, "several blocks");
         assert_eq!(table.footer.max_sequence, 9);
         for (key, value) in &entries {
-            assert_eq!(table.get(key).unwrap(), Some(value.clone()));
+            assert_eq!(table.get(key, &cache).unwrap(), Some(value.clone()));
         }
-        assert_eq!(table.get(b"key99999999").unwrap(), None);
-        assert_eq!(table.get(b"a").unwrap(), None);
+        assert_eq!(table.get(b"key99999999", &cache).unwrap(), None);
+        assert_eq!(table.get(b"a", &cache).unwrap(), None);
+        let (hits, misses) = cache.counts();
+        assert!(
+            hits > 0 && misses as usize <= table.index.len(),
+            "{hits} hits, {misses} misses"
+        );
     }
 
     #[test]
@@ -429,7 +502,10 @@ mod tests {
             .map(|(key, _)| key)
             .find(|key| key.as_slice() > table.index[0].last_key.as_slice())
             .unwrap();
-        let error = table.get(key).unwrap_err().to_string();
+        let error = table
+            .get(key, &BlockCache::new(1 << 20))
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("corrupt data block")
                 && error.contains(&format!("at offset {}", second.offset)),

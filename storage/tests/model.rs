@@ -119,7 +119,9 @@ proptest! {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         prop_assert_eq!(&evens, &expected_evens);
-        let middle: Vec<(Vec<u8>, Vec<u8>)> = db.range_reversed(&key(40), Some(&key(140))).unwrap();
+        let middle: Vec<(Vec<u8>, Vec<u8>)> = db.range_reversed(&key(40), Some(&key(140))).unwrap().collect::<Result<_, _>>().unwrap();
+        let everything_backwards: Vec<(Vec<u8>, Vec<u8>)> = db.range_reversed(b"", None).unwrap().collect::<Result<_, _>>().unwrap();
+        prop_assert_eq!(everything_backwards, model.clone().into_iter().rev().collect::<Vec<_>>());
         let expected_middle: Vec<(Vec<u8>, Vec<u8>)> = model
             .range(key(40)..key(140))
             .rev()
