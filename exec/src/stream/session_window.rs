@@ -3,11 +3,9 @@
 //! A session is emitted once the watermark passes its end (plus the allowed lateness) and its
 //! state is dropped then.
 
-use std::sync::Arc;
-
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use hashbrown::HashMap;
 
@@ -17,7 +15,7 @@ use super::operator::{LateRows, StreamEvent, StreamOperator};
 use super::snapshot;
 use super::time::{event_times, time_array};
 use super::window_aggregate::{
-    check_state_schema, checked_time_field, state_schema, window_fields, window_key_fields,
+    check_state_schema, checked_time_field, state_schema, window_key_fields, window_output,
 };
 use crate::error::{ExecError, Result};
 
@@ -70,19 +68,7 @@ impl SessionWindowAggregate {
             )));
         }
         let time_field = checked_time_field(input, time_column)?;
-        let mut fields = window_fields(time_field);
-        for &key in key_columns {
-            let field = input.fields().get(key).ok_or_else(|| {
-                ExecError::InvalidStream(format!("key column {key} is not in the input"))
-            })?;
-            fields.push(field.as_ref().clone());
-        }
-        let mut accumulators = Vec::with_capacity(aggregates.len());
-        for call in aggregates {
-            fields.push(call.output_field(input)?);
-            accumulators.push(Accumulator::try_new(call, input)?);
-        }
-        let schema = Arc::new(Schema::new(fields));
+        let (schema, accumulators) = window_output(input, time_field, key_columns, aggregates)?;
         let bounds = vec![
             Field::new("start", DataType::Int64, false),
             Field::new("end", DataType::Int64, false),

@@ -84,19 +84,7 @@ impl WindowAggregate {
             )));
         }
         let time_field = checked_time_field(input, time_column)?;
-        let mut fields = window_fields(time_field);
-        for &key in key_columns {
-            let field = input.fields().get(key).ok_or_else(|| {
-                ExecError::InvalidStream(format!("key column {key} is not in the input"))
-            })?;
-            fields.push(field.as_ref().clone());
-        }
-        let mut prototypes = Vec::with_capacity(aggregates.len());
-        for call in aggregates {
-            fields.push(call.output_field(input)?);
-            prototypes.push(Accumulator::try_new(call, input)?);
-        }
-        let schema = Arc::new(Schema::new(fields));
+        let (schema, prototypes) = window_output(input, time_field, key_columns, aggregates)?;
         let pane_start = Field::new("pane_start", DataType::Int64, false);
         Ok(WindowAggregate {
             state_schema: state_schema(
@@ -408,6 +396,29 @@ pub(crate) fn checked_time_field(input: &Schema, time_column: usize) -> Result<&
         )));
     }
     Ok(field)
+}
+
+/// The output schema of a window aggregation of `input` (`window_start`, `window_end`, the
+/// key columns, one column per aggregate) and the aggregates' empty states.
+pub(crate) fn window_output(
+    input: &Schema,
+    time_field: &Field,
+    key_columns: &[usize],
+    aggregates: &[AggregateCall],
+) -> Result<(SchemaRef, Vec<Accumulator>)> {
+    let mut fields = window_fields(time_field);
+    for &key in key_columns {
+        let field = input.fields().get(key).ok_or_else(|| {
+            ExecError::InvalidStream(format!("key column {key} is not in the input"))
+        })?;
+        fields.push(field.as_ref().clone());
+    }
+    let mut accumulators = Vec::with_capacity(aggregates.len());
+    for call in aggregates {
+        fields.push(call.output_field(input)?);
+        accumulators.push(Accumulator::try_new(call, input)?);
+    }
+    Ok((Arc::new(Schema::new(fields)), accumulators))
 }
 
 /// The `window_start` and `window_end` fields, of the event-time column's type.

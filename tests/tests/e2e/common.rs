@@ -1,10 +1,12 @@
-//! Shared fixtures: the SF 0.1 TPC-H data set (generated once, cached under `target/`) and a
-//! session with its tables registered.
+//! Shared fixtures: the SF 0.1 TPC-H data set (generated once, cached under `target/`), a
+//! session with its tables registered, and batches as sorted rows of text.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use sabot::Sabot;
+use sabot::arrow::array::RecordBatch;
+use sabot::arrow::util::display::{ArrayFormatter, FormatOptions};
 use sabot::tpch::generate;
 
 /// Scale factor of the answer tests.
@@ -41,4 +43,27 @@ pub fn tpch_session() -> &'static Sabot {
         sabot::tpch::register(&sabot, tpch_dir()).expect("register the TPC-H tables");
         sabot
     })
+}
+
+/// Every row of `batches` as its values' text joined by `|`, sorted: what two runs of a query
+/// are compared by when their row order may differ.
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let fields: Vec<String> = formatters
+                .iter()
+                .map(|formatter| formatter.value(row).to_string())
+                .collect();
+            rows.push(fields.join("|"));
+        }
+    }
+    rows.sort();
+    rows
 }

@@ -1,10 +1,11 @@
 //! The Nexmark queries of `sabot bench nexmark`, run as streams, give the same rows as the
 //! same questions asked in batch SQL over the same generated events.
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::{Float64Type, Int64Type};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sabot::Sabot;
+
+use crate::common::sorted_rows;
 use sabot::stream::{NexmarkConfig, NexmarkGenerator, NexmarkTable};
 
 const EVENTS: u64 = 300_000;
@@ -26,28 +27,6 @@ fn session_with_bids() -> Sabot {
     sabot
 }
 
-/// Every row as text, sorted.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default();
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let fields: Vec<String> = formatters
-                .iter()
-                .map(|formatter| formatter.value(row).to_string())
-                .collect();
-            rows.push(fields.join("|"));
-        }
-    }
-    rows.sort();
-    rows
-}
-
 fn assert_stream_matches_sql(query: &str, sql: &str) {
     let sabot = session_with_bids();
     let streamed = sabot::nexmark_bench::query(&sabot, query, &NexmarkConfig::default(), EVENTS)
@@ -55,7 +34,7 @@ fn assert_stream_matches_sql(query: &str, sql: &str) {
         .collect()
         .unwrap();
     let expected = sabot.sql(sql).unwrap().collect().unwrap();
-    let (streamed, expected) = (rows(&streamed), rows(&expected));
+    let (streamed, expected) = (sorted_rows(&streamed), sorted_rows(&expected));
     assert!(!expected.is_empty(), "{query}: the SQL gives no rows");
     assert_eq!(streamed.len(), expected.len(), "{query}: row counts differ");
     assert_eq!(streamed, expected, "{query}");

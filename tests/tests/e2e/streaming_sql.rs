@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sabot::expr::{col, count, lit, max};
 use sabot::stream::{NexmarkConfig, NexmarkGenerator, NexmarkSource, NexmarkTable};
 use sabot::{Sabot, SabotError, Window};
+
+use crate::common::sorted_rows;
 
 const EVENTS: u64 = 200_000;
 
@@ -18,27 +19,6 @@ fn stream_session() -> Sabot {
         .register_nexmark(NexmarkConfig::default(), Some(EVENTS))
         .unwrap();
     sabot
-}
-
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default();
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let fields: Vec<String> = formatters
-                .iter()
-                .map(|formatter| formatter.value(row).to_string())
-                .collect();
-            rows.push(fields.join("|"));
-        }
-    }
-    rows.sort();
-    rows
 }
 
 #[test]
@@ -62,7 +42,7 @@ fn a_tumbling_window_query_gives_the_same_rows_as_stream_and_as_batch() {
     assert!(!frame.reads_stream());
     let expected = frame.collect().unwrap();
     assert!(!expected.is_empty());
-    assert_eq!(rows(&streamed), rows(&expected));
+    assert_eq!(sorted_rows(&streamed), sorted_rows(&expected));
 }
 
 #[test]
@@ -95,7 +75,7 @@ fn a_hop_window_query_matches_the_stream_api() {
         .collect()
         .unwrap();
     assert!(!built.is_empty());
-    assert_eq!(rows(&streamed), rows(&built));
+    assert_eq!(sorted_rows(&streamed), sorted_rows(&built));
 }
 
 #[test]
