@@ -34,7 +34,7 @@ fn help_lists_every_command() {
     let output = sabot(&["--help"]);
     assert!(output.status.success());
     let help = stdout(&output);
-    for command in ["sql", "tpch", "bench"] {
+    for command in ["sql", "tpch", "bench", "stream"] {
         assert!(help.contains(command), "{help}");
     }
     let bench_help = stdout(&sabot(&["bench", "tpch", "--help"]));

@@ -22,7 +22,7 @@ use crate::family::{
 };
 use crate::memtable::MemTable;
 use crate::merge::{Entries, Merged};
-use crate::sstable::{Entry, Table, TableEntries, TableEntriesBackwards, write_table};
+use crate::sstable::{Compression, Entry, Table, TableEntries, TableEntriesBackwards, write_table};
 use crate::wal::{WalWriter, replay};
 
 /// When a write is on disk.
@@ -46,6 +46,8 @@ pub struct Options {
     pub io_uring: bool,
     /// Bytes of checked table blocks kept in memory for point reads (0: none).
     pub block_cache_bytes: usize,
+    /// How new tables store their data blocks.
+    pub compression: Compression,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             memtable_bytes: 64 << 20,
             io_uring: true,
             block_cache_bytes: 64 << 20,
+            compression: Compression::None,
         }
     }
 }
@@ -508,6 +511,7 @@ impl Db {
                 &temporary,
                 state.memtable.entries().map(Ok),
                 state.last_sequence,
+                self.options.compression,
             )?;
         } else {
             let memtables =
@@ -515,7 +519,12 @@ impl Db {
             let streams = memtables
                 .map(|memtable| memtable_stream(memtable.entries(), false))
                 .collect();
-            write_table(&temporary, Merged::new(streams)?, state.last_sequence)?;
+            write_table(
+                &temporary,
+                Merged::new(streams)?,
+                state.last_sequence,
+                self.options.compression,
+            )?;
             state.frozen.clear();
             state.frozen_bytes = 0;
         }
@@ -595,7 +604,7 @@ impl Db {
             .collect();
         // Every table takes part, so no older value can be behind a delete: deletes go too.
         let live = Merged::new(streams)?.filter(|entry| !matches!(entry, Ok((_, None))));
-        write_table(&temporary, live, max_sequence)?;
+        write_table(&temporary, live, max_sequence, self.options.compression)?;
         std::fs::rename(&temporary, &path).map_err(StorageError::io(&path))?;
         sync_dir(&self.dir)?;
         let replaced = std::mem::replace(&mut state.tables, vec![Arc::new(Table::open(&path)?)]);

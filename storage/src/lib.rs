@@ -42,6 +42,7 @@ pub use db::{Db, Durability, KeyValues, Options, Snapshot};
 pub use error::{Result, StorageError};
 pub use family::ColumnFamily;
 pub use redis::RedisState;
+pub use sstable::Compression;
 pub use state::{LsmState, MemoryState, StateBackend};
 
 /// Decoders exposed for fuzz and property tests: each takes arbitrary bytes and must return an
@@ -60,7 +61,8 @@ pub mod decoders {
 
     pub fn data_block(bytes: &[u8], key: &[u8]) -> Result<()> {
         crate::sstable::verified(bytes, "data block")
-            .and_then(|block| crate::sstable::search_block(block, key))
+            .and_then(crate::sstable::data_block_entries)
+            .and_then(|entries| crate::sstable::search_block(&entries, key))
             .map(|_| ())
     }
 

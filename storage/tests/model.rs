@@ -1,4 +1,5 @@
-//! The store against a `BTreeMap` model: random puts, deletes, batches, flushes, compactions,
+//! The store (its tables compressed or not) against a `BTreeMap` model: random puts, deletes,
+//! batches, flushes, compactions,
 //! snapshots and reopens, then every key's value, whole-range and prefix reads (forward and
 //! reversed) must equal the model's, and every snapshot must still read as the model did when
 //! it was taken.
@@ -6,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use sabot_storage::{Db, Durability, Options, WriteBatch};
+use sabot_storage::{Compression, Db, Durability, Options, WriteBatch};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -51,11 +52,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn the_store_reads_like_a_sorted_map(steps in prop::collection::vec(step(), 1..120)) {
+    fn the_store_reads_like_a_sorted_map(
+        steps in prop::collection::vec(step(), 1..120),
+        compressed in any::<bool>(),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         // Tiny memtables, so that flushes and compactions happen on their own too.
         let options = Options {
             memtable_bytes: 600,
+            compression: if compressed { Compression::Lz4 } else { Compression::None },
             ..Options::default()
         };
         let mut db = Db::open(dir.path(), options.clone()).unwrap();
