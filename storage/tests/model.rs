@@ -1,8 +1,7 @@
 //! The store (its tables compressed or not) against a `BTreeMap` model: random puts, deletes,
-//! batches, flushes, compactions,
-//! snapshots and reopens, then every key's value, whole-range and prefix reads (forward and
-//! reversed) must equal the model's, and every snapshot must still read as the model did when
-//! it was taken.
+//! batches, flushes, compactions, snapshots and reopens, then every key's value, whole-range
+//! and prefix reads (forward and reversed) must equal the model's, and every snapshot must
+//! still read as the model did when it was taken.
 
 use std::collections::BTreeMap;
 
