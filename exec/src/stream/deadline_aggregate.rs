@@ -3,11 +3,10 @@
 //! rows gave), and its state is dropped then. Rows for a key already closed are late.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, SchemaRef};
 use hashbrown::HashMap;
 
 use super::accumulator::{Accumulator, AggregateCall};
@@ -15,7 +14,7 @@ use super::group_index::{KeyEncoder, OwnedKey};
 use super::operator::{StreamEvent, StreamOperator};
 use super::snapshot;
 use super::time::{event_times, time_array};
-use super::window_aggregate::{check_state_schema, checked_time_field, state_schema};
+use super::window_aggregate::{check_state_schema, checked_time_field, keyed_output, state_schema};
 use crate::error::{ExecError, Result};
 
 const OPERATOR: &str = "deadline aggregate";
@@ -52,23 +51,15 @@ impl DeadlineAggregate {
         aggregates: &[AggregateCall],
     ) -> Result<DeadlineAggregate> {
         checked_time_field(input, deadline_column)?;
-        let mut fields = Vec::new();
-        for &key in key_columns {
-            let field = input.fields().get(key).ok_or_else(|| {
-                ExecError::InvalidStream(format!("key column {key} is not in the input"))
-            })?;
-            fields.push(field.as_ref().clone());
-        }
-        let mut accumulators = Vec::new();
-        for call in aggregates {
-            fields.push(call.output_field(input)?);
-            accumulators.push(Accumulator::try_new(call, input)?);
-        }
-        let key_fields = fields[..key_columns.len()].to_vec();
+        let (schema, accumulators) = keyed_output(Vec::new(), input, key_columns, aggregates)?;
+        let key_fields: Vec<Field> = schema.fields()[..key_columns.len()]
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .collect();
         let deadline = Field::new("deadline", DataType::Int64, false);
         let state_schema = state_schema(vec![deadline], &key_fields, aggregates.len());
         Ok(DeadlineAggregate {
-            schema: Arc::new(Schema::new(fields)),
+            schema,
             state_schema,
             deadline_column,
             keys: KeyEncoder::try_new(input, key_columns)?,

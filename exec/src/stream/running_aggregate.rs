@@ -3,16 +3,15 @@
 //! stream: a key's latest row is its result so far). State is one row per key ever seen.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Field, SchemaRef};
 
 use super::accumulator::{Accumulator, AggregateCall};
 use super::group_index::{GroupIndex, KeyEncoder};
 use super::operator::{StreamEvent, StreamOperator};
 use super::snapshot;
-use super::window_aggregate::{check_state_schema, state_schema};
+use super::window_aggregate::{check_state_schema, keyed_output, state_schema};
 use crate::error::{ExecError, Result};
 
 const OPERATOR: &str = "running aggregate";
@@ -34,20 +33,8 @@ impl RunningAggregate {
         key_columns: &[usize],
         aggregates: &[AggregateCall],
     ) -> Result<RunningAggregate> {
-        let mut fields = Vec::new();
-        for &key in key_columns {
-            let field = input.fields().get(key).ok_or_else(|| {
-                ExecError::InvalidStream(format!("key column {key} is not in the input"))
-            })?;
-            fields.push(field.as_ref().clone());
-        }
-        let mut accumulators = Vec::new();
-        for call in aggregates {
-            fields.push(call.output_field(input)?);
-            accumulators.push(Accumulator::try_new(call, input)?);
-        }
+        let (schema, accumulators) = keyed_output(Vec::new(), input, key_columns, aggregates)?;
         let keys = KeyEncoder::try_new(input, key_columns)?;
-        let schema = Arc::new(Schema::new(fields));
         let key_fields: Vec<Field> = schema.fields()[..key_columns.len()]
             .iter()
             .map(|field| field.as_ref().clone())

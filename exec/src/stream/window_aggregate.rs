@@ -406,7 +406,18 @@ pub(crate) fn window_output(
     key_columns: &[usize],
     aggregates: &[AggregateCall],
 ) -> Result<(SchemaRef, Vec<Accumulator>)> {
-    let mut fields = window_fields(time_field);
+    keyed_output(window_fields(time_field), input, key_columns, aggregates)
+}
+
+/// The output schema of a keyed aggregation of `input` (the `leading` fields, the key
+/// columns, one column per aggregate) and the aggregates' empty states.
+pub(crate) fn keyed_output(
+    leading: Vec<Field>,
+    input: &Schema,
+    key_columns: &[usize],
+    aggregates: &[AggregateCall],
+) -> Result<(SchemaRef, Vec<Accumulator>)> {
+    let mut fields = leading;
     for &key in key_columns {
         let field = input.fields().get(key).ok_or_else(|| {
             ExecError::InvalidStream(format!("key column {key} is not in the input"))
