@@ -1,6 +1,6 @@
 //! Little helpers every on-disk format here uses: LEB128 varints, fixed-width little-endian
 //! integers, key-value entries (`[kind][key][value]`, the value left out for a delete, as in
-//! log records and table blocks), and a reader over a byte slice that returns an error, never
+//! log records), and a reader over a byte slice that returns an error, never
 //! panics, when the bytes run out.
 
 use crate::error::{Result, StorageError};
@@ -16,12 +16,8 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 const PUT: u8 = 0;
 const DELETE: u8 = 1;
 
-/// Appends the entry of `key`: its value, or `None` for a delete.
-pub(crate) fn put_entry(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
-    put_entry_parts(out, &[key], value);
-}
-
-/// Appends the entry of the key made of `key_parts` one after the other.
+/// Appends the entry of the key made of `key_parts` one after the other: its value, or `None`
+/// for a delete.
 pub(crate) fn put_entry_parts(out: &mut Vec<u8>, key_parts: &[&[u8]], value: Option<&[u8]>) {
     out.push(if value.is_some() { PUT } else { DELETE });
     put_varint(out, key_parts.iter().map(|part| part.len() as u64).sum());
@@ -92,7 +88,7 @@ impl<'a> Reader<'a> {
         ))
     }
 
-    /// An entry written by [`put_entry`]: the key, and the value or `None` for a delete.
+    /// An entry written by [`put_entry_parts`]: the key, and the value or `None` for a delete.
     pub(crate) fn entry(&mut self) -> Result<(&'a [u8], Option<&'a [u8]>)> {
         let kind = self.u8()?;
         let key = self.length_prefixed()?;

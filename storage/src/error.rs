@@ -33,6 +33,13 @@ pub enum StorageError {
         len: usize,
         limit: usize,
     },
+    /// The store is closing: background work stops where it is.
+    #[error("the store is closing")]
+    Closed,
+    /// A background flush or compaction failed; the store takes no more writes until it is
+    /// reopened (acknowledged writes are still in its log).
+    #[error("background {task} failed: {reason}; reopen the store to recover")]
+    Background { task: &'static str, reason: String },
 }
 
 impl StorageError {

@@ -21,13 +21,17 @@
 
 #![deny(unsafe_code)]
 
+mod background;
 mod batch;
+mod block;
 mod block_cache;
 mod bloom;
 mod codec;
+mod compaction;
 mod db;
 mod error;
 mod family;
+mod manifest;
 mod mapped_log;
 mod memtable;
 mod merge;
@@ -35,10 +39,12 @@ mod redis;
 mod sstable;
 mod state;
 mod uring;
+mod version;
 mod wal;
 
 pub use batch::{MAX_KEY_BYTES, MAX_VALUE_BYTES, WriteBatch};
-pub use db::{Db, Durability, KeyValues, Options, Snapshot};
+pub use compaction::CompactionStyle;
+pub use db::{Db, Durability, KeyValues, Options, Snapshot, StoreStats};
 pub use error::{Result, StorageError};
 pub use family::ColumnFamily;
 pub use redis::RedisState;

@@ -1,9 +1,10 @@
-//! Sorted string tables: the immutable files a memtable is flushed into. Layout:
-//! data blocks of about 4 KiB (entries `[kind u8][key][value]`, lengths as varints), an index
-//! block (each data block's last key, offset and length), a bloom filter block, then a fixed
-//! footer (offsets, entry count, the largest sequence number flushed into the table, format
-//! version, magic). Every block is followed by its CRC-32C; a block that fails it is reported as
-//! corruption naming the file and offset, never returned as data.
+//! Sorted string tables: the immutable files memtables are flushed and compacted into. Layout:
+//! data blocks of about 4 KiB (prefix-compressed keys with restart points, see [`crate::block`]),
+//! each optionally LZ4-compressed; an index block (the table's first key, then each data block's
+//! last key, offset and length); a bloom filter block; then a fixed footer (offsets, entry
+//! count, the largest sequence number the table holds, format version, magic). Every block is
+//! followed by its CRC-32C; a block that fails it is reported as corruption naming the file and
+//! offset, never returned as data.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -12,13 +13,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::block::BlockBuilder;
 use crate::block_cache::{BlockCache, next_table_id};
 use crate::bloom::BloomFilter;
-use crate::codec::{Reader, put_entry, put_varint};
+use crate::codec::{Reader, put_varint};
 use crate::error::{Result, StorageError};
 
 const BLOCK_BYTES: usize = 4 << 10;
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 const MAGIC: u64 = u64::from_le_bytes(*b"SABOTSST");
 const FOOTER_BYTES: usize = 52;
 
@@ -83,8 +85,10 @@ pub(crate) struct BlockHandle {
     len: u32,
 }
 
-pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<BlockHandle>> {
+/// A table's index block: its first key and its data blocks.
+pub(crate) fn decode_index(bytes: &[u8]) -> Result<(Vec<u8>, Vec<BlockHandle>)> {
     let mut reader = Reader::new(bytes, "table index");
+    let first_key = reader.length_prefixed()?.to_vec();
     let mut handles = Vec::new();
     while !reader.is_empty() {
         handles.push(BlockHandle {
@@ -93,38 +97,10 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Result<Vec<BlockHandle>> {
             len: reader.u32()?,
         });
     }
-    Ok(handles)
+    Ok((first_key, handles))
 }
 
-/// The value of `key` in a data block: `Some(None)` for a delete, `None` if absent.
-pub(crate) fn search_block(block: &[u8], key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
-    let mut reader = Reader::new(block, "data block");
-    while !reader.is_empty() {
-        let (entry_key, value) = reader.entry()?;
-        if entry_key == key {
-            return Ok(Some(value.map(<[u8]>::to_vec)));
-        }
-        if entry_key > key {
-            break;
-        }
-    }
-    Ok(None)
-}
-
-/// A key and its value, `None` for a delete.
-pub(crate) type Entry = (Vec<u8>, Option<Vec<u8>>);
-
-/// Every entry of a data block, in key order.
-pub(crate) fn decode_block(block: &[u8]) -> Result<Vec<Entry>> {
-    let mut reader = Reader::new(block, "data block");
-    let mut entries = Vec::new();
-    while !reader.is_empty() {
-        let (key, value) = reader.entry()?;
-        let (key, value) = (key.to_vec(), value.map(<[u8]>::to_vec));
-        entries.push((key, value));
-    }
-    Ok(entries)
-}
+pub(crate) use crate::block::{Entry, decode_block, search_block};
 
 /// How a table's data blocks are stored: each block's first byte names its codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -195,67 +171,100 @@ pub(crate) fn write_table<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     max_sequence: u64,
     compression: Compression,
 ) -> Result<u64> {
-    let file = File::create(path).map_err(StorageError::io(path))?;
-    let mut out = TableWriter {
-        path,
-        file: BufWriter::with_capacity(1 << 20, file),
-        offset: 0,
-        compression,
-        stored: Vec::with_capacity(BLOCK_BYTES + 256),
-    };
-    let mut block = Vec::with_capacity(BLOCK_BYTES + 256);
-    let mut index = Vec::new();
-    let mut key_hashes: Vec<u64> = Vec::new();
-    let mut last_key: Vec<u8> = Vec::new();
+    let mut builder = TableBuilder::create(path, compression)?;
     for entry in entries {
         let (key, value) = entry?;
-        let (key, value) = (key.as_ref(), value.as_ref().map(AsRef::as_ref));
-        put_entry(&mut block, key, value);
-        last_key.clear();
-        last_key.extend_from_slice(key);
-        key_hashes.push(crate::bloom::key_hash(key));
-        if block.len() >= BLOCK_BYTES {
-            out.data_block(&mut block, &mut index, &last_key)?;
-        }
+        builder.add(key.as_ref(), value.as_ref().map(AsRef::as_ref))?;
     }
-    if !block.is_empty() {
-        out.data_block(&mut block, &mut index, &last_key)?;
-    }
-    let (index_offset, index_len) = out.checked_block(&index)?;
-    let bloom = BloomFilter::from_hashes(&key_hashes).encode();
-    let (bloom_offset, bloom_len) = out.checked_block(&bloom)?;
-    let footer = Footer {
-        index_offset,
-        index_len,
-        bloom_offset,
-        bloom_len,
-        entries: key_hashes.len() as u64,
-        max_sequence,
-    };
-    out.write(&footer.encode())?;
-    let file = out.file.into_inner().map_err(|error| StorageError::Io {
-        path: path.to_path_buf(),
-        source: error.into_error(),
-    })?;
-    file.sync_all().map_err(StorageError::io(path))?;
-    Ok(key_hashes.len() as u64)
+    builder.finish(max_sequence)
 }
 
-/// A table file being written, and how far.
-struct TableWriter<'a> {
-    path: &'a Path,
+/// A table being written: blocks go to the file as they fill.
+pub(crate) struct TableBuilder {
+    path: PathBuf,
     file: BufWriter<File>,
     offset: u64,
     compression: Compression,
+    block: BlockBuilder,
     /// A data block as stored: codec byte, then its entries (compressed or not).
     stored: Vec<u8>,
+    encoded: Vec<u8>,
+    first_key: Option<Vec<u8>>,
+    index: Vec<u8>,
+    key_hashes: Vec<u64>,
 }
 
-impl TableWriter<'_> {
+impl TableBuilder {
+    pub(crate) fn create(path: &Path, compression: Compression) -> Result<TableBuilder> {
+        let file = File::create(path).map_err(StorageError::io(path))?;
+        Ok(TableBuilder {
+            path: path.to_path_buf(),
+            file: BufWriter::with_capacity(1 << 20, file),
+            offset: 0,
+            compression,
+            block: BlockBuilder::default(),
+            stored: Vec::with_capacity(BLOCK_BYTES + 256),
+            encoded: Vec::with_capacity(BLOCK_BYTES + 256),
+            first_key: None,
+            index: Vec::new(),
+            key_hashes: Vec::new(),
+        })
+    }
+
+    /// Appends an entry; keys must come in ascending order.
+    pub(crate) fn add(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        if self.first_key.is_none() {
+            self.first_key = Some(key.to_vec());
+        }
+        self.block.add(key, value);
+        self.key_hashes.push(crate::bloom::key_hash(key));
+        if self.block.len() >= BLOCK_BYTES {
+            self.data_block()?;
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far (the unfinished block left out).
+    pub(crate) fn written_bytes(&self) -> u64 {
+        self.offset
+    }
+
+    /// Writes the last block, the index, the bloom filter and the footer, and syncs the file.
+    /// `max_sequence` is the newest write the table holds. Returns how many entries it has.
+    pub(crate) fn finish(mut self, max_sequence: u64) -> Result<u64> {
+        if !self.block.is_empty() {
+            self.data_block()?;
+        }
+        let mut index = Vec::with_capacity(self.index.len() + 64);
+        let first_key = self.first_key.take().unwrap_or_default();
+        put_varint(&mut index, first_key.len() as u64);
+        index.extend_from_slice(&first_key);
+        index.extend_from_slice(&self.index);
+        let (index_offset, index_len) = self.checked_block(&index)?;
+        let bloom = BloomFilter::from_hashes(&self.key_hashes).encode();
+        let (bloom_offset, bloom_len) = self.checked_block(&bloom)?;
+        let footer = Footer {
+            index_offset,
+            index_len,
+            bloom_offset,
+            bloom_len,
+            entries: self.key_hashes.len() as u64,
+            max_sequence,
+        };
+        self.write(&footer.encode())?;
+        let path = self.path;
+        let file = self.file.into_inner().map_err(|error| StorageError::Io {
+            path: path.clone(),
+            source: error.into_error(),
+        })?;
+        file.sync_all().map_err(StorageError::io(&path))?;
+        Ok(self.key_hashes.len() as u64)
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.file
             .write_all(bytes)
-            .map_err(StorageError::io(self.path))?;
+            .map_err(StorageError::io(&self.path))?;
         self.offset += bytes.len() as u64;
         Ok(())
     }
@@ -268,34 +277,32 @@ impl TableWriter<'_> {
         Ok((offset, (block.len() + 4) as u32))
     }
 
-    /// Writes a full data block, indexes it under its last key, and empties it.
-    fn data_block(
-        &mut self,
-        block: &mut Vec<u8>,
-        index: &mut Vec<u8>,
-        last_key: &[u8],
-    ) -> Result<()> {
+    /// Writes the filled data block and indexes it under its last key.
+    fn data_block(&mut self) -> Result<()> {
         let mut stored = std::mem::take(&mut self.stored);
+        let mut encoded = std::mem::take(&mut self.encoded);
         stored.clear();
+        encoded.clear();
+        put_varint(&mut self.index, self.block.last_key().len() as u64);
+        self.index.extend_from_slice(self.block.last_key());
+        self.block.finish_into(&mut encoded);
         match self.compression {
             Compression::None => {
                 stored.push(RAW_BLOCK);
-                stored.extend_from_slice(block);
+                stored.extend_from_slice(&encoded);
             }
             Compression::Lz4 => {
                 stored.push(LZ4_BLOCK);
-                stored.extend_from_slice(&(block.len() as u32).to_le_bytes());
-                stored.extend_from_slice(&lz4_flex::block::compress(block));
+                stored.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+                stored.extend_from_slice(&lz4_flex::block::compress(&encoded));
             }
         }
         let written = self.checked_block(&stored);
         self.stored = stored;
+        self.encoded = encoded;
         let (offset, len) = written?;
-        put_varint(index, last_key.len() as u64);
-        index.extend_from_slice(last_key);
-        index.extend_from_slice(&offset.to_le_bytes());
-        index.extend_from_slice(&len.to_le_bytes());
-        block.clear();
+        self.index.extend_from_slice(&offset.to_le_bytes());
+        self.index.extend_from_slice(&len.to_le_bytes());
         Ok(())
     }
 }
@@ -306,6 +313,8 @@ pub(crate) struct Table {
     cache_id: u64,
     path: PathBuf,
     file: File,
+    file_bytes: u64,
+    first_key: Vec<u8>,
     index: Vec<BlockHandle>,
     bloom: BloomFilter,
     pub(crate) footer: Footer,
@@ -333,8 +342,9 @@ impl Table {
                 .map(<[u8]>::to_vec)
                 .map_err(|error| error.at(path, offset))
         };
-        let index = decode_index(&part(footer.index_offset, footer.index_len, "table index")?)
-            .map_err(|error| error.at(path, footer.index_offset))?;
+        let (first_key, index) =
+            decode_index(&part(footer.index_offset, footer.index_len, "table index")?)
+                .map_err(|error| error.at(path, footer.index_offset))?;
         let bloom = BloomFilter::decode(&part(
             footer.bloom_offset,
             footer.bloom_len,
@@ -345,10 +355,36 @@ impl Table {
             cache_id: next_table_id(),
             path: path.to_path_buf(),
             file,
+            file_bytes: len,
+            first_key,
             index,
             bloom,
             footer,
         })
+    }
+
+    /// The smallest key in the table (empty for a table without entries).
+    pub(crate) fn first_key(&self) -> &[u8] {
+        &self.first_key
+    }
+
+    /// The largest key in the table (empty for a table without entries).
+    pub(crate) fn last_key(&self) -> &[u8] {
+        self.index
+            .last()
+            .map_or(&[][..], |handle| handle.last_key.as_slice())
+    }
+
+    /// Whether the table may hold keys in `[start, end]` (both inclusive; `None`: unbounded).
+    pub(crate) fn overlaps(&self, start: &[u8], end: Option<&[u8]>) -> bool {
+        !self.index.is_empty()
+            && self.last_key() >= start
+            && end.is_none_or(|end| self.first_key.as_slice() <= end)
+    }
+
+    /// The table file's size.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        self.file_bytes
     }
 
     /// The value of `key`: `Some(None)` when the table deletes it, `None` when it does not know it.

@@ -1,12 +1,13 @@
 //! The store (its tables compressed or not) against a `BTreeMap` model: random puts, deletes,
-//! batches, flushes, compactions, snapshots and reopens, then every key's value, whole-range
+//! batches, flushes, compactions (leveled or size-tiered, whole or of a range), snapshots and
+//! reopens, then every key's value, whole-range
 //! and prefix reads (forward and reversed) must equal the model's, and every snapshot must
 //! still read as the model did when it was taken.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use sabot_storage::{Compression, Db, Durability, Options, WriteBatch};
+use sabot_storage::{CompactionStyle, Compression, Db, Durability, Options, WriteBatch};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -15,6 +16,7 @@ enum Step {
     Batch(Vec<(u8, Option<u16>)>),
     Flush,
     Compact,
+    CompactRange(u8, u8),
     Snapshot,
     Reopen,
 }
@@ -26,6 +28,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => prop::collection::vec((any::<u8>(), prop::option::of(any::<u16>())), 1..6).prop_map(Step::Batch),
         1 => Just(Step::Flush),
         1 => Just(Step::Compact),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(start, end)| Step::CompactRange(start, end)),
         1 => Just(Step::Snapshot),
         1 => Just(Step::Reopen),
     ]
@@ -54,12 +57,16 @@ proptest! {
     fn the_store_reads_like_a_sorted_map(
         steps in prop::collection::vec(step(), 1..120),
         compressed in any::<bool>(),
+        tiered in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         // Tiny memtables, so that flushes and compactions happen on their own too.
         let options = Options {
             memtable_bytes: 600,
             compression: if compressed { Compression::Lz4 } else { Compression::None },
+            compaction: if tiered { CompactionStyle::SizeTiered } else { CompactionStyle::Leveled },
+            table_bytes: 1024,
+            level_one_bytes: 4096,
             ..Options::default()
         };
         let mut db = Db::open(dir.path(), options.clone()).unwrap();
@@ -94,6 +101,7 @@ proptest! {
                 }
                 Step::Flush => db.flush().unwrap(),
                 Step::Compact => db.compact().unwrap(),
+                Step::CompactRange(start, end) => db.compact_range(&key(start), Some(&key(end))).unwrap(),
                 Step::Snapshot => snapshots.push((db.snapshot(), model.clone())),
                 Step::Reopen => {
                     for (snapshot, then) in snapshots.drain(..) {
