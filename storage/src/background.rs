@@ -118,7 +118,7 @@ impl Shared {
             self.options.compression,
         )?;
         std::fs::rename(&temporary, &path).map_err(StorageError::io(&path))?;
-        Ok(Arc::new(Table::open(&path)?))
+        Ok(Arc::new(Table::open(&path, self.options.io_uring)?))
     }
 
     /// Puts a flushed memtable's table in front of level 0, records it, and deletes the
@@ -157,6 +157,7 @@ impl Shared {
                         CompactionStyle::SizeTiered => u64::MAX,
                     },
                     cancel: &self.closing,
+                    io_uring: self.options.io_uring,
                 },
             )?
         };

@@ -59,43 +59,55 @@ impl BlockCache {
         id: BlockId,
         load: impl FnOnce() -> Result<Arc<[u8]>, E>,
     ) -> Result<Arc<[u8]>, E> {
-        if self.shard_bytes == 0 {
-            return load();
+        if let Some(block) = self.lookup(id) {
+            return Ok(block);
         }
-        {
-            let mut shard = self
-                .shard(id)
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(cached) = shard.blocks.get_mut(&id) {
-                cached.referenced = true;
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Arc::clone(&cached.block));
-            }
+        let block = load()?;
+        self.insert(id, &block);
+        Ok(block)
+    }
+
+    /// The cached block `id`, counted as a hit or a miss (nothing is counted without a cache).
+    pub(crate) fn lookup(&self, id: BlockId) -> Option<Arc<[u8]>> {
+        if self.shard_bytes == 0 {
+            return None;
+        }
+        let mut shard = self
+            .shard(id)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = shard.blocks.get_mut(&id) {
+            cached.referenced = true;
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(Arc::clone(&cached.block));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let block = load()?;
-        if block.len() <= self.shard_bytes {
-            let mut shard = self
-                .shard(id)
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if !shard.blocks.contains_key(&id) {
-                shard.bytes += block.len();
-                shard.order.push_back(id);
-                shard.blocks.insert(
-                    id,
-                    Cached {
-                        block: Arc::clone(&block),
-                        referenced: false,
-                    },
-                );
-                while shard.bytes > self.shard_bytes {
-                    evict_one(&mut shard);
-                }
+        None
+    }
+
+    /// Keeps `block` as block `id`, if it fits.
+    pub(crate) fn insert(&self, id: BlockId, block: &Arc<[u8]>) {
+        if self.shard_bytes == 0 || block.len() > self.shard_bytes {
+            return;
+        }
+        let mut shard = self
+            .shard(id)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !shard.blocks.contains_key(&id) {
+            shard.bytes += block.len();
+            shard.order.push_back(id);
+            shard.blocks.insert(
+                id,
+                Cached {
+                    block: Arc::clone(block),
+                    referenced: false,
+                },
+            );
+            while shard.bytes > self.shard_bytes {
+                evict_one(&mut shard);
             }
         }
-        Ok(block)
     }
 
     /// (hits, misses) so far.

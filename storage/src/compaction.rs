@@ -179,6 +179,8 @@ pub(crate) struct MergeTarget<'a> {
     pub(crate) table_bytes: u64,
     /// Set when the store is closing: the merge stops and its outputs are removed.
     pub(crate) cancel: &'a AtomicBool,
+    /// The outputs' scans read ahead through io_uring.
+    pub(crate) io_uring: bool,
 }
 
 /// Runs `compaction`'s merge into new tables, renamed into place and opened.
@@ -195,6 +197,7 @@ pub(crate) fn merge(compaction: &Compaction, target: MergeTarget<'_>) -> Result<
         .max()
         .unwrap_or(0);
     let mut outputs: Vec<(std::path::PathBuf, std::path::PathBuf)> = Vec::new();
+    let io_uring = target.io_uring;
     let result = write_outputs(compaction, streams, max_sequence, target, &mut outputs);
     if let Err(error) = result {
         for (temporary, path) in &outputs {
@@ -205,7 +208,7 @@ pub(crate) fn merge(compaction: &Compaction, target: MergeTarget<'_>) -> Result<
     }
     outputs
         .iter()
-        .map(|(_, path)| Table::open(path).map(Arc::new))
+        .map(|(_, path)| Table::open(path, io_uring).map(Arc::new))
         .collect()
 }
 

@@ -35,6 +35,7 @@ mod manifest;
 mod mapped_log;
 mod memtable;
 mod merge;
+mod multi_get;
 mod redis;
 mod sstable;
 mod state;

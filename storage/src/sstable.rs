@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::block::BlockBuilder;
-use crate::block_cache::{BlockCache, next_table_id};
+use crate::block_cache::{BlockCache, BlockId, next_table_id};
 use crate::bloom::BloomFilter;
 use crate::codec::{Reader, put_varint};
 use crate::error::{Result, StorageError};
+use crate::uring::ReadAhead;
 
 const BLOCK_BYTES: usize = 4 << 10;
 const FORMAT_VERSION: u32 = 3;
@@ -313,6 +314,8 @@ pub(crate) struct Table {
     cache_id: u64,
     path: PathBuf,
     file: File,
+    /// Scans read ahead through io_uring.
+    io_uring: bool,
     file_bytes: u64,
     first_key: Vec<u8>,
     index: Vec<BlockHandle>,
@@ -321,7 +324,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    pub(crate) fn open(path: &Path) -> Result<Table> {
+    /// Opens the table at `path`; with `io_uring`, its scans read ahead through io_uring (where
+    /// the kernel allows it).
+    pub(crate) fn open(path: &Path, io_uring: bool) -> Result<Table> {
         let file = File::open(path).map_err(StorageError::io(path))?;
         let len = file.metadata().map_err(StorageError::io(path))?.len();
         let footer_offset = len.checked_sub(FOOTER_BYTES as u64).ok_or_else(|| {
@@ -355,6 +360,7 @@ impl Table {
             cache_id: next_table_id(),
             path: path.to_path_buf(),
             file,
+            io_uring,
             file_bytes: len,
             first_key,
             index,
@@ -390,35 +396,91 @@ impl Table {
     /// The value of `key`: `Some(None)` when the table deletes it, `None` when it does not know it.
     /// The key's block comes from `cache` when it is there, else from the file (and then stays).
     pub(crate) fn get(&self, key: &[u8], cache: &BlockCache) -> Result<Option<Option<Vec<u8>>>> {
-        if !self.bloom.may_contain(key) {
+        let Some(block) = self.block_for(key) else {
             return Ok(None);
+        };
+        let entries = cache.get_or_load(self.cache_key(block), || {
+            let handle = &self.index[block];
+            let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
+            self.checked_block(block, &stored)
+        })?;
+        self.search(block, &entries, key)
+    }
+
+    /// The data block that may hold `key` (after its bloom filter), if any.
+    pub(crate) fn block_for(&self, key: &[u8]) -> Option<usize> {
+        if !self.bloom.may_contain(key) {
+            return None;
         }
         let position = self
             .index
             .partition_point(|handle| handle.last_key.as_slice() < key);
-        let Some(handle) = self.index.get(position) else {
-            return Ok(None);
-        };
-        let block = cache.get_or_load((self.cache_id, position as u32), || {
-            let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
-            verified(&stored, "data block")
-                .and_then(data_block_entries)
-                .map(|entries| Arc::<[u8]>::from(entries.as_ref()))
-                .map_err(|error| error.at(&self.path, handle.offset))
-        })?;
-        search_block(&block, key).map_err(|error| error.at(&self.path, handle.offset))
+        (position < self.index.len()).then_some(position)
     }
-}
 
-impl Table {
-    /// The entries of data block `block`, checked.
-    fn block_entries(&self, block: usize) -> Result<Vec<Entry>> {
+    /// Block `block`'s key in the block cache.
+    pub(crate) fn cache_key(&self, block: usize) -> BlockId {
+        (self.cache_id, block as u32)
+    }
+
+    /// Where data block `block` is stored: the file, offset and length.
+    pub(crate) fn block_location(&self, block: usize) -> (&File, u64, usize) {
         let handle = &self.index[block];
-        let stored = read_at(&self.file, &self.path, handle.offset, handle.len as usize)?;
-        verified(&stored, "data block")
+        (&self.file, handle.offset, handle.len as usize)
+    }
+
+    /// The entries of data block `block` from its bytes as stored: checked, decompressed.
+    pub(crate) fn checked_block(&self, block: usize, stored: &[u8]) -> Result<Arc<[u8]>> {
+        verified(stored, "data block")
+            .and_then(data_block_entries)
+            .map(|entries| Arc::<[u8]>::from(entries.as_ref()))
+            .map_err(|error| error.at(&self.path, self.index[block].offset))
+    }
+
+    /// The value of `key` in data block `block`, whose checked entries are `entries`.
+    pub(crate) fn search(
+        &self,
+        block: usize,
+        entries: &[u8],
+        key: &[u8],
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        search_block(entries, key).map_err(|error| error.at(&self.path, self.index[block].offset))
+    }
+
+    /// The entries of data block `block` from its bytes as stored, decoded.
+    fn decoded_block(&self, block: usize, stored: &[u8]) -> Result<Vec<Entry>> {
+        verified(stored, "data block")
             .and_then(data_block_entries)
             .and_then(|entries| decode_block(&entries))
-            .map_err(|error| error.at(&self.path, handle.offset))
+            .map_err(|error| error.at(&self.path, self.index[block].offset))
+    }
+
+    /// The entries of data block `block`, read now.
+    fn block_entries(&self, block: usize) -> Result<Vec<Entry>> {
+        let (file, offset, len) = self.block_location(block);
+        self.decoded_block(block, &read_at(file, &self.path, offset, len)?)
+    }
+
+    /// Blocks `first..` up to [`READ_AHEAD_BYTES`] (at least one): how many, and where their
+    /// bytes start and end in the file.
+    fn span_from(&self, first: usize) -> Span {
+        let start = self.index[first].offset;
+        let mut blocks = 0;
+        let mut end = start;
+        for handle in &self.index[first..] {
+            let block_end = handle.offset + u64::from(handle.len);
+            if blocks > 0 && block_end - start > READ_AHEAD_BYTES {
+                break;
+            }
+            blocks += 1;
+            end = block_end;
+        }
+        Span {
+            first,
+            blocks,
+            offset: start,
+            len: (end - start) as usize,
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -426,8 +488,109 @@ impl Table {
     }
 }
 
+/// Bytes a scan reads at once, ahead of the block it decodes, from its third block on.
+const READ_AHEAD_BYTES: u64 = 256 << 10;
+/// Blocks a scan reads one at a time before it starts reading ahead (short scans never do).
+const BLOCKS_BEFORE_READ_AHEAD: usize = 2;
+
+/// Consecutive data blocks, stored one after another in the file.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first: usize,
+    blocks: usize,
+    offset: u64,
+    len: usize,
+}
+
+impl Span {
+    fn holds(&self, block: usize) -> bool {
+        (self.first..self.first + self.blocks).contains(&block)
+    }
+}
+
+/// A forward scan's block reads: one block at a time at first, then spans of blocks, with the
+/// next span read (through io_uring, where the table allows it) while the current one is
+/// decoded.
+#[derive(Default)]
+struct SequentialBlocks {
+    /// Declared first: dropped (waiting for its read) before anything it reads into.
+    ahead: Option<ReadAhead>,
+    /// io_uring could not be used for this scan.
+    no_ring: bool,
+    in_flight: Option<Span>,
+    ready: Option<(Span, Vec<u8>)>,
+    single_reads: usize,
+}
+
+impl SequentialBlocks {
+    fn block(&mut self, table: &Table, block: usize) -> Result<Vec<Entry>> {
+        if !self
+            .ready
+            .as_ref()
+            .is_some_and(|(span, _)| span.holds(block))
+        {
+            if self.single_reads < BLOCKS_BEFORE_READ_AHEAD {
+                self.single_reads += 1;
+                return table.block_entries(block);
+            }
+            let span = match self.in_flight.take() {
+                Some(span) if span.holds(block) => {
+                    let bytes = self
+                        .ahead
+                        .as_mut()
+                        .map(ReadAhead::finish)
+                        .unwrap_or_else(|| Err(std::io::Error::other("no read in flight")))
+                        .map_err(StorageError::io(&table.path))?;
+                    (span, bytes)
+                }
+                _ => {
+                    let span = table.span_from(block);
+                    let bytes = read_at(&table.file, &table.path, span.offset, span.len)?;
+                    (span, bytes)
+                }
+            };
+            self.ready = Some(span);
+            self.read_next_span(table);
+        }
+        let Some((span, bytes)) = &self.ready else {
+            return table.block_entries(block);
+        };
+        let handle = &table.index[block];
+        let start = (handle.offset - span.offset) as usize;
+        table.decoded_block(block, &bytes[start..start + handle.len as usize])
+    }
+
+    /// Starts reading the span after the ready one, where io_uring is available.
+    fn read_next_span(&mut self, table: &Table) {
+        let Some((ready, _)) = &self.ready else {
+            return;
+        };
+        let next = ready.first + ready.blocks;
+        if !table.io_uring || self.no_ring || next >= table.index.len() {
+            return;
+        }
+        if self.ahead.is_none() {
+            match ReadAhead::new() {
+                Ok(ahead) => self.ahead = Some(ahead),
+                Err(_) => {
+                    self.no_ring = true;
+                    return;
+                }
+            }
+        }
+        let span = table.span_from(next);
+        if let Some(ahead) = self.ahead.as_mut()
+            && ahead.start(&table.file, span.offset, span.len).is_ok()
+        {
+            self.in_flight = Some(span);
+        }
+    }
+}
+
 /// The entries of a table from a key on, in key order, one block in memory at a time.
 pub(crate) struct TableEntries {
+    /// Declared before `table`: its reads in flight finish before the table can close.
+    reads: SequentialBlocks,
     table: Arc<Table>,
     next_block: usize,
     block: std::vec::IntoIter<Entry>,
@@ -441,6 +604,7 @@ impl TableEntries {
             .index
             .partition_point(|handle| handle.last_key.as_slice() < start);
         TableEntries {
+            reads: SequentialBlocks::default(),
             table,
             next_block,
             block: Vec::new().into_iter(),
@@ -460,7 +624,7 @@ impl Iterator for TableEntries {
             if self.next_block >= self.table.index.len() {
                 return None;
             }
-            match self.table.block_entries(self.next_block) {
+            match self.reads.block(&self.table, self.next_block) {
                 Ok(entries) => {
                     self.next_block += 1;
                     let start = std::mem::take(&mut self.start);
@@ -589,7 +753,7 @@ mod tests {
             size(&lz4),
             size(&raw)
         );
-        let table = Arc::new(Table::open(&lz4).unwrap());
+        let table = Arc::new(Table::open(&lz4, true).unwrap());
         let cache = BlockCache::new(1 << 20);
         for (key, value) in &entries {
             assert_eq!(table.get(key, &cache).unwrap(), Some(value.clone()));
@@ -602,6 +766,41 @@ mod tests {
             .collect::<Result<_>>()
             .unwrap();
         assert_eq!(backwards, entries.iter().rev().cloned().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn long_scans_read_ahead_with_and_without_io_uring_and_report_damage_in_a_span() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = entries(20_000);
+        let path = dir.path().join("scan.sst");
+        write(&path, &entries);
+        for io_uring in [false, true] {
+            let table = Arc::new(Table::open(&path, io_uring).unwrap());
+            assert!(table.index.len() > 100, "spans of many blocks");
+            let scanned: Vec<Entry> = TableEntries::from_key(Arc::clone(&table), b"")
+                .collect::<Result<_>>()
+                .unwrap();
+            assert_eq!(scanned, entries, "io_uring {io_uring}");
+            let from_middle: Vec<Entry> = TableEntries::from_key(table, b"key00012345")
+                .collect::<Result<_>>()
+                .unwrap();
+            assert_eq!(from_middle, entries[12345..], "io_uring {io_uring}");
+        }
+        let damaged_block = Table::open(&path, false).unwrap().index[90].clone();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[damaged_block.offset as usize + 9] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        for io_uring in [false, true] {
+            let table = Arc::new(Table::open(&path, io_uring).unwrap());
+            let error = TableEntries::from_key(table, b"")
+                .find_map(Result::err)
+                .expect("the damaged block is reported")
+                .to_string();
+            assert!(
+                error.contains(&format!("at offset {}", damaged_block.offset)),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -624,7 +823,7 @@ mod tests {
         let path = dir.path().join("1.sst");
         let entries = entries(5000);
         write(&path, &entries);
-        let table = Table::open(&path).unwrap();
+        let table = Table::open(&path, false).unwrap();
         let cache = BlockCache::new(1 << 20);
         assert!(table.index.len() > 10, "several blocks");
         assert_eq!(table.footer.max_sequence, 9);
@@ -646,12 +845,12 @@ mod tests {
         let path = dir.path().join("2.sst");
         let entries = entries(2000);
         write(&path, &entries);
-        let table = Table::open(&path).unwrap();
+        let table = Table::open(&path, false).unwrap();
         let second = table.index[1].clone();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[second.offset as usize + 5] ^= 0x55;
         std::fs::write(&path, &bytes).unwrap();
-        let table = Table::open(&path).unwrap();
+        let table = Table::open(&path, false).unwrap();
         let key = entries
             .iter()
             .map(|(key, _)| key)
@@ -669,6 +868,6 @@ mod tests {
         let mut truncated = bytes.clone();
         truncated.truncate(bytes.len() - 3);
         std::fs::write(&path, &truncated).unwrap();
-        assert!(Table::open(&path).is_err());
+        assert!(Table::open(&path, false).is_err());
     }
 }

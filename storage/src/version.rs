@@ -71,7 +71,7 @@ impl Version {
     }
 
     /// A sorted level's table that may hold `key`.
-    fn table_for(&self, level: usize, key: &[u8]) -> Option<&Arc<Table>> {
+    pub(crate) fn table_for(&self, level: usize, key: &[u8]) -> Option<&Arc<Table>> {
         let tables = &self.levels[level];
         let position = tables.partition_point(|table| table.last_key() < key);
         tables

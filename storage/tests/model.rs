@@ -58,6 +58,7 @@ proptest! {
         steps in prop::collection::vec(step(), 1..120),
         compressed in any::<bool>(),
         tiered in any::<bool>(),
+        io_uring in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         // Tiny memtables, so that flushes and compactions happen on their own too.
@@ -66,6 +67,7 @@ proptest! {
             compression: if compressed { Compression::Lz4 } else { Compression::None },
             compaction: if tiered { CompactionStyle::SizeTiered } else { CompactionStyle::Leveled },
             table_bytes: 1024,
+            io_uring,
             level_one_bytes: 4096,
             ..Options::default()
         };
@@ -116,6 +118,9 @@ proptest! {
         for k in 0..=255u8 {
             prop_assert_eq!(db.get(&key(k)).unwrap(), model.get(&key(k)).cloned());
         }
+        let every_key: Vec<Vec<u8>> = (0..=255u8).map(key).collect();
+        let expected_values: Vec<Option<Vec<u8>>> = every_key.iter().map(|k| model.get(k).cloned()).collect();
+        prop_assert_eq!(db.multi_get(&every_key).unwrap(), expected_values);
         for (snapshot, then) in &snapshots {
             for k in (0..=255u8).step_by(7) {
                 prop_assert_eq!(snapshot.get(&key(k)).unwrap(), then.get(&key(k)).cloned());
