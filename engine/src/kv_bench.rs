@@ -49,6 +49,8 @@ pub struct KvReport {
     pub keys: usize,
     pub io_uring: bool,
     pub timings: Vec<KvTiming>,
+    /// Sabot's store at the end of its last fill: tables per level, background work, stalls.
+    pub sabot_store: Option<String>,
 }
 
 /// One workload's rate on both stores, as `--json` writes it.
@@ -76,6 +78,8 @@ trait Store {
     fn sync(&self) -> Result<()>;
     fn get(&self, key: &[u8]) -> Result<bool>;
     fn scan(&self) -> Result<u64>;
+    /// What the store says of its tables and background work, if it says anything.
+    fn describe(&self) -> Option<String>;
 }
 
 struct SabotStore(sabot_storage::Db);
@@ -110,6 +114,20 @@ impl Store for SabotStore {
             count += 1;
         }
         Ok(count)
+    }
+
+    fn describe(&self) -> Option<String> {
+        let stats = self.0.stats();
+        Some(format!(
+            "tables per level {:?}, {} flushes, {} compactions ({} MiB written), {} table moves, {} write stalls ({:.3} s)",
+            stats.tables_per_level,
+            stats.flushes,
+            stats.compactions,
+            stats.compaction_bytes_written >> 20,
+            stats.table_moves,
+            stats.write_stalls,
+            stats.write_stall_time.as_secs_f64()
+        ))
     }
 }
 
@@ -146,6 +164,10 @@ impl Store for FjallStore {
             count += 1;
         }
         Ok(count)
+    }
+
+    fn describe(&self) -> Option<String> {
+        None
     }
 }
 
@@ -222,6 +244,7 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
     shuffled.sort_by_key(|key| key[15]);
     let missing = random_keys(2, config.keys);
     let mut timings = Vec::new();
+    let mut sabot_store = None;
     let mut record = |workload: &str, store: &str, operations: u64, started: Instant| {
         let timing = KvTiming {
             workload: workload.to_string(),
@@ -279,6 +302,7 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
                 store.put(key, &value_of(key), true)?;
             }
             record("synced_writes", store_name, synced as u64, started);
+            sabot_store = store.describe().or(sabot_store);
         }
         let _ = std::fs::remove_dir_all(&dir);
         if config.large_fill {
@@ -290,6 +314,7 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
             }
             store.sync()?;
             record("fill_compact", store_name, many.len() as u64, started);
+            sabot_store = store.describe().or(sabot_store);
             drop(store);
             let _ = std::fs::remove_dir_all(&dir);
         }
@@ -298,6 +323,7 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         keys: config.keys,
         io_uring: config.io_uring,
         timings,
+        sabot_store,
     })
 }
 
@@ -362,6 +388,9 @@ impl KvReport {
                 workload.name, workload.sabot_ops_per_s, workload.fjall_ops_per_s
             );
         }
+        if let Some(store) = &self.sabot_store {
+            let _ = writeln!(text, "sabot store after its last fill: {store}");
+        }
         text
     }
 }
@@ -403,5 +432,6 @@ mod tests {
         );
         let table = report.to_table();
         assert!(table.contains("read_missing"), "{table}");
+        assert!(table.contains("write stalls"), "{table}");
     }
 }

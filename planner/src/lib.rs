@@ -7,6 +7,8 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod join_order;
+mod join_region;
 mod physical;
 mod stream;
 mod subquery;

@@ -24,6 +24,8 @@ use sabot_exec::{
 };
 
 use crate::error::{PlanError, Result};
+use crate::join_order::{Edge, JoinGraph, JoinTree};
+use crate::join_region::{JoinRegion, join_region};
 use crate::subquery::scalar_subqueries_as_cross_joins;
 
 /// Plans queries of one session for Sabot's executor.
@@ -31,6 +33,9 @@ pub struct PhysicalPlanner<'a> {
     state: &'a SessionState,
     runtime: tokio::runtime::Handle,
 }
+
+/// Rows assumed for a relation whose size cannot be estimated.
+const UNKNOWN_ROWS: f64 = 1000.0;
 
 /// Why a logical node cannot run on Sabot's operators.
 struct Unsupported(String);
@@ -117,7 +122,10 @@ impl<'a> PhysicalPlanner<'a> {
                 }
                 None => Err(Unsupported("LIMIT or OFFSET is not a literal".to_string())),
             },
-            LogicalPlan::Join(join) => self.join(join, Arc::clone(&schema)).await?,
+            LogicalPlan::Join(join) => match self.reordered_joins(plan).await? {
+                Some(native) => native,
+                None => self.join(join, Arc::clone(&schema)).await?,
+            },
             LogicalPlan::Union(union) => {
                 let mut inputs = Vec::with_capacity(union.inputs.len());
                 for input in &union.inputs {
@@ -132,6 +140,162 @@ impl<'a> PhysicalPlanner<'a> {
                 node_name(other)
             ))),
         })
+    }
+
+    /// The region of inner equi-joins rooted at `plan` (if it is one) joined in the order that
+    /// costs least by the relations' estimates, its columns put back in `plan`'s order; `None`
+    /// where the region's shape does not allow reordering (a key or filter whose relation is
+    /// unclear, a cross product).
+    async fn reordered_joins(&self, plan: &LogicalPlan) -> Result<Option<Native>> {
+        let Some(region) = join_region(plan) else {
+            return Ok(None);
+        };
+        // Relations in the order of their plans' text, so the query's FROM order changes nothing.
+        let mut relations = region.relations.clone();
+        relations.sort_by_cached_key(|relation| relation.display_indent().to_string());
+        let region = JoinRegion {
+            relations,
+            ..region
+        };
+        let mut leaves = Vec::with_capacity(region.relations.len());
+        for relation in &region.relations {
+            leaves.push(self.plan(relation).await?);
+        }
+        let rows: Vec<f64> = leaves
+            .iter()
+            .map(|leaf| leaf.estimated_rows().unwrap_or(UNKNOWN_ROWS).max(1.0))
+            .collect();
+        let distinct = |relation: usize, expr: &Expr| -> f64 {
+            let column = match expr {
+                Expr::Column(column) => region.relations[relation]
+                    .schema()
+                    .index_of_column(column)
+                    .ok(),
+                _ => None,
+            };
+            column
+                .and_then(|index| leaves[relation].column_distinct(index))
+                .unwrap_or(rows[relation])
+                .max(1.0)
+        };
+        let mut edges = Vec::with_capacity(region.equalities.len());
+        for (left, right) in &region.equalities {
+            let (Some(left_set), Some(right_set)) =
+                (region.relations_of(left), region.relations_of(right))
+            else {
+                return Ok(None);
+            };
+            if left_set.count_ones() != 1 || right_set.count_ones() != 1 || left_set == right_set {
+                return Ok(None);
+            }
+            let (left_relation, right_relation) = (
+                left_set.trailing_zeros() as usize,
+                right_set.trailing_zeros() as usize,
+            );
+            let larger_domain = distinct(left_relation, left).max(distinct(right_relation, right));
+            edges.push(Edge {
+                left: left_relation,
+                right: right_relation,
+                selectivity: 1.0 / larger_domain,
+            });
+        }
+        let all = (1u64 << region.relations.len()) - 1;
+        let mut filter_sets = Vec::with_capacity(region.filters.len());
+        for filter in &region.filters {
+            let Some(set) = region.relations_of(filter) else {
+                return Ok(None);
+            };
+            filter_sets.push(if set == 0 { all } else { set });
+        }
+        let Some(tree) = JoinGraph::new(rows, edges).best_tree() else {
+            return Ok(None);
+        };
+        let joined = match self.join_tree(&tree, &region, &leaves, &filter_sets) {
+            Ok(joined) => joined,
+            Err(unsupported) => return Ok(Some(Err(unsupported))),
+        };
+        let (node, joined_schema) = joined;
+        let columns: Vec<Expr> = plan
+            .schema()
+            .iter()
+            .map(|(qualifier, field)| {
+                Expr::Column(datafusion::common::Column::new(
+                    qualifier.cloned(),
+                    field.name(),
+                ))
+            })
+            .collect();
+        Ok(Some(self.exprs(&columns, &joined_schema).map(|exprs| {
+            let projection = NodeKind::Projection { input: node, exprs };
+            Arc::new(PhysicalNode::new(projection, output_schema(plan)))
+        })))
+    }
+
+    /// The hash joins of `tree` over the planned `leaves` of `region`, and their logical
+    /// schema. Each join gets the key equalities between its two sides, and the filters first
+    /// covered by its relations.
+    fn join_tree(
+        &self,
+        tree: &JoinTree,
+        region: &JoinRegion<'_>,
+        leaves: &[Arc<PhysicalNode>],
+        filter_sets: &[u64],
+    ) -> std::result::Result<(Arc<PhysicalNode>, DFSchema), Unsupported> {
+        let (left, right) = match tree {
+            JoinTree::Relation(relation) => {
+                let schema = region.relations[*relation].schema().as_ref().clone();
+                return Ok((Arc::clone(&leaves[*relation]), schema));
+            }
+            JoinTree::Join(left, right) => (left, right),
+        };
+        let (left_node, left_schema) = self.join_tree(left, region, leaves, filter_sets)?;
+        let (right_node, right_schema) = self.join_tree(right, region, leaves, filter_sets)?;
+        let (left_set, right_set) = (left.relations(), right.relations());
+        let within = |expr: &Expr, set: u64| {
+            region
+                .relations_of(expr)
+                .is_some_and(|relations| relations & !set == 0)
+        };
+        let mut on: Vec<(Expr, Expr)> = region
+            .equalities
+            .iter()
+            .filter_map(|(a, b)| {
+                if within(a, left_set) && within(b, right_set) {
+                    Some((a.clone(), b.clone()))
+                } else if within(b, left_set) && within(a, right_set) {
+                    Some((b.clone(), a.clone()))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        on.sort_by_cached_key(|(a, b)| format!("{a} = {b}"));
+        let union = left_set | right_set;
+        let covered_below = |set: u64, side: &JoinTree, side_set: u64| {
+            matches!(side, JoinTree::Join(..)) && set & !side_set == 0
+        };
+        let filters = region
+            .filters
+            .iter()
+            .zip(filter_sets)
+            .filter(|(_, set)| {
+                **set & !union == 0
+                    && !covered_below(**set, left, left_set)
+                    && !covered_below(**set, right, right_set)
+            })
+            .map(|(filter, _)| filter.clone());
+        let filter = datafusion::logical_expr::utils::conjunction(filters);
+        let joined = left_schema.join(&right_schema)?;
+        let schema = Arc::new(joined.as_arrow().clone());
+        let node = self.hash_join(
+            JoinKind::Inner,
+            (left_node, &left_schema),
+            (right_node, &right_schema),
+            &on,
+            filter.as_ref(),
+            schema,
+        )?;
+        Ok((node, joined))
     }
 
     /// A hash join: build on the right input, or on the left when it looks smaller; the other
@@ -160,26 +324,38 @@ impl<'a> PhysicalPlanner<'a> {
         if join.null_equality == NullEquality::NullEqualsNull && !join.on.is_empty() {
             return Ok(Err(Unsupported("joins where NULL keys match".to_string())));
         }
-        let (left_schema, right_schema) = (join.left.schema(), join.right.schema());
-        let keys = || -> std::result::Result<_, Unsupported> {
-            let left: Vec<Expr> = join.on.iter().map(|(left, _)| left.clone()).collect();
-            let right: Vec<Expr> = join.on.iter().map(|(_, right)| right.clone()).collect();
-            let joined = left_schema.join(right_schema)?;
-            let filter = join
-                .filter
-                .as_ref()
-                .map(|filter| self.expr(filter, &joined))
-                .transpose()?;
-            Ok((
-                self.exprs(&left, left_schema)?,
-                self.exprs(&right, right_schema)?,
-                filter,
-            ))
-        };
-        let (left_keys, right_keys, filter) = match keys() {
-            Ok(keys) => keys,
-            Err(unsupported) => return Ok(Err(unsupported)),
-        };
+        let left = self.plan(&join.left).await?;
+        let right = self.plan(&join.right).await?;
+        Ok(self.hash_join(
+            kind,
+            (left, join.left.schema()),
+            (right, join.right.schema()),
+            &join.on,
+            join.filter.as_ref(),
+            schema,
+        ))
+    }
+
+    /// A hash join of two planned inputs (each with its logical schema) on `on`'s key pairs:
+    /// build on the right input, or on the left when it looks smaller; the other side streams
+    /// through the table.
+    fn hash_join(
+        &self,
+        kind: JoinKind,
+        (left, left_schema): (Arc<PhysicalNode>, &DFSchema),
+        (right, right_schema): (Arc<PhysicalNode>, &DFSchema),
+        on: &[(Expr, Expr)],
+        filter: Option<&Expr>,
+        schema: SchemaRef,
+    ) -> Native {
+        let left_keys: Vec<Expr> = on.iter().map(|(left, _)| left.clone()).collect();
+        let right_keys: Vec<Expr> = on.iter().map(|(_, right)| right.clone()).collect();
+        let joined = left_schema.join(right_schema)?;
+        let filter = filter
+            .map(|filter| self.expr(filter, &joined))
+            .transpose()?;
+        let left_keys = self.exprs(&left_keys, left_schema)?;
+        let right_keys = self.exprs(&right_keys, right_schema)?;
         let right_nullable = matches!(kind, JoinKind::Left | JoinKind::Full);
         let left_nullable = kind == JoinKind::Full;
         let joined_fields: Vec<Field> = left_schema
@@ -199,8 +375,6 @@ impl<'a> PhysicalPlanner<'a> {
                     .with_nullable(field.is_nullable() || right_nullable)
             }))
             .collect();
-        let left = self.plan(&join.left).await?;
-        let right = self.plan(&join.right).await?;
         let build_is_left = matches!((left.estimated_rows(), right.estimated_rows()), (Some(left), Some(right)) if left < right);
         let (probe, build, probe_keys, build_keys) = if build_is_left {
             (right, left, right_keys, left_keys)
@@ -220,7 +394,7 @@ impl<'a> PhysicalPlanner<'a> {
             build,
             spec: Arc::new(spec),
         };
-        Ok(Ok(Arc::new(PhysicalNode::new(node, schema))))
+        Ok(Arc::new(PhysicalNode::new(node, schema)))
     }
 
     fn table_scan(&self, scan: &TableScan, schema: SchemaRef) -> Native {

@@ -1,23 +1,23 @@
 //! Sabot's key-value store, the state store of streaming operators and the base of persistent
 //! tables: a write-ahead log with checksummed records ([`Durability`] per write: buffered, or
-//! synced before the call returns), a sorted memtable, and immutable sorted tables (checksummed
-//! 4 KiB blocks, an index, a bloom filter, a versioned footer) that the memtable is flushed into.
-//! Reopening replays the log, drops a torn last record, and reports a damaged block or record as
-//! an error naming its file and offset, never as data.
+//! synced before the call returns), a sorted memtable, and immutable sorted tables
+//! (checksummed 4 KiB blocks of prefix-compressed keys with restart points, optionally LZ4, an
+//! index, a bloom filter, a versioned footer) in levels named by a manifest. Reopening replays
+//! the log, drops a torn last record, and reports a damaged block or record as an error naming
+//! its file and offset, never as data.
 //!
 //! Concurrent writers commit in groups that share one log write and one `fdatasync`; synced log
-//! appends go through io_uring where the kernel allows it (probed at open, `Options::io_uring`
-//! off forces plain `write` and `fdatasync`). Range and
-//! prefix reads merge the memtable with every table, the newest entry of a key winning; past
-//! eight tables a flush merges them all into one.
+//! appends go through io_uring where the kernel allows it (probed, `Options::io_uring` off
+//! forces plain system calls), as do batched point reads ([`Db::multi_get`]) and scan
+//! read-ahead. Full memtables are flushed and tables compacted (leveled or size-tiered,
+//! [`CompactionStyle`]) by two background threads; writes stall, counted in [`StoreStats`],
+//! while they lag. Reads merge memtables and tables, the newest entry of a key winning; point
+//! reads go through a block cache. Snapshots, column families and checkpoints (hard links to
+//! the immutable tables) read or copy the store as of one moment.
 //!
-//! [`Db::checkpoint`] writes a consistent copy (hard links to the immutable tables). The
-//! [`StateBackend`]s keep streaming operators' keyed value, list and map state in memory
-//! ([`MemoryState`]) or in the store ([`LsmState`]), with snapshots at checkpoints.
-//!
-//! Not yet (issue 6): snapshots of a live store, column families, leveled background
-//! compaction, table reads through io_uring, block compression and prefix-compressed keys, a
-//! block cache, and a Redis state backend.
+//! The [`StateBackend`]s keep streaming operators' keyed value, list and map state in memory
+//! ([`MemoryState`]), in the store ([`LsmState`]) or in Redis ([`RedisState`]), with snapshots
+//! at checkpoints.
 
 #![deny(unsafe_code)]
 

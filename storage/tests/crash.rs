@@ -12,10 +12,13 @@ use sabot_storage::{Db, Durability, Options, WriteBatch};
 const CHILD_DIR: &str = "SABOT_CRASH_CHILD_DIR";
 const CHILD_CYCLE: &str = "SABOT_CRASH_CHILD_CYCLE";
 
-/// Small memtables, so that flushes also happen while the child may be killed.
+/// Small memtables, tables and levels, so that background flushes and compactions (into
+/// deeper levels too) also run while the child may be killed.
 fn options() -> Options {
     Options {
         memtable_bytes: 16 << 10,
+        table_bytes: 16 << 10,
+        level_one_bytes: 64 << 10,
         ..Options::default()
     }
 }
