@@ -107,11 +107,12 @@ fn check(query: usize) {
         with_from_lists(original, |items| items.rotate_left(2)),
         // Every other table first: relations without a key between them meet early.
         with_from_lists(original, |items| {
-            let (even, odd): (Vec<(usize, String)>, Vec<(usize, String)>) = items
-                .drain(..)
-                .enumerate()
-                .partition(|(index, _)| index % 2 == 0);
-            items.extend(odd.into_iter().chain(even).map(|(_, item)| item));
+            let odd_first: Vec<String> = (1..items.len())
+                .step_by(2)
+                .chain((0..items.len()).step_by(2))
+                .map(|index| items[index].clone())
+                .collect();
+            *items = odd_first;
         }),
     ];
     for (variant, sql) in variants.iter().enumerate() {
