@@ -245,7 +245,7 @@ impl PhysicalNode {
 
     /// The fraction of its base table's rows this subtree keeps: under the key/foreign-key
     /// assumption, the fraction of another input's rows that find a match in it.
-    fn surviving_fraction(&self) -> Option<f64> {
+    pub fn surviving_fraction(&self) -> Option<f64> {
         Some((self.estimated_rows()? / self.base_rows()?.max(1.0)).min(1.0))
     }
 

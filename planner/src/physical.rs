@@ -1,6 +1,7 @@
 //! Translation of logical nodes into Sabot operators, node by node, with a DataFusion fallback
 //! for what Sabot cannot run yet.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,6 +33,52 @@ use crate::subquery::scalar_subqueries_as_cross_joins;
 pub struct PhysicalPlanner<'a> {
     state: &'a SessionState,
     runtime: tokio::runtime::Handle,
+}
+
+/// The fraction of pairs of two relations' rows that a join on their keys keeps. Each side's
+/// key domain is the product of its key columns' distinct counts, at most its table's rows; the
+/// smaller domain holds the other's values (a key and its foreign key), and each side holds
+/// the share of it its filters keep. Keys of several columns are taken together, not as
+/// independent columns: TPC-H's `(ps_partkey, ps_suppkey)` keys `partsupp`, and every
+/// `lineitem` row finds its row there.
+fn key_selectivity(
+    region: &JoinRegion<'_>,
+    leaves: &[Arc<PhysicalNode>],
+    rows: &[f64],
+    sides: &[(usize, Vec<&Expr>); 2],
+) -> f64 {
+    let kept = |relation: usize| {
+        leaves[relation]
+            .surviving_fraction()
+            .unwrap_or(1.0)
+            .clamp(1e-9, 1.0)
+    };
+    let domain = |(relation, keys): &(usize, Vec<&Expr>)| -> f64 {
+        let base_rows = rows[*relation] / kept(*relation);
+        let distinct: f64 = keys
+            .iter()
+            .map(|key| {
+                let column = match key {
+                    Expr::Column(column) => region.relations[*relation]
+                        .schema()
+                        .index_of_column(column)
+                        .ok(),
+                    _ => None,
+                };
+                column
+                    .and_then(|index| leaves[*relation].column_distinct(index))
+                    .unwrap_or(base_rows)
+            })
+            .product();
+        distinct.min(base_rows).max(1.0)
+    };
+    let shared_domain = domain(&sides[0]).min(domain(&sides[1]));
+    let present = |relation: usize| {
+        (shared_domain * kept(relation))
+            .min(rows[relation])
+            .max(1.0)
+    };
+    1.0 / present(sides[0].0).max(present(sides[1].0))
 }
 
 /// Rows assumed for a relation whose size cannot be estimated.
@@ -165,20 +212,7 @@ impl<'a> PhysicalPlanner<'a> {
             .iter()
             .map(|leaf| leaf.estimated_rows().unwrap_or(UNKNOWN_ROWS).max(1.0))
             .collect();
-        let distinct = |relation: usize, expr: &Expr| -> f64 {
-            let column = match expr {
-                Expr::Column(column) => region.relations[relation]
-                    .schema()
-                    .index_of_column(column)
-                    .ok(),
-                _ => None,
-            };
-            column
-                .and_then(|index| leaves[relation].column_distinct(index))
-                .unwrap_or(rows[relation])
-                .max(1.0)
-        };
-        let mut edges = Vec::with_capacity(region.equalities.len());
+        let mut keys_between: BTreeMap<(usize, usize), Vec<(&Expr, &Expr)>> = BTreeMap::new();
         for (left, right) in &region.equalities {
             let (Some(left_set), Some(right_set)) =
                 (region.relations_of(left), region.relations_of(right))
@@ -192,13 +226,28 @@ impl<'a> PhysicalPlanner<'a> {
                 left_set.trailing_zeros() as usize,
                 right_set.trailing_zeros() as usize,
             );
-            let larger_domain = distinct(left_relation, left).max(distinct(right_relation, right));
-            edges.push(Edge {
-                left: left_relation,
-                right: right_relation,
-                selectivity: 1.0 / larger_domain,
-            });
+            let pair = if left_relation < right_relation {
+                ((left_relation, right_relation), (left, right))
+            } else {
+                ((right_relation, left_relation), (right, left))
+            };
+            keys_between.entry(pair.0).or_default().push(pair.1);
         }
+        let edges = keys_between
+            .into_iter()
+            .map(|((first, second), keys)| {
+                let sides = [
+                    (first, keys.iter().map(|(key, _)| *key).collect::<Vec<_>>()),
+                    (second, keys.iter().map(|(_, key)| *key).collect()),
+                ];
+                let selectivity = key_selectivity(&region, &leaves, &rows, &sides);
+                Edge {
+                    left: first,
+                    right: second,
+                    selectivity,
+                }
+            })
+            .collect();
         let all = (1u64 << region.relations.len()) - 1;
         let mut filter_sets = Vec::with_capacity(region.filters.len());
         for filter in &region.filters {
