@@ -6,12 +6,14 @@ use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::PhysicalSortExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, Literal};
 use datafusion::physical_plan::PhysicalExpr;
 
 use crate::aggregate::AggregateSpec;
 use crate::join::{JoinKind, JoinSpec};
+use crate::join_estimate::{KeyColumn, equi_join_selectivity};
 use crate::metrics::OperatorMetrics;
 use crate::selectivity::{ColumnStatistics, filter_selectivity};
 use crate::source::{FallbackSource, ParquetScan};
@@ -175,6 +177,14 @@ impl PhysicalNode {
                     _ if spec.probe_keys.is_empty() => {
                         Some(probe.estimated_rows()? * build.estimated_rows()?)
                     }
+                    _ if let Some(selectivity) = key_columns(probe, &spec.probe_keys)
+                        .zip(key_columns(build, &spec.build_keys))
+                        .and_then(|(probe_keys, build_keys)| {
+                            equi_join_selectivity(&probe_keys, &build_keys)
+                        }) =>
+                    {
+                        Some(probe.estimated_rows()? * build.estimated_rows()? * selectivity)
+                    }
                     // Each key value matches its rows on the other side, spread over the
                     // larger key domain.
                     (Some(probe_distinct), Some(build_distinct)) => Some(
@@ -184,7 +194,14 @@ impl PhysicalNode {
                     _ => Some(probe.estimated_rows()? * build.surviving_fraction()?),
                 };
                 match spec.kind {
-                    JoinKind::Inner => pairs(),
+                    // The residual filter over the joined columns keeps its share of the pairs.
+                    JoinKind::Inner => Some(
+                        pairs()?
+                            * spec
+                                .filter
+                                .as_ref()
+                                .map_or(1.0, |filter| filter_selectivity(filter.as_ref(), self)),
+                    ),
                     // Every left row at least once.
                     JoinKind::Left => Some(left.estimated_rows()?.max(pairs()?)),
                     JoinKind::Full => Some(probe.estimated_rows()?.max(build.estimated_rows()?)),
@@ -230,10 +247,52 @@ impl PhysicalNode {
     }
 
     /// The estimated number of distinct values of output column `index`, where it comes
-    /// unchanged from a Parquet scan below.
+    /// unchanged from a Parquet scan below: the scan's count, at most the number of values a
+    /// filter on the way lets through (`n_name = 'FRANCE' OR n_name = 'GERMANY'`: two).
     pub fn column_distinct(&self, index: usize) -> Option<f64> {
+        match &self.kind {
+            NodeKind::ParquetScan(scan) => scan.column_distinct(index),
+            NodeKind::Filter { input, predicate } => {
+                let below = input.column_distinct(index)?;
+                Some(
+                    values_let_through(predicate.as_ref(), index)
+                        .map_or(below, |values| below.min(values)),
+                )
+            }
+            NodeKind::Sort { input, .. } | NodeKind::Limit { input, .. } => {
+                input.column_distinct(index)
+            }
+            NodeKind::Projection { input, exprs } => {
+                let column = exprs.get(index)?.downcast_ref::<Column>()?;
+                input.column_distinct(column.index())
+            }
+            NodeKind::HashJoin { probe, build, spec } => {
+                let (left, right) = if spec.build_is_left {
+                    (build, probe)
+                } else {
+                    (probe, build)
+                };
+                let left_width = left.schema.fields().len();
+                match spec.kind {
+                    _ if index < left_width => left.column_distinct(index),
+                    JoinKind::Inner | JoinKind::Left | JoinKind::Full => {
+                        right.column_distinct(index - left_width)
+                    }
+                    JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The distinct count of output column `index` in its table and that table's rows, where
+    /// it comes unchanged from a Parquet scan below.
+    pub fn key_column(&self, index: usize) -> Option<KeyColumn> {
         let (scan, column) = self.scanned_column(index)?;
-        scan.column_distinct(column)
+        Some(KeyColumn {
+            distinct: scan.column_distinct(column)?,
+            table_rows: scan.total_rows() as f64,
+        })
     }
 
     /// The smallest and largest value of output column `index`, where it comes unchanged from a
@@ -371,6 +430,53 @@ impl PhysicalNode {
             NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
         }
     }
+}
+
+/// How many values of column `column` `predicate` lets through, where it pins the column to a
+/// list of literals: `= literal`, `IN (literals)`, or equalities joined by OR; the fewest of its
+/// conjuncts that do.
+fn values_let_through(predicate: &dyn PhysicalExpr, column: usize) -> Option<f64> {
+    let is_column = |expr: &Arc<dyn PhysicalExpr>| {
+        expr.downcast_ref::<Column>()
+            .is_some_and(|found| found.index() == column)
+    };
+    let is_literal = |expr: &Arc<dyn PhysicalExpr>| expr.downcast_ref::<Literal>().is_some();
+    if let Some(binary) = predicate.downcast_ref::<BinaryExpr>() {
+        return match binary.op() {
+            Operator::And => {
+                let (left, right) = (
+                    values_let_through(binary.left().as_ref(), column),
+                    values_let_through(binary.right().as_ref(), column),
+                );
+                match (left, right) {
+                    (Some(left), Some(right)) => Some(left.min(right)),
+                    (found, None) | (None, found) => found,
+                }
+            }
+            Operator::Or => Some(
+                values_let_through(binary.left().as_ref(), column)?
+                    + values_let_through(binary.right().as_ref(), column)?,
+            ),
+            Operator::Eq
+                if (is_column(binary.left()) && is_literal(binary.right()))
+                    || (is_literal(binary.left()) && is_column(binary.right())) =>
+            {
+                Some(1.0)
+            }
+            _ => None,
+        };
+    }
+    let in_list = predicate.downcast_ref::<InListExpr>()?;
+    (is_column(in_list.expr()) && !in_list.negated() && in_list.list().iter().all(is_literal))
+        .then_some(in_list.list().len() as f64)
+}
+
+/// What is known of each key column of `keys` (columns of `node`'s output traced to scans);
+/// `None` unless every one is known.
+fn key_columns(node: &PhysicalNode, keys: &[Arc<dyn PhysicalExpr>]) -> Option<Vec<KeyColumn>> {
+    keys.iter()
+        .map(|key| node.key_column(key.downcast_ref::<Column>()?.index()))
+        .collect()
 }
 
 /// The estimated number of distinct values of the key `keys` (columns of `node`'s output) take

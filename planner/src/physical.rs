@@ -21,7 +21,8 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{PhysicalExpr, create_physical_expr, create_physical_sort_exprs};
 use futures::future::BoxFuture;
 use sabot_exec::{
-    AggregateSpec, FallbackSource, JoinKind, JoinSpec, NodeKind, ParquetScan, PhysicalNode,
+    AggregateSpec, FallbackSource, JoinKind, JoinSpec, KeyColumn, NodeKind, ParquetScan,
+    PhysicalNode, equi_join_selectivity,
 };
 
 use crate::error::{PlanError, Result};
@@ -35,50 +36,40 @@ pub struct PhysicalPlanner<'a> {
     runtime: tokio::runtime::Handle,
 }
 
-/// The fraction of pairs of two relations' rows that a join on their keys keeps. Each side's
-/// key domain is the product of its key columns' distinct counts, at most its table's rows; the
-/// smaller domain holds the other's values (a key and its foreign key), and each side holds
-/// the share of it its filters keep. Keys of several columns are taken together, not as
-/// independent columns: TPC-H's `(ps_partkey, ps_suppkey)` keys `partsupp`, and every
-/// `lineitem` row finds its row there.
+/// The fraction of pairs of two relations' rows that a join on their keys keeps
+/// ([`equi_join_selectivity`]); a key column whose statistics are unknown counts as a key of
+/// its relation's table.
 fn key_selectivity(
     region: &JoinRegion<'_>,
     leaves: &[Arc<PhysicalNode>],
     rows: &[f64],
     sides: &[(usize, Vec<&Expr>); 2],
 ) -> f64 {
-    let kept = |relation: usize| {
-        leaves[relation]
-            .surviving_fraction()
-            .unwrap_or(1.0)
-            .clamp(1e-9, 1.0)
-    };
-    let domain = |(relation, keys): &(usize, Vec<&Expr>)| -> f64 {
-        let base_rows = rows[*relation] / kept(*relation);
-        let distinct: f64 = keys
-            .iter()
+    let key_columns = |(relation, keys): &(usize, Vec<&Expr>)| -> Vec<KeyColumn> {
+        let table_rows = rows[*relation]
+            / leaves[*relation]
+                .surviving_fraction()
+                .unwrap_or(1.0)
+                .clamp(1e-9, 1.0);
+        keys.iter()
             .map(|key| {
-                let column = match key {
+                let index = match key {
                     Expr::Column(column) => region.relations[*relation]
                         .schema()
                         .index_of_column(column)
                         .ok(),
                     _ => None,
                 };
-                column
-                    .and_then(|index| leaves[*relation].column_distinct(index))
-                    .unwrap_or(base_rows)
+                index
+                    .and_then(|index| leaves[*relation].key_column(index))
+                    .unwrap_or(KeyColumn {
+                        distinct: table_rows,
+                        table_rows,
+                    })
             })
-            .product();
-        distinct.min(base_rows).max(1.0)
+            .collect()
     };
-    let shared_domain = domain(&sides[0]).min(domain(&sides[1]));
-    let present = |relation: usize| {
-        (shared_domain * kept(relation))
-            .min(rows[relation])
-            .max(1.0)
-    };
-    1.0 / present(sides[0].0).max(present(sides[1].0))
+    equi_join_selectivity(&key_columns(&sides[0]), &key_columns(&sides[1])).unwrap_or(1.0)
 }
 
 /// Rows assumed for a relation whose size cannot be estimated.
