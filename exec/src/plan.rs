@@ -215,17 +215,16 @@ impl PhysicalNode {
         }
     }
 
-    /// The Parquet scan and scan column that output column `index` comes from unchanged
-    /// (through filters, column projections, joins, sorts and limits), if any.
-    pub fn scanned_column(&self, index: usize) -> Option<(&ParquetScan, usize)> {
+    /// The input and its column that output column `index` passes through unchanged (a
+    /// filter, sort or limit, a column of a projection, a join's input column), if any.
+    fn input_column(&self, index: usize) -> Option<(&PhysicalNode, usize)> {
         match &self.kind {
-            NodeKind::ParquetScan(scan) => Some((scan, index)),
             NodeKind::Filter { input, .. }
             | NodeKind::Sort { input, .. }
-            | NodeKind::Limit { input, .. } => input.scanned_column(index),
+            | NodeKind::Limit { input, .. } => Some((input, index)),
             NodeKind::Projection { input, exprs } => {
                 let column = exprs.get(index)?.downcast_ref::<Column>()?;
-                input.scanned_column(column.index())
+                Some((input, column.index()))
             }
             NodeKind::HashJoin { probe, build, spec } => {
                 let (left, right) = if spec.build_is_left {
@@ -235,14 +234,26 @@ impl PhysicalNode {
                 };
                 let left_width = left.schema.fields().len();
                 match spec.kind {
-                    _ if index < left_width => left.scanned_column(index),
+                    _ if index < left_width => Some((left, index)),
                     JoinKind::Inner | JoinKind::Left | JoinKind::Full => {
-                        right.scanned_column(index - left_width)
+                        Some((right, index - left_width))
                     }
                     JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark => None,
                 }
             }
             _ => None,
+        }
+    }
+
+    /// The Parquet scan and scan column that output column `index` comes from unchanged
+    /// (through filters, column projections, joins, sorts and limits), if any.
+    pub fn scanned_column(&self, index: usize) -> Option<(&ParquetScan, usize)> {
+        match &self.kind {
+            NodeKind::ParquetScan(scan) => Some((scan, index)),
+            _ => {
+                let (input, column) = self.input_column(index)?;
+                input.scanned_column(column)
+            }
         }
     }
 
@@ -259,29 +270,10 @@ impl PhysicalNode {
                         .map_or(below, |values| below.min(values)),
                 )
             }
-            NodeKind::Sort { input, .. } | NodeKind::Limit { input, .. } => {
-                input.column_distinct(index)
+            _ => {
+                let (input, column) = self.input_column(index)?;
+                input.column_distinct(column)
             }
-            NodeKind::Projection { input, exprs } => {
-                let column = exprs.get(index)?.downcast_ref::<Column>()?;
-                input.column_distinct(column.index())
-            }
-            NodeKind::HashJoin { probe, build, spec } => {
-                let (left, right) = if spec.build_is_left {
-                    (build, probe)
-                } else {
-                    (probe, build)
-                };
-                let left_width = left.schema.fields().len();
-                match spec.kind {
-                    _ if index < left_width => left.column_distinct(index),
-                    JoinKind::Inner | JoinKind::Left | JoinKind::Full => {
-                        right.column_distinct(index - left_width)
-                    }
-                    JoinKind::LeftSemi | JoinKind::LeftAnti | JoinKind::LeftMark => None,
-                }
-            }
-            _ => None,
         }
     }
 

@@ -66,11 +66,16 @@ pub mod decoders {
         crate::wal::decode_records(bytes).map_or(0, |records| records.len())
     }
 
+    /// Searches the block for `key`, then decodes all of it.
     pub fn data_block(bytes: &[u8], key: &[u8]) -> Result<()> {
-        crate::sstable::verified(bytes, "data block")
-            .and_then(crate::sstable::data_block_entries)
-            .and_then(|entries| crate::sstable::search_block(&entries, key))
-            .map(|_| ())
+        let entries = crate::sstable::verified(bytes, "data block")
+            .and_then(crate::sstable::data_block_entries)?;
+        crate::sstable::search_block(&entries, key)?;
+        crate::sstable::decode_block(&entries).map(|_| ())
+    }
+
+    pub fn manifest(bytes: &[u8]) -> Result<()> {
+        crate::manifest::decode(bytes).map(|_| ())
     }
 
     pub fn table_index(bytes: &[u8]) -> Result<()> {

@@ -1,5 +1,5 @@
 //! Every decoder of an on-disk structure (log record, write batch, data block, index, footer,
-//! bloom filter) fed random bytes returns an error or a value, and never panics.
+//! bloom filter, manifest) fed random bytes returns an error or a value, and never panics.
 
 use proptest::prelude::*;
 use sabot_storage::decoders;
@@ -15,6 +15,7 @@ proptest! {
         let _ = decoders::table_index(&bytes);
         let _ = decoders::table_footer(&bytes);
         let _ = decoders::bloom_filter(&bytes, &key);
+        let _ = decoders::manifest(&bytes);
     }
 
     #[test]
@@ -22,5 +23,11 @@ proptest! {
         let mut stored = bytes.clone();
         stored.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
         let _ = decoders::data_block(&stored, &key);
+        let _ = decoders::manifest(&stored);
+        // A raw block: restart points and prefix-shared keys from random bytes.
+        let mut raw = vec![0u8];
+        raw.extend_from_slice(&bytes);
+        raw.extend_from_slice(&crc32c::crc32c(&raw).to_le_bytes());
+        let _ = decoders::data_block(&raw, &key);
     }
 }
