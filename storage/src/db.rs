@@ -701,7 +701,9 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         let mut state = self.shared.lock();
         self.freeze(&mut state, true)?;
-        let target = state.last_sequence;
+        // The newest write held by a memtable (an empty batch takes a sequence number but
+        // reaches no memtable, so `last_sequence` may never be flushed).
+        let target = state.frozen.first().map_or(0, |newest| newest.max_sequence);
         while state.version.flushed_sequence < target && state.background_failure.is_none() {
             state = self.shared.wait(state);
         }
@@ -1237,6 +1239,19 @@ mod tests {
             assert_eq!(one_by_one[0], None, "never written");
             assert!(db.stats().tables_per_level[1..].iter().sum::<usize>() > 0);
         }
+    }
+
+    #[test]
+    fn flush_and_checkpoint_return_after_an_empty_synced_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("store"), Options::default()).unwrap();
+        db.put(b"k", b"v", Durability::Buffered).unwrap();
+        db.write(&WriteBatch::new(), Durability::Synced).unwrap();
+        db.flush().unwrap();
+        db.write(&WriteBatch::new(), Durability::Synced).unwrap();
+        db.flush().unwrap();
+        db.checkpoint(dir.path().join("copy")).unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     #[test]
