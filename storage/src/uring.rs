@@ -152,17 +152,7 @@ impl UringReader {
                 let Some(outcome) = outcomes.get_mut(index) else {
                     continue;
                 };
-                let result = completion.result();
-                *outcome = if result < 0 {
-                    Err(io::Error::from_raw_os_error(-result))
-                } else if result as usize != chunk[index].2 {
-                    Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("read {result} of {} bytes", chunk[index].2),
-                    ))
-                } else {
-                    Ok(())
-                };
+                *outcome = read_outcome(completion.result(), chunk[index].2);
                 reaped += 1;
             }
         }
@@ -227,18 +217,23 @@ impl ReadAhead {
             }
         };
         let buffer = self.in_flight.take().unwrap_or_default();
-        let result = completion.result();
-        if result < 0 {
-            return Err(io::Error::from_raw_os_error(-result));
-        }
-        if result as usize != expected {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("read {result} of {expected} bytes"),
-            ));
-        }
-        Ok(buffer)
+        read_outcome(completion.result(), expected).map(|()| buffer)
     }
+}
+
+/// A read's completion result as an outcome: a negative result is the error it names, fewer
+/// bytes than `expected` a short read.
+fn read_outcome(result: i32, expected: usize) -> io::Result<()> {
+    if result < 0 {
+        return Err(io::Error::from_raw_os_error(-result));
+    }
+    if result as usize != expected {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("read {result} of {expected} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for ReadAhead {
