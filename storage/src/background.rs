@@ -186,6 +186,18 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether the current version calls for a compaction.
+    pub(crate) fn needs_compaction(&self, state: &State) -> bool {
+        let mut cursors = state.cursors.clone();
+        compaction::pick(
+            &state.version,
+            self.options.compaction,
+            self.options.level_one_bytes,
+            &mut cursors,
+        )
+        .is_some()
+    }
+
     fn fail(&self, task: &'static str, error: StorageError) {
         let mut state = self.lock();
         state
@@ -260,14 +272,7 @@ pub(crate) fn compactor(shared: Arc<Shared>) {
                 if state.closing {
                     return;
                 }
-                let mut cursors = state.cursors.clone();
-                let needed = compaction::pick(
-                    &state.version,
-                    shared.options.compaction,
-                    shared.options.level_one_bytes,
-                    &mut cursors,
-                );
-                if state.background_failure.is_none() && needed.is_some() {
+                if state.background_failure.is_none() && shared.needs_compaction(&state) {
                     break;
                 }
                 state = shared.wait(state);

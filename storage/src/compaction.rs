@@ -101,10 +101,13 @@ pub(crate) fn level_merge(version: &Version, inputs: Vec<Arc<Table>>, level: usi
     let (low, high) = key_span(&inputs);
     let below = version.overlapping(output_level, &low, Some(&high));
     let is_move = level > 0 && inputs.len() == 1 && below.is_empty();
-    let drops_deletes = ((output_level + 1)..LEVELS)
-        .all(|deeper| version.overlapping(deeper, &low, Some(&high)).is_empty());
     let mut all = inputs;
     all.extend(below);
+    // The tables merged in from below may reach past the inputs' keys: the deletes of the
+    // whole merge go only if nothing deeper overlaps any of it.
+    let (low, high) = key_span(&all);
+    let drops_deletes = ((output_level + 1)..LEVELS)
+        .all(|deeper| version.overlapping(deeper, &low, Some(&high)).is_empty());
     Compaction {
         inputs: all,
         output_level,

@@ -713,6 +713,21 @@ impl Db {
         }
     }
 
+    /// Waits until the background threads have nothing left to do: every frozen memtable
+    /// flushed and no compaction needed (or one of them failed, which is returned).
+    pub fn wait_for_background(&self) -> Result<()> {
+        let mut state = self.shared.lock();
+        loop {
+            if let Some(error) = state.background_error() {
+                return Err(error);
+            }
+            if state.frozen.is_empty() && !self.shared.needs_compaction(&state) {
+                return Ok(());
+            }
+            state = self.shared.wait(state);
+        }
+    }
+
     /// Point reads whose table block came from the block cache, and those that read it from
     /// the file, so far.
     pub fn block_cache_counts(&self) -> (u64, u64) {
