@@ -1,0 +1,24 @@
+//! Sabot's exchanges between processes: a hash partitioner that splits a task's output into
+//! the partitions of the next stage, a store that keeps those outputs (in memory, spilling to
+//! disk over a budget), and one Arrow Flight endpoint per process that serves them (`do_get`)
+//! and carries the coordinator/worker control messages (Flight actions), authenticated by a
+//! shared token and optionally over TLS.
+
+mod client;
+mod endpoint;
+mod error;
+mod messages;
+mod partition;
+mod security;
+mod store;
+
+pub use client::Peer;
+pub use endpoint::{Handler, ResultStream, serve};
+pub use error::{Result, ShuffleError};
+pub use messages::{
+    ClusterStatus, QueryRequest, QueryStatus, TableSource, TaskFailure, TaskInput, TaskReport,
+    TaskSpec, Ticket, WorkerRegistration, WorkerStatus,
+};
+pub use partition::HashPartitioner;
+pub use security::{Security, TlsFiles};
+pub use store::OutputStore;
