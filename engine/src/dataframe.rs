@@ -12,11 +12,11 @@ use datafusion::functions::expr_fn::coalesce;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::logical_expr::{Expr, LogicalPlan, SortExpr};
 
-use sabot_exec::CancelHandle;
+use sabot_exec::{CancelHandle, PhysicalNode};
 
 use crate::error::{Result, SabotError};
 use crate::execution::{Engine, ExecutedQuery, PreparedQuery};
-use crate::session::SessionInner;
+use crate::session::{Cluster, SessionInner};
 
 /// How rows of two DataFrames are matched in [`DataFrame::join`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,8 @@ pub struct DataFrame {
     frame: datafusion::dataframe::DataFrame,
     session: Arc<SessionInner>,
     engine: Engine,
+    /// The SQL text the frame was planned from, while no transformation changed it.
+    sql: Option<String>,
 }
 
 /// A DataFrame grouped by keys, waiting for its aggregates: see [`DataFrame::group_by`].
@@ -121,7 +123,14 @@ impl DataFrame {
             frame,
             session,
             engine,
+            sql: None,
         }
+    }
+
+    /// Remembers the SQL text the frame was planned from (a distributed session sends it).
+    pub(crate) fn with_sql(mut self, sql: String) -> Self {
+        self.sql = Some(sql);
+        self
     }
 
     fn map(
@@ -131,7 +140,11 @@ impl DataFrame {
         ) -> datafusion::error::Result<datafusion::dataframe::DataFrame>,
     ) -> Result<DataFrame> {
         let frame = build(self.frame)?;
-        Ok(DataFrame { frame, ..self })
+        Ok(DataFrame {
+            frame,
+            sql: None,
+            ..self
+        })
     }
 
     /// The engine that will run this DataFrame's actions.
@@ -330,6 +343,9 @@ impl DataFrame {
     /// cancelled from another thread: every task of the query stops at its next batch. (On
     /// `Engine::DataFusion` the query runs to its end.)
     pub fn execute_with_cancel(self, cancel: &CancelHandle) -> Result<ExecutedQuery> {
+        if let Some(cluster) = &self.session.cluster {
+            return self.execute_on_cluster(cluster);
+        }
         if let Some(explained) = self.explain_statement()? {
             return explained;
         }
@@ -339,6 +355,34 @@ impl DataFrame {
             .prepare()
             .and_then(|prepared| prepared.run(&session, cancel));
         record(&session, &executed, started);
+        executed
+    }
+
+    /// Sends the query to the session's coordinator: its SQL text, or for a frame built with
+    /// DataFrame methods, SQL unparsed from its logical plan.
+    fn execute_on_cluster(&self, cluster: &Cluster) -> Result<ExecutedQuery> {
+        let sql = match &self.sql {
+            Some(sql) => sql.clone(),
+            None => datafusion::sql::unparser::plan_to_sql(self.frame.logical_plan())?.to_string(),
+        };
+        let tables = cluster
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let started = Instant::now();
+        let request = sabot_shuffle::QueryRequest { sql, tables };
+        let executed =
+            crate::distributed::run_remote(&cluster.coordinator, &cluster.security, request).map(
+                |batches| ExecutedQuery {
+                    batches,
+                    rows_scanned: 0,
+                    bytes_scanned: 0,
+                    fallbacks: Vec::new(),
+                    estimates: Vec::new(),
+                },
+            );
+        record(&self.session, &executed, started);
         executed
     }
 
@@ -378,6 +422,35 @@ impl DataFrame {
             fallbacks: Vec::new(),
             estimates: Vec::new(),
         })))
+    }
+
+    /// Sabot's physical plan of the query, and whether the statement was an `EXPLAIN` of it
+    /// (for distributed runs, which plan the same query in every process).
+    pub(crate) fn sabot_plan(self) -> Result<(Arc<PhysicalNode>, bool)> {
+        let (frame, explain) = match self.frame.logical_plan() {
+            LogicalPlan::Explain(explain) => (
+                datafusion::dataframe::DataFrame::new(
+                    self.frame.clone().into_parts().0,
+                    explain.plan.as_ref().clone(),
+                ),
+                true,
+            ),
+            LogicalPlan::Analyze(_) => {
+                return Err(SabotError::NotSupported {
+                    message: "EXPLAIN ANALYZE of a distributed query (EXPLAIN shows its stages)"
+                        .to_string(),
+                });
+            }
+            _ => (self.frame, false),
+        };
+        let prepared = DataFrame::new(frame, self.session, Engine::Sabot).prepare()?;
+        let root = prepared
+            .sabot_root()
+            .cloned()
+            .ok_or_else(|| SabotError::Execution {
+                message: "the query was not planned for Sabot's engine".to_string(),
+            })?;
+        Ok((root, explain))
     }
 
     /// Plans the query for this DataFrame's engine.

@@ -63,6 +63,10 @@ pub enum SabotError {
     #[error("the session has been shut down")]
     ShutDown,
 
+    /// A distributed run failed: no live workers, a task that kept failing, a refused token.
+    #[error("cluster error: {message}")]
+    Cluster { message: String },
+
     /// A TPC-H data set could not be generated or written.
     #[error("TPC-H generation failed for table {table}: {message}")]
     TpchGeneration { table: String, message: String },
@@ -147,6 +151,14 @@ impl From<sabot_exec::ExecError> for SabotError {
             | ExecError::Panicked { .. } => SabotError::Execution {
                 message: error.to_string(),
             },
+        }
+    }
+}
+
+impl From<sabot_shuffle::ShuffleError> for SabotError {
+    fn from(error: sabot_shuffle::ShuffleError) -> Self {
+        SabotError::Cluster {
+            message: error.to_string(),
         }
     }
 }

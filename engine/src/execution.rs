@@ -209,6 +209,14 @@ impl PreparedQuery {
         }
     }
 
+    /// Sabot's physical plan, when the query was planned for Sabot's engine.
+    pub(crate) fn sabot_root(&self) -> Option<&Arc<PhysicalNode>> {
+        match &self.plan {
+            PreparedPlan::Sabot(root) => Some(root),
+            PreparedPlan::DataFusion(_) => None,
+        }
+    }
+
     /// The subtrees of a Sabot plan that DataFusion runs.
     pub(crate) fn fallbacks(&self) -> Vec<Fallback> {
         match &self.plan {

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod dataframe;
+pub mod distributed;
 pub mod error;
 pub mod execution;
 pub mod expr;

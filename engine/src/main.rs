@@ -4,9 +4,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use sabot::distributed::{
+    CoordinatorOptions, WorkerOptions, cluster_status, run_coordinator, run_worker,
+};
+use sabot::distributed::{Security, TlsFiles};
 use sabot::tpch::bench::{BenchConfig, QueryTiming};
 use sabot::tpch::{QuerySelection, generate};
 use sabot::{CancelHandle, CsvOptions, Engine, OutputFormat, Result, Sabot, SabotError};
@@ -59,6 +64,102 @@ enum Command {
     /// windows close; with --checkpoint-dir, a restart resumes from the latest checkpoint and
     /// --sink files appear exactly once (when the checkpoint covering them completes).
     Stream(StreamArgs),
+    /// Run a coordinator: workers register with it, clients send it queries, and it runs their
+    /// stages' tasks on the workers' slots (recomputing what lost workers held)
+    Coordinator(CoordinatorArgs),
+    /// Run a worker: registers with the coordinator, runs tasks, serves their shuffle outputs
+    /// over Arrow Flight (spilled to disk over --shuffle-memory)
+    Worker(WorkerArgs),
+    /// Print a coordinator's workers and running queries
+    Status(StatusArgs),
+}
+
+/// How the processes of a cluster authenticate each other.
+#[derive(Args)]
+struct SecurityArgs {
+    /// The cluster's shared secret; every process and client must give the same one
+    /// [default: $SABOT_TOKEN; none: no authentication]
+    #[arg(long)]
+    token: Option<String>,
+    /// TLS: this process's certificate (PEM); with --tls-key and --tls-ca
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// TLS: this process's private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// TLS: the certificate authority that signed the cluster's certificates (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    fn security(&self) -> Security {
+        Security {
+            token: self
+                .token
+                .clone()
+                .or_else(|| std::env::var("SABOT_TOKEN").ok()),
+            tls: match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+                (Some(certificate), Some(key), Some(ca_certificate)) => Some(TlsFiles {
+                    certificate: certificate.clone(),
+                    key: key.clone(),
+                    ca_certificate: ca_certificate.clone(),
+                }),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Args)]
+struct CoordinatorArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    listen: String,
+    /// A worker silent for this many milliseconds is declared lost
+    #[arg(long, default_value_t = 3000)]
+    heartbeat_timeout_ms: u64,
+    /// Attempts per task before its query fails
+    #[arg(long, default_value_t = 4)]
+    max_task_attempts: usize,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Args)]
+struct WorkerArgs {
+    /// The coordinator's address (host:port)
+    #[arg(long)]
+    coordinator: String,
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Address the other processes reach this worker at [default: the bound listen address]
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Tasks this worker runs at once
+    #[arg(long, default_value_t = 2)]
+    slots: usize,
+    /// Directory for shuffle outputs over --shuffle-memory [default: the system's temp dir]
+    #[arg(long, value_name = "DIR")]
+    spill_dir: Option<PathBuf>,
+    /// Shuffle output kept in memory, in bytes (suffixes K, M, G); the rest spills to disk
+    #[arg(long, default_value = "1G", value_parser = parse_bytes)]
+    shuffle_memory: usize,
+    /// Milliseconds between heartbeats to the coordinator
+    #[arg(long, default_value_t = 500)]
+    heartbeat_interval_ms: u64,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The coordinator's address (host:port)
+    #[arg(long)]
+    coordinator: String,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Args)]
@@ -121,6 +222,12 @@ struct SqlArgs {
     /// Read the SQL statement from FILE instead
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
+    /// Run the query on the cluster of this coordinator (host:port); tables must be Parquet
+    /// files at paths every worker can read
+    #[arg(long, value_name = "ADDR")]
+    coordinator: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Subcommand)]
@@ -255,6 +362,27 @@ fn run(cli: Cli) -> Result<()> {
             json.as_deref(),
         ),
         Command::Stream(args) => run_stream(&cli.session, args),
+        Command::Coordinator(args) => run_coordinator(CoordinatorOptions {
+            listen: args.listen,
+            heartbeat_timeout: Duration::from_millis(args.heartbeat_timeout_ms),
+            max_task_attempts: args.max_task_attempts.max(1),
+            security: args.security.security(),
+        }),
+        Command::Worker(args) => run_worker(WorkerOptions {
+            coordinator: args.coordinator,
+            listen: args.listen,
+            advertise: args.advertise,
+            slots: args.slots.max(1),
+            threads: cli
+                .session
+                .threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            spill_dir: args.spill_dir.unwrap_or_else(std::env::temp_dir),
+            shuffle_memory_bytes: args.shuffle_memory,
+            heartbeat_interval: Duration::from_millis(args.heartbeat_interval_ms.max(1)),
+            security: args.security.security(),
+        }),
+        Command::Status(args) => print_status(&args),
         Command::Bench(BenchCommand::Nexmark {
             events,
             queries,
@@ -290,7 +418,18 @@ fn run_sql(session_args: &SessionArgs, args: SqlArgs) -> Result<()> {
             });
         }
     };
-    let sabot = session(session_args, args.engine)?;
+    let sabot = match &args.coordinator {
+        Some(coordinator) => {
+            let mut builder = Sabot::builder()
+                .coordinator(coordinator)
+                .security(args.security.security());
+            if let Some(threads) = session_args.threads {
+                builder = builder.threads(threads);
+            }
+            builder.build()?
+        }
+        None => session(session_args, args.engine)?,
+    };
     if let Some(dir) = &args.tpch {
         sabot::tpch::register(&sabot, dir)?;
     }
@@ -308,6 +447,34 @@ fn run_sql(session_args: &SessionArgs, args: SqlArgs) -> Result<()> {
         path: PathBuf::from("<stdout>"),
         source: error,
     })
+}
+
+fn print_status(args: &StatusArgs) -> Result<()> {
+    let status = cluster_status(&args.coordinator, &args.security.security())?;
+    println!("workers:");
+    for worker in &status.workers {
+        println!(
+            "  {} {} slots={} running={} last_heartbeat={} ms ago",
+            worker.address,
+            if worker.alive { "alive" } else { "lost" },
+            worker.slots,
+            worker.running_tasks,
+            worker.last_heartbeat_ms
+        );
+    }
+    println!("queries:");
+    for query in &status.queries {
+        println!(
+            "  {} stages={} tasks={}/{} retries={} sql={}",
+            query.id,
+            query.stages,
+            query.tasks_done,
+            query.tasks_total,
+            query.retries,
+            query.sql.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }
+    Ok(())
 }
 
 fn register_table(sabot: &Sabot, name: &str, path: &Path) -> Result<()> {

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
@@ -13,10 +13,11 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use sabot_exec::stream::{NexmarkConfig, NexmarkSource, NexmarkTable};
+use sabot_shuffle::{Security, TableSource};
 
 use crate::stream_table::{StreamTable, StreamTables};
 
-use sabot_exec::{CancelHandle, Executor};
+use sabot_exec::{CancelHandle, Executor, MemoryBudget, PhysicalNode};
 use sabot_scheduler::Scheduler;
 
 use crate::dataframe::DataFrame;
@@ -60,6 +61,8 @@ pub struct SabotBuilder {
     memory_limit_bytes: Option<usize>,
     data_dir: Option<PathBuf>,
     engine: Engine,
+    coordinator: Option<String>,
+    security: Security,
 }
 
 impl SabotBuilder {
@@ -79,6 +82,19 @@ impl SabotBuilder {
     /// (default: `$SABOT_DATA_DIR`, else `./sabot-data`).
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Runs the session's queries on the cluster of the coordinator at `address` (see
+    /// [`Sabot::distributed`]).
+    pub fn coordinator(mut self, address: impl Into<String>) -> Self {
+        self.coordinator = Some(address.into());
+        self
+    }
+
+    /// The cluster's shared token and TLS files, for a session with a coordinator.
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
         self
     }
 
@@ -138,6 +154,11 @@ impl SabotBuilder {
                 shut_down: AtomicBool::new(false),
                 stats: StatsCounters::default(),
                 streams: StreamTables::default(),
+                cluster: self.coordinator.map(|coordinator| Cluster {
+                    coordinator,
+                    security: self.security,
+                    tables: Mutex::new(Vec::new()),
+                }),
                 settings: Settings {
                     threads,
                     memory_limit_bytes: self.memory_limit_bytes,
@@ -166,7 +187,15 @@ pub(crate) struct SessionInner {
     shut_down: AtomicBool,
     pub(crate) stats: StatsCounters,
     pub(crate) streams: StreamTables,
+    pub(crate) cluster: Option<Cluster>,
     settings: Settings,
+}
+
+/// Where a distributed session sends its queries, and the tables they may read.
+pub(crate) struct Cluster {
+    pub(crate) coordinator: String,
+    pub(crate) security: Security,
+    pub(crate) tables: Mutex<Vec<TableSource>>,
 }
 
 impl SessionInner {
@@ -216,6 +245,14 @@ impl Sabot {
     /// A session on this machine with default settings.
     pub fn local() -> Result<Sabot> {
         Sabot::builder().build()
+    }
+
+    /// A session whose queries run on the cluster of the coordinator at `address` (`host:port`
+    /// or a URL). Parquet tables registered in it are opened by path in every process, so the
+    /// paths must be visible to all of them. Use [`Sabot::builder`] with
+    /// [`SabotBuilder::coordinator`] and [`SabotBuilder::security`] for a token or TLS.
+    pub fn distributed(address: impl Into<String>) -> Result<Sabot> {
+        Sabot::builder().coordinator(address).build()
     }
 
     /// A builder for a session with chosen settings.
@@ -271,6 +308,20 @@ impl Sabot {
     /// Registers a Parquet file, or a directory of Parquet files, as table `name`.
     pub fn register_parquet(&self, name: &str, path: impl AsRef<Path>) -> Result<()> {
         let path = existing_path(path.as_ref())?;
+        if let Some(cluster) = &self.inner.cluster {
+            let absolute = path
+                .canonicalize()
+                .map_err(|error| SabotError::io(&path, error))?;
+            let mut tables = cluster
+                .tables
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            tables.retain(|table| table.name != name);
+            tables.push(TableSource {
+                name: name.to_string(),
+                path: absolute.display().to_string(),
+            });
+        }
         let context = self.inner.context.clone();
         let (table, location, extension) = table_location(name, &path, ".parquet");
         let registered = self.inner.block_on(async move {
@@ -291,6 +342,7 @@ impl Sabot {
         options: CsvOptions,
     ) -> Result<()> {
         let path = existing_path(path.as_ref())?;
+        self.local_only("CSV tables")?;
         let context = self.inner.context.clone();
         let (table, location, extension) = table_location(name, &path, ".csv");
         let registered = self.inner.block_on(async move {
@@ -316,10 +368,25 @@ impl Sabot {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     ) -> Result<()> {
+        self.local_only("in-memory tables")?;
         let partitions = spread(batches, self.inner.settings.threads);
         let table = MemTable::try_new(schema, partitions)?;
         self.inner.context.register_table(name, Arc::new(table))?;
         Ok(())
+    }
+
+    /// Refuses what a distributed session cannot ship to its workers.
+    fn local_only(&self, what: &str) -> Result<()> {
+        match &self.inner.cluster {
+            Some(cluster) => Err(SabotError::NotSupported {
+                message: format!(
+                    "{what} in a distributed session (coordinator {}): register Parquet files \
+                     that every worker can open",
+                    cluster.coordinator
+                ),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Names of the tables registered in this session, sorted.
@@ -337,14 +404,14 @@ impl Sabot {
     pub fn sql(&self, text: &str) -> Result<DataFrame> {
         let context = self.inner.context.clone();
         let text = text.to_string();
+        let text_for_cluster = text.clone();
         let frame = self
             .inner
             .block_on(async move { context.sql(&text).await.map_err(SabotError::from) })?;
-        Ok(DataFrame::new(
-            frame,
-            Arc::clone(&self.inner),
-            self.inner.settings.engine,
-        ))
+        Ok(
+            DataFrame::new(frame, Arc::clone(&self.inner), self.inner.settings.engine)
+                .with_sql(text_for_cluster),
+        )
     }
 
     /// A DataFrame over a registered table.
@@ -359,6 +426,15 @@ impl Sabot {
             Arc::clone(&self.inner),
             self.inner.settings.engine,
         ))
+    }
+
+    /// Runs a physical plan on the session's workers (a distributed task's share of a query).
+    pub(crate) fn run_physical(&self, root: &Arc<PhysicalNode>) -> Result<Vec<RecordBatch>> {
+        let budget = Arc::new(MemoryBudget::new(self.inner.settings.memory_limit_bytes));
+        Ok(self
+            .inner
+            .executor
+            .run(root, &budget, &CancelHandle::new())?)
     }
 
     /// Tasks queued or running on the session's workers (0 when no query runs).

@@ -140,6 +140,11 @@ impl AggregateSpec {
     }
 
     /// The input columns the groups are keyed by, when every group expression is a column.
+    /// The GROUP BY expressions, over the input's columns.
+    pub fn group_exprs(&self) -> &[Arc<dyn PhysicalExpr>] {
+        &self.group_exprs
+    }
+
     pub(crate) fn group_columns(&self) -> Option<Vec<usize>> {
         self.group_exprs
             .iter()

@@ -101,6 +101,48 @@ impl PhysicalNode {
         }
     }
 
+    /// This operator over `inputs` in place of its own (in the order of
+    /// [`PhysicalNode::inputs`]), with fresh metrics; a leaf is returned as it is.
+    pub fn with_inputs(self: &Arc<Self>, mut inputs: Vec<Arc<PhysicalNode>>) -> Arc<PhysicalNode> {
+        let mut next = || inputs.remove(0);
+        let kind = match &self.kind {
+            NodeKind::ParquetScan(_) | NodeKind::Batches(_) | NodeKind::Fallback(_) => {
+                return Arc::clone(self);
+            }
+            NodeKind::Filter { predicate, .. } => NodeKind::Filter {
+                input: next(),
+                predicate: Arc::clone(predicate),
+            },
+            NodeKind::Projection { exprs, .. } => NodeKind::Projection {
+                input: next(),
+                exprs: exprs.clone(),
+            },
+            NodeKind::Aggregate { spec, .. } => NodeKind::Aggregate {
+                input: next(),
+                spec: Arc::clone(spec),
+            },
+            NodeKind::Sort { keys, fetch, .. } => NodeKind::Sort {
+                input: next(),
+                keys: keys.clone(),
+                fetch: *fetch,
+            },
+            NodeKind::HashJoin { spec, .. } => NodeKind::HashJoin {
+                probe: next(),
+                build: next(),
+                spec: Arc::clone(spec),
+            },
+            NodeKind::Limit { skip, fetch, .. } => NodeKind::Limit {
+                input: next(),
+                skip: *skip,
+                fetch: *fetch,
+            },
+            NodeKind::Union { .. } => NodeKind::Union {
+                inputs: std::mem::take(&mut inputs),
+            },
+        };
+        Arc::new(PhysicalNode::new(kind, Arc::clone(&self.schema)))
+    }
+
     /// A rough count of the rows this node produces, from file metadata, sampled distinct
     /// counts and selectivities by predicate shape (`selectivity`); `None` where nothing is
     /// known (a fallback subtree). An equi-join pairs each key value's rows on both sides over
@@ -343,11 +385,25 @@ impl PhysicalNode {
     /// also its measurements (`rows` beside `est_rows`).
     pub fn display(&self, metrics: bool) -> String {
         let mut text = String::new();
-        self.write_tree(&mut text, 0, metrics);
+        self.write_tree(&mut text, 0, metrics, &|_| None);
         text
     }
 
-    fn write_tree(&self, text: &mut String, depth: usize, metrics: bool) {
+    /// The plan as [`PhysicalNode::display`] writes it without metrics, except that an input
+    /// for which `cut` gives a label is written as that one line, without its subtree.
+    pub fn display_with_cuts(&self, cut: &dyn Fn(&PhysicalNode) -> Option<String>) -> String {
+        let mut text = String::new();
+        self.write_tree(&mut text, 0, false, cut);
+        text
+    }
+
+    fn write_tree(
+        &self,
+        text: &mut String,
+        depth: usize,
+        metrics: bool,
+        cut: &dyn Fn(&PhysicalNode) -> Option<String>,
+    ) {
         let indent = "  ".repeat(depth);
         let _ = write!(text, "{indent}{}", self.describe());
         match self.estimated_rows() {
@@ -366,7 +422,12 @@ impl PhysicalNode {
             }
         }
         for input in self.inputs() {
-            input.write_tree(text, depth + 1, metrics);
+            match cut(input) {
+                Some(label) => {
+                    let _ = writeln!(text, "{indent}  {label}");
+                }
+                None => input.write_tree(text, depth + 1, metrics, cut),
+            }
         }
     }
 

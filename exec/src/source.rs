@@ -43,7 +43,7 @@ pub struct ParquetScan {
     bytes_read: AtomicU64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ScannedFile {
     path: PathBuf,
     metadata: ArrowReaderMetadata,
@@ -168,6 +168,39 @@ impl ParquetScan {
                     None => (low, high),
                 }))
             })?
+    }
+
+    /// The share `index` of `count` of this scan: every `count`-th of its row groups (across
+    /// all its files), starting at the `index`-th. The `count` shares together read each row
+    /// group once.
+    pub fn partition(&self, index: usize, count: usize) -> ParquetScan {
+        let mut position = 0;
+        let files = self
+            .files
+            .iter()
+            .map(|file| {
+                let row_groups = file
+                    .row_groups
+                    .iter()
+                    .filter(|_| {
+                        let mine = position % count.max(1) == index;
+                        position += 1;
+                        mine
+                    })
+                    .copied()
+                    .collect();
+                ScannedFile {
+                    row_groups,
+                    ..file.clone()
+                }
+            })
+            .collect();
+        ParquetScan {
+            files,
+            projection: self.projection.clone(),
+            schema: Arc::clone(&self.schema),
+            bytes_read: AtomicU64::new(0),
+        }
     }
 
     /// Compressed bytes of the column chunks read so far.

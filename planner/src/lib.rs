@@ -10,11 +10,13 @@ mod error;
 mod join_order;
 mod join_region;
 mod physical;
+mod stages;
 mod stream;
 mod subquery;
 mod window_functions;
 
 pub use error::{PlanError, Result};
 pub use physical::PhysicalPlanner;
+pub use stages::{Exchange, Stage, StagePlan};
 pub use stream::{StreamPlan, aggregate_call, plan_stream, reads_stream};
 pub use window_functions::{WindowFunctionKind, window_functions};

@@ -1,21 +1,28 @@
 //! A connection to another process's endpoint: control messages as Flight actions and batch
 //! streams through `do_get`, every request carrying the cluster's token.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, FlightClient};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::Code;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{Result, ShuffleError};
 use crate::messages::Ticket;
 use crate::security::Security;
+
+/// The largest message accepted: batches are sent in messages of about 2 MiB, but one row
+/// group of wide strings can be larger.
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,33 +33,65 @@ pub struct Peer {
     client: FlightClient,
 }
 
+/// Connections to the endpoints a process talks to, opened once per address and shared.
+#[derive(Default)]
+pub struct Peers {
+    security: Security,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    /// Connections made with `security`.
+    pub fn new(security: Security) -> Peers {
+        Peers {
+            security,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A client of `address`, over its open connection if there is one.
+    pub async fn get(&self, address: &str) -> Result<Peer> {
+        let open = self
+            .channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(address)
+            .cloned();
+        let channel = match open {
+            Some(channel) => channel,
+            None => {
+                let channel = connect(address, &self.security).await?;
+                self.channels
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(address.to_string(), channel.clone());
+                channel
+            }
+        };
+        Peer::over(address, channel, &self.security)
+    }
+
+    /// Closes the connection to `address` (a peer that died).
+    pub fn forget(&self, address: &str) {
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(address);
+    }
+}
+
 impl Peer {
     /// Connects to `address` (`host:port`, or a URL with `http://` or `https://`).
     pub async fn connect(address: &str, security: &Security) -> Result<Peer> {
-        let url = if address.contains("://") {
-            address.to_string()
-        } else if security.tls.is_some() {
-            format!("https://{address}")
-        } else {
-            format!("http://{address}")
-        };
-        let mut endpoint = Endpoint::from_shared(url.clone())
-            .map_err(|error| ShuffleError::Invalid(format!("bad address {address}: {error}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
-        if let Some(tls) = security.client_tls()? {
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|error| ShuffleError::Invalid(format!("bad TLS for {url}: {error}")))?;
-        }
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|error| ShuffleError::Unreachable {
-                address: address.to_string(),
-                message: source_chain(&error),
-            })?;
-        let mut client = FlightClient::new(channel);
+        let channel = connect(address, security).await?;
+        Peer::over(address, channel, security)
+    }
+
+    fn over(address: &str, channel: Channel, security: &Security) -> Result<Peer> {
+        let inner = FlightServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = FlightClient::new_from_inner(inner);
         if let Some(bearer) = security.bearer() {
             client
                 .add_header("authorization", &bearer)
@@ -63,7 +102,6 @@ impl Peer {
             client,
         })
     }
-
     /// The address this peer was reached at.
     pub fn address(&self) -> &str {
         &self.address
@@ -120,11 +158,42 @@ impl Peer {
     }
 }
 
+/// Opens a connection to `address`.
+async fn connect(address: &str, security: &Security) -> Result<Channel> {
+    let url = if address.contains("://") {
+        address.to_string()
+    } else if security.tls.is_some() {
+        format!("https://{address}")
+    } else {
+        format!("http://{address}")
+    };
+    let mut endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|error| ShuffleError::Invalid(format!("bad address {address}: {error}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    if let Some(tls) = security.client_tls()? {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|error| ShuffleError::Invalid(format!("bad TLS for {url}: {error}")))?;
+    }
+    endpoint
+        .connect()
+        .await
+        .map_err(|error| ShuffleError::Unreachable {
+            address: address.to_string(),
+            message: source_chain(&error),
+        })
+}
+
 fn flight_error(address: &str, error: FlightError) -> ShuffleError {
     let address = address.to_string();
     match error {
         FlightError::Tonic(status) => match status.code() {
             Code::Unauthenticated => ShuffleError::Unauthenticated {
+                address,
+                message: status.message().to_string(),
+            },
+            Code::NotFound => ShuffleError::NotFound {
                 address,
                 message: status.message().to_string(),
             },

@@ -13,6 +13,10 @@ pub enum ShuffleError {
     /// The peer refused the request: a missing or wrong token.
     #[error("{address} refused the request: {message}")]
     Unauthenticated { address: String, message: String },
+    /// The peer does not have what was asked for (a shuffle output it never had or lost when
+    /// it restarted).
+    #[error("{address} does not have it: {message}")]
+    NotFound { address: String, message: String },
     /// The peer answered with an error.
     #[error("{address}: {message}")]
     Remote { address: String, message: String },
@@ -56,5 +60,16 @@ impl ShuffleError {
     /// rather than that it refused or failed the request.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ShuffleError::Unreachable { .. })
+    }
+
+    /// Whether what was asked for is gone with its process: the peer is unreachable, or it
+    /// no longer holds the output (it restarted).
+    pub fn is_lost(&self) -> bool {
+        matches!(
+            self,
+            ShuffleError::Unreachable { .. }
+                | ShuffleError::NotFound { .. }
+                | ShuffleError::MissingOutput { .. }
+        )
     }
 }

@@ -12,13 +12,17 @@ mod partition;
 mod security;
 mod store;
 
-pub use client::Peer;
+pub use client::{Peer, Peers};
 pub use endpoint::{Handler, ResultStream, serve};
 pub use error::{Result, ShuffleError};
 pub use messages::{
     ClusterStatus, QueryRequest, QueryStatus, TableSource, TaskFailure, TaskInput, TaskReport,
     TaskSpec, Ticket, WorkerRegistration, WorkerStatus,
 };
-pub use partition::HashPartitioner;
+pub use partition::{HashPartitioner, compact_views};
 pub use security::{Security, TlsFiles};
 pub use store::OutputStore;
+
+/// For implementing [`Handler`] without naming the transport crates.
+pub use bytes::Bytes;
+pub use tonic::async_trait;

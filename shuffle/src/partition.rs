@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, UInt32Array};
 use arrow::compute::take_record_batch;
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::hash_utils::{QualityRandomState, create_hashes};
 use datafusion::physical_plan::PhysicalExpr;
@@ -51,10 +52,35 @@ impl HashPartitioner {
                     return Ok(None);
                 }
                 let indices = UInt32Array::from(indices);
-                Ok(Some(take_record_batch(batch, &indices)?))
+                Ok(Some(compact_views(take_record_batch(batch, &indices)?)?))
             })
             .collect()
     }
+}
+
+/// `batch` with its string and binary view columns holding only the bytes their rows use:
+/// taken or sliced rows keep pointing into the whole input's buffers, which Arrow IPC would
+/// otherwise send in full with every partition.
+pub fn compact_views(batch: RecordBatch) -> Result<RecordBatch> {
+    let needs_compacting = batch.columns().iter().any(|column| {
+        matches!(
+            column.data_type(),
+            DataType::Utf8View | DataType::BinaryView
+        )
+    });
+    if !needs_compacting {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(column),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 /// The bucket of a hash: its high bits scaled to the bucket count (the low bits pick hash

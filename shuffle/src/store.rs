@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::datatypes::SchemaRef;
@@ -24,6 +25,8 @@ pub struct OutputStore {
     spill_dir: PathBuf,
     memory_budget: usize,
     state: Mutex<StoreState>,
+    /// Numbers spill directories, so a task's retry never writes where its earlier output is.
+    spills: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -53,6 +56,7 @@ impl OutputStore {
             spill_dir: spill_dir.into(),
             memory_budget,
             state: Mutex::new(StoreState::default()),
+            spills: AtomicU64::new(0),
         }
     }
 
@@ -86,7 +90,10 @@ impl OutputStore {
         let output = if fits {
             TaskOutput::Memory { buckets, bytes }
         } else {
-            let directory = self.spill_dir.join(format!("q{query}-s{stage}-t{task}"));
+            let number = self.spills.fetch_add(1, Ordering::Relaxed);
+            let directory = self
+                .spill_dir
+                .join(format!("q{query}-s{stage}-t{task}-{number}"));
             TaskOutput::Spilled {
                 files: spill(&directory, schema, &buckets)?,
                 schema: Arc::clone(schema),
@@ -246,11 +253,11 @@ mod tests {
         assert_eq!(store.get((1, 0, 0), 0).unwrap().1, vec![small.clone()]);
         assert_eq!(store.get((1, 0, 1), 1).unwrap().1, vec![large, small]);
         assert!(store.get((1, 0, 1), 0).unwrap().1.is_empty());
-        assert!(dir.path().join("q1-s0-t1").join("1.arrow").exists());
+        assert!(dir.path().join("q1-s0-t1-0").join("1.arrow").exists());
 
         store.remove_query(1);
         assert_eq!(store.memory_bytes(), 0);
-        assert!(!dir.path().join("q1-s0-t1").exists());
+        assert!(!dir.path().join("q1-s0-t1-0").exists());
         assert!(matches!(
             store.get((1, 0, 0), 0),
             Err(ShuffleError::MissingOutput { .. })
