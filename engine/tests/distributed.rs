@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sabot::distributed::{Security, cluster_status};
+use sabot::distributed::{Security, TlsFiles, cluster_status};
 use sabot::tpch::answers::ReferenceAnswer;
 use sabot::tpch::generate;
 use sabot::{Result, Sabot};
@@ -45,7 +45,10 @@ struct Cluster {
     address: String,
     workers: Vec<Child>,
     log: PathBuf,
-    _dir: tempfile::TempDir,
+    /// The TLS flags every process gets, and the matching client settings.
+    tls_args: Vec<String>,
+    tls: Option<TlsFiles>,
+    dir: tempfile::TempDir,
 }
 
 /// Starts `command` and returns it with the address its first stdout line ends with
@@ -70,12 +73,52 @@ fn start_serving(mut command: Command) -> (Child, String) {
 
 impl Cluster {
     fn start(workers: usize) -> Cluster {
+        Cluster::start_with(workers, tempfile::tempdir().unwrap(), None)
+    }
+
+    /// A cluster whose processes serve TLS with certificates signed by a new authority.
+    fn start_with_tls(workers: usize) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        let certificate = params.signed_by(&key, &ca).unwrap();
+        let tls = TlsFiles {
+            certificate: write("node.pem", certificate.pem()),
+            key: write("node.key", key.serialize_pem()),
+            ca_certificate: write("ca.pem", ca.pem()),
+        };
+        Cluster::start_with(workers, dir, Some(tls))
+    }
+
+    fn start_with(workers: usize, dir: tempfile::TempDir, tls: Option<TlsFiles>) -> Cluster {
         let log = dir.path().join("coordinator.log");
+        let tls_args: Vec<String> = match &tls {
+            Some(tls) => [
+                ("--tls-cert", &tls.certificate),
+                ("--tls-key", &tls.key),
+                ("--tls-ca", &tls.ca_certificate),
+            ]
+            .into_iter()
+            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+            .collect(),
+            None => Vec::new(),
+        };
         let mut command = Command::new(env!("CARGO_BIN_EXE_sabot"));
         command
             .args(["coordinator", "--listen", "127.0.0.1:0", "--token", TOKEN])
             .args(["--heartbeat-timeout-ms", "1500"])
+            .args(&tls_args)
             .stderr(std::fs::File::create(&log).unwrap());
         let (coordinator, address) = start_serving(command);
         let mut cluster = Cluster {
@@ -83,7 +126,9 @@ impl Cluster {
             address,
             workers: Vec::new(),
             log,
-            _dir: dir,
+            tls_args,
+            tls,
+            dir,
         };
         for _ in 0..workers {
             let worker = cluster.start_worker(Some(TOKEN));
@@ -98,7 +143,8 @@ impl Cluster {
         command
             .args(["--threads", "1", "worker", "--coordinator", &self.address])
             .args(["--slots", "2", "--heartbeat-interval-ms", "200"])
-            .args(["--spill-dir", self._dir.path().to_str().unwrap()])
+            .args(["--spill-dir", self.dir.path().to_str().unwrap()])
+            .args(&self.tls_args)
             .env_remove("SABOT_TOKEN")
             .stderr(Stdio::piped());
         if let Some(token) = token {
@@ -116,11 +162,19 @@ impl Cluster {
         Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 
+    /// The client settings of this cluster: its token, and its TLS files if it has any.
+    fn security(&self) -> Security {
+        Security {
+            token: Some(TOKEN.to_string()),
+            tls: self.tls.clone(),
+        }
+    }
+
     fn session(&self) -> Sabot {
         let sabot = Sabot::builder()
             .threads(1)
             .coordinator(&self.address)
-            .security(security(Some(TOKEN)))
+            .security(self.security())
             .build()
             .unwrap();
         sabot::tpch::register(&sabot, tpch_dir()).unwrap();
@@ -135,7 +189,7 @@ impl Cluster {
     fn wait_for_progress(&self) {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
-            let status = cluster_status(&self.address, &security(Some(TOKEN))).unwrap();
+            let status = cluster_status(&self.address, &self.security()).unwrap();
             if status.queries.iter().any(|query| query.tasks_done > 0) {
                 return;
             }
@@ -181,7 +235,11 @@ fn every_tpch_query_gives_the_reference_answer_on_three_workers() {
     let text = sabot::arrow::util::pretty::pretty_format_batches(&explained)
         .unwrap()
         .to_string();
-    for expected in ["Stage 0 (6 tasks)", "hash-partitioned on", "ExchangeRead: stage"] {
+    for expected in [
+        "Stage 0 (6 tasks)",
+        "hash-partitioned on",
+        "ExchangeRead: stage",
+    ] {
         assert!(text.contains(expected), "{expected} missing from {text}");
     }
     let log = cluster.log();
@@ -240,5 +298,31 @@ fn a_query_fails_with_a_clear_error_when_every_worker_is_killed() {
     let error = running.join().unwrap().unwrap_err().to_string();
     assert!(error.contains("every worker was lost"), "{error}");
     let status = cluster_status(&cluster.address, &security(Some(TOKEN))).unwrap();
-    assert!(status.workers.iter().all(|worker| !worker.alive), "{status:?}");
+    assert!(
+        status.workers.iter().all(|worker| !worker.alive),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn a_cluster_over_tls_answers_and_refuses_plain_connections() {
+    let cluster = Cluster::start_with_tls(2);
+    let sabot = cluster.session();
+    for query in [6, 12] {
+        check_answer(query, &sabot).unwrap_or_else(|error| panic!("Q{query}: {error}"));
+    }
+    let status = cluster_status(&cluster.address, &cluster.security()).unwrap();
+    assert_eq!(status.workers.len(), 2, "{status:?}");
+
+    let plain = cluster_status(&cluster.address, &security(Some(TOKEN))).unwrap_err();
+    assert!(plain.to_string().contains(&cluster.address), "{plain}");
+    let untrusting = Security {
+        token: Some(TOKEN.to_string()),
+        tls: Some(TlsFiles {
+            ca_certificate: cluster.tls.as_ref().unwrap().certificate.clone(),
+            ..cluster.tls.clone().unwrap()
+        }),
+    };
+    let refused = cluster_status(&cluster.address, &untrusting).unwrap_err();
+    assert!(refused.to_string().contains(&cluster.address), "{refused}");
 }
