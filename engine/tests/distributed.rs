@@ -3,13 +3,11 @@
 //! token, finish a query whose worker is killed while it runs, and fail cleanly when every
 //! worker is killed.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sabot::distributed::{Security, TlsFiles, cluster_status};
+use sabot::distributed::{LocalCluster, LocalClusterConfig, Security, TlsFiles, cluster_status};
 use sabot::tpch::answers::ReferenceAnswer;
 use sabot::tpch::generate;
 use sabot::{Result, Sabot};
@@ -39,36 +37,12 @@ fn security(token: Option<&str>) -> Security {
     }
 }
 
-/// A coordinator and its workers, killed when dropped.
+/// A local cluster with the test's token, and the TLS files it was given.
 struct Cluster {
-    coordinator: Child,
+    inner: LocalCluster,
     address: String,
-    workers: Vec<Child>,
-    log: PathBuf,
-    /// The TLS flags every process gets, and the matching client settings.
-    tls_args: Vec<String>,
     tls: Option<TlsFiles>,
-    dir: tempfile::TempDir,
-}
-
-/// Starts `command` and returns it with the address its first stdout line ends with
-/// ("… serving on <ADDR>[ …]").
-fn start_serving(mut command: Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start a sabot process");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .split("serving on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, address)
+    _dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -102,64 +76,37 @@ impl Cluster {
     }
 
     fn start_with(workers: usize, dir: tempfile::TempDir, tls: Option<TlsFiles>) -> Cluster {
-        let log = dir.path().join("coordinator.log");
-        let tls_args: Vec<String> = match &tls {
-            Some(tls) => [
+        let mut common_args = vec!["--token".to_string(), TOKEN.to_string()];
+        if let Some(tls) = &tls {
+            for (flag, path) in [
                 ("--tls-cert", &tls.certificate),
                 ("--tls-key", &tls.key),
                 ("--tls-ca", &tls.ca_certificate),
+            ] {
+                common_args.extend([flag.to_string(), path.display().to_string()]);
+            }
+        }
+        let strings = |args: &[&str]| args.iter().map(|arg| arg.to_string()).collect();
+        let inner = LocalCluster::start(LocalClusterConfig {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_sabot")),
+            workers,
+            common_args,
+            coordinator_args: strings(&["--heartbeat-timeout-ms", "1500"]),
+            worker_args: [
+                strings(&["--slots", "2", "--heartbeat-interval-ms", "200"]),
+                vec!["--spill-dir".to_string(), dir.path().display().to_string()],
             ]
-            .into_iter()
-            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
-            .collect(),
-            None => Vec::new(),
-        };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sabot"));
-        command
-            .args(["coordinator", "--listen", "127.0.0.1:0", "--token", TOKEN])
-            .args(["--heartbeat-timeout-ms", "1500"])
-            .args(&tls_args)
-            .stderr(std::fs::File::create(&log).unwrap());
-        let (coordinator, address) = start_serving(command);
-        let mut cluster = Cluster {
-            coordinator,
-            address,
-            workers: Vec::new(),
-            log,
-            tls_args,
+            .concat(),
+            worker_global_args: strings(&["--threads", "1"]),
+            log: dir.path().join("coordinator.log"),
+        })
+        .expect("start the cluster");
+        Cluster {
+            address: inner.address().to_string(),
+            inner,
             tls,
-            dir,
-        };
-        for _ in 0..workers {
-            let worker = cluster.start_worker(Some(TOKEN));
-            cluster.workers.push(worker.expect("a worker registers"));
+            _dir: dir,
         }
-        cluster
-    }
-
-    /// A worker process, once it has registered; or the error it exited with.
-    fn start_worker(&self, token: Option<&str>) -> std::result::Result<Child, String> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sabot"));
-        command
-            .args(["--threads", "1", "worker", "--coordinator", &self.address])
-            .args(["--slots", "2", "--heartbeat-interval-ms", "200"])
-            .args(["--spill-dir", self.dir.path().to_str().unwrap()])
-            .args(&self.tls_args)
-            .env_remove("SABOT_TOKEN")
-            .stderr(Stdio::piped());
-        if let Some(token) = token {
-            command.args(["--token", token]);
-        }
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if line.contains("serving on") {
-            return Ok(child);
-        }
-        let output = child.wait_with_output().unwrap();
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 
     /// The client settings of this cluster: its token, and its TLS files if it has any.
@@ -182,7 +129,7 @@ impl Cluster {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.inner.log()
     }
 
     /// Waits until the coordinator reports a running query with at least one task done.
@@ -196,15 +143,6 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(5));
         }
         panic!("the query made no progress in 60 s");
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.workers.iter_mut().chain([&mut self.coordinator]) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -262,7 +200,10 @@ fn requests_without_the_cluster_token_are_refused() {
         let error = client.sql("SELECT 1").unwrap().collect().unwrap_err();
         assert!(error.to_string().contains("refused"), "{error}");
 
-        let worker_error = cluster.start_worker(token).unwrap_err();
+        let args: Vec<String> = token
+            .map(|token| vec!["--token".to_string(), token.to_string()])
+            .unwrap_or_default();
+        let worker_error = cluster.inner.spawn_worker(&args).unwrap_err().to_string();
         assert!(worker_error.contains("refused"), "{worker_error}");
     }
     let status = cluster_status(&cluster.address, &security(Some(TOKEN))).unwrap();
@@ -276,7 +217,7 @@ fn a_query_finishes_with_the_right_answer_when_a_worker_is_killed_while_it_runs(
     let sabot = cluster.session();
     let running = std::thread::spawn(move || check_answer(9, &sabot));
     cluster.wait_for_progress();
-    cluster.workers[0].kill().unwrap();
+    cluster.inner.kill_worker(0).unwrap();
     running
         .join()
         .unwrap()
@@ -292,8 +233,8 @@ fn a_query_fails_with_a_clear_error_when_every_worker_is_killed() {
     let sabot = cluster.session();
     let running = std::thread::spawn(move || check_answer(18, &sabot));
     cluster.wait_for_progress();
-    for worker in &mut cluster.workers {
-        worker.kill().unwrap();
+    for worker in 0..2 {
+        cluster.inner.kill_worker(worker).unwrap();
     }
     let error = running.join().unwrap().unwrap_err().to_string();
     assert!(error.contains("every worker was lost"), "{error}");

@@ -16,8 +16,8 @@ pub use client::{Peer, Peers};
 pub use endpoint::{Handler, ResultStream, serve};
 pub use error::{Result, ShuffleError};
 pub use messages::{
-    ClusterStatus, QueryRequest, QueryStatus, TableSource, TaskFailure, TaskInput, TaskReport,
-    TaskSpec, Ticket, WorkerRegistration, WorkerStatus,
+    ClusterStatus, QueryRequest, QueryStatus, QuerySummary, TableSource, TaskFailure, TaskInput,
+    TaskReport, TaskSpec, Ticket, WorkerRegistration, WorkerStatus,
 };
 pub use partition::{HashPartitioner, compact_views};
 pub use security::{Security, TlsFiles};

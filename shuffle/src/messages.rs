@@ -104,9 +104,25 @@ pub struct QueryStatus {
     pub retries: usize,
 }
 
+/// A query that finished, and what it moved between processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuerySummary {
+    pub id: u64,
+    pub sql: String,
+    pub millis: u64,
+    pub stages: usize,
+    /// Bytes (Arrow in memory) the stages wrote for the stages that read them.
+    pub shuffle_bytes_written: u64,
+    /// Bytes tasks read from other tasks' outputs (a broadcast counts once per reader).
+    pub shuffle_bytes_read: u64,
+    pub retries: usize,
+}
+
 /// The coordinator's answer to a status request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterStatus {
     pub workers: Vec<WorkerStatus>,
     pub queries: Vec<QueryStatus>,
+    /// The most recent finished queries, oldest first.
+    pub finished: Vec<QuerySummary>,
 }

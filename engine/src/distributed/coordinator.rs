@@ -8,7 +8,7 @@
 //! run those tasks again before their readers retry. A task that fails otherwise is retried
 //! up to the configured number of attempts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,9 +20,9 @@ use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use sabot_planner::{Exchange, StagePlan};
 use sabot_shuffle::{
-    Bytes, ClusterStatus, Handler, Peers, QueryRequest, QueryStatus, ResultStream, Security,
-    ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, Ticket, WorkerRegistration,
-    WorkerStatus,
+    Bytes, ClusterStatus, Handler, Peers, QueryRequest, QueryStatus, QuerySummary, ResultStream,
+    Security, ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, Ticket,
+    WorkerRegistration, WorkerStatus,
 };
 use tokio::sync::Notify;
 
@@ -70,6 +70,7 @@ async fn serve_coordinator(options: CoordinatorOptions) -> Result<()> {
         slot_freed: Notify::new(),
         next_query: AtomicU64::new(1),
         queries: Mutex::new(HashMap::new()),
+        finished: Mutex::new(VecDeque::new()),
     });
     tokio::spawn(watch_heartbeats(Arc::clone(&coordinator)));
     println!("sabot coordinator: serving on {bound}");
@@ -114,7 +115,11 @@ struct CoordinatorService {
     slot_freed: Notify,
     next_query: AtomicU64,
     queries: Mutex<HashMap<u64, QueryStatus>>,
+    finished: Mutex<VecDeque<QuerySummary>>,
 }
+
+/// Finished queries the status keeps.
+const FINISHED_KEPT: usize = 100;
 
 /// How one attempt at a task ended, other than with its report.
 enum Attempt {
@@ -361,10 +366,42 @@ impl CoordinatorService {
             "sabot coordinator: query {query}: {} stages over {partitions} partitions",
             stages.stages.len()
         );
+        let started = Instant::now();
         let result = self.run_stages(query, &request, stages).await;
-        self.queries().remove(&query);
+        let status = self.queries().remove(&query);
         self.release_query(query).await;
-        let batches = result?;
+        let (batches, progress) = result?;
+        let summary = QuerySummary {
+            id: query,
+            sql: request.sql,
+            millis: started.elapsed().as_millis() as u64,
+            stages: stages.stages.len(),
+            shuffle_bytes_written: progress.reports[..stages.stages.len() - 1]
+                .iter()
+                .flatten()
+                .map(|report| report.bucket_bytes.iter().sum::<u64>())
+                .sum(),
+            shuffle_bytes_read: progress
+                .reports
+                .iter()
+                .flatten()
+                .map(|report| report.fetched_bytes)
+                .sum(),
+            retries: status.map_or(0, |status| status.retries),
+        };
+        eprintln!(
+            "sabot coordinator: query {query} done in {} ms, {} shuffle bytes written, {} read, \
+             {} retries",
+            summary.millis,
+            summary.shuffle_bytes_written,
+            summary.shuffle_bytes_read,
+            summary.retries
+        );
+        let mut finished = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
+        if finished.len() == FINISHED_KEPT {
+            finished.pop_front();
+        }
+        finished.push_back(summary);
         Ok((Arc::clone(&planned.schema), batches))
     }
 
@@ -377,7 +414,7 @@ impl CoordinatorService {
         query: u64,
         request: &QueryRequest,
         stages: &StagePlan,
-    ) -> Result<Vec<RecordBatch>> {
+    ) -> Result<(Vec<RecordBatch>, Progress)> {
         let fingerprint = stages.fingerprint();
         let mut progress = Progress {
             locations: stages
@@ -397,7 +434,7 @@ impl CoordinatorService {
             if progress.complete(result_stage) {
                 let locations = &progress.locations[result_stage];
                 match self.fetch_result(query, result_stage, locations).await {
-                    Ok(batches) => return Ok(batches),
+                    Ok(batches) => return Ok((batches, progress)),
                     Err((address, message)) => {
                         self.mark_lost(&address, &message);
                         progress.forget_worker(&address);
@@ -557,6 +594,13 @@ impl CoordinatorService {
                 })
                 .collect(),
             queries: running,
+            finished: self
+                .finished
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned()
+                .collect(),
         }
     }
 }

@@ -6,10 +6,12 @@
 
 mod client;
 mod coordinator;
+mod local;
 mod planning;
 mod worker;
 
 pub use client::{cluster_status, run_remote};
 pub use coordinator::{CoordinatorOptions, run_coordinator};
-pub use sabot_shuffle::{Security, TlsFiles};
+pub use local::{LocalCluster, LocalClusterConfig};
+pub use sabot_shuffle::{ClusterStatus, QuerySummary, Security, TlsFiles};
 pub use worker::{WorkerOptions, run_worker};
