@@ -17,6 +17,7 @@
 //! # Ok::<(), sabot::SabotError>(())
 //! ```
 
+pub mod cluster_bench;
 pub mod dataframe;
 pub mod distributed;
 pub mod error;

@@ -272,6 +272,34 @@ enum BenchCommand {
         #[arg(long)]
         report_estimates: bool,
     },
+    /// Run TPC-H queries on one process and on a coordinator with worker processes started on
+    /// this machine (the same threads in all), side by side, with the bytes each query
+    /// shuffled; then the Flight exchange's throughput on loopback beside a raw TCP copy of the
+    /// same Arrow IPC bytes (the lineitem table)
+    Cluster {
+        /// Scale factor, 0.01 to 100
+        #[arg(long, default_value_t = 1.0)]
+        sf: f64,
+        /// Queries to run, e.g. 1,3,5-9 [default: 1-22]
+        #[arg(long)]
+        queries: Option<QuerySelection>,
+        /// Timed runs per query and setup, after one warm-up run
+        #[arg(long, default_value_t = 3)]
+        iterations: usize,
+        /// Worker processes
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Task slots per worker
+        #[arg(long, default_value_t = 2)]
+        slots: usize,
+        /// Check each query's cluster result against DIR/q<N>.csv; the command fails if any
+        /// differs
+        #[arg(long, value_name = "DIR")]
+        answers: Option<PathBuf>,
+        /// Also write the results as JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Run key-value workloads on Sabot's store and on fjall: fill N random keys, read them in
     /// random order, read N missing keys, scan, N/100 synced writes, and fill 10·N keys
     /// (flushes and compactions). Stores live under the data directory and are removed after.
@@ -359,6 +387,26 @@ fn run(cli: Cli) -> Result<()> {
             keys,
             !no_large_fill,
             io_uring == "on",
+            json.as_deref(),
+        ),
+        Command::Bench(BenchCommand::Cluster {
+            sf,
+            queries,
+            iterations,
+            workers,
+            slots,
+            answers,
+            json,
+        }) => run_cluster_bench(
+            &cli.session,
+            ClusterBenchArgs {
+                sf,
+                queries: queries.unwrap_or_else(QuerySelection::all),
+                iterations,
+                workers,
+                slots,
+                answers,
+            },
             json.as_deref(),
         ),
         Command::Stream(args) => run_stream(&cli.session, args),
@@ -462,7 +510,7 @@ fn print_status(args: &StatusArgs) -> Result<()> {
             worker.last_heartbeat_ms
         );
     }
-    println!("queries:");
+    println!("running queries:");
     for query in &status.queries {
         println!(
             "  {} stages={} tasks={}/{} retries={} sql={}",
@@ -472,6 +520,18 @@ fn print_status(args: &StatusArgs) -> Result<()> {
             query.tasks_total,
             query.retries,
             query.sql.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }
+    println!("finished queries (latest last):");
+    for query in &status.finished {
+        println!(
+            "  {} {} ms stages={} shuffle_written={} B shuffle_read={} B retries={}",
+            query.id,
+            query.millis,
+            query.stages,
+            query.shuffle_bytes_written,
+            query.shuffle_bytes_read,
+            query.retries
         );
     }
     Ok(())
@@ -542,6 +602,65 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
     if report.any_answer_differs() {
         return Err(SabotError::Execution {
             message: "some results differ from their reference answers (listed above)".to_string(),
+        });
+    }
+    Ok(())
+}
+
+struct ClusterBenchArgs {
+    sf: f64,
+    queries: QuerySelection,
+    iterations: usize,
+    workers: usize,
+    slots: usize,
+    answers: Option<PathBuf>,
+}
+
+fn run_cluster_bench(
+    session_args: &SessionArgs,
+    args: ClusterBenchArgs,
+    json: Option<&Path>,
+) -> Result<()> {
+    generate::validate_scale_factor(args.sf)?;
+    let sabot = session(session_args, Engine::default())?;
+    let settings = sabot.settings().clone();
+    let data = sabot::tpch::cache_dir(&settings.data_dir, args.sf);
+    if !generate::is_complete(&data) {
+        generate_with_progress(args.sf, &data, settings.threads)?;
+    }
+    drop(sabot);
+    let program = std::env::current_exe().map_err(|error| SabotError::Io {
+        path: PathBuf::from("sabot"),
+        source: error,
+    })?;
+    let config = sabot::cluster_bench::ClusterBenchConfig {
+        scale_factor: args.sf,
+        data: data.canonicalize().map_err(|error| SabotError::Io {
+            path: data.clone(),
+            source: error,
+        })?,
+        queries: args.queries,
+        iterations: args.iterations,
+        workers: args.workers,
+        slots: args.slots,
+        threads: settings.threads,
+        program,
+        answers: args.answers,
+        work_dir: settings.data_dir.join("cluster-bench"),
+    };
+    let report = sabot::cluster_bench::run(&config, |timing| {
+        eprintln!(
+            "Q{:<2} single {:.3} s, cluster {:.3} s, shuffled {} bytes",
+            timing.query, timing.single_process_s, timing.cluster_s, timing.shuffle_bytes_written
+        );
+    })?;
+    println!("{}", report.to_table());
+    if let Some(path) = json {
+        write_json(path, &report)?;
+    }
+    if report.any_answer_differs() {
+        return Err(SabotError::Execution {
+            message: "some cluster results differ from their reference answers".to_string(),
         });
     }
     Ok(())

@@ -69,8 +69,6 @@ pub struct TaskReport {
     pub rows: u64,
     /// Bytes (Arrow in memory) per output partition.
     pub bucket_bytes: Vec<u64>,
-    /// Bytes fetched from other tasks' outputs.
-    pub fetched_bytes: u64,
 }
 
 /// Why a task failed.
@@ -113,7 +111,8 @@ pub struct QuerySummary {
     pub stages: usize,
     /// Bytes (Arrow in memory) the stages wrote for the stages that read them.
     pub shuffle_bytes_written: u64,
-    /// Bytes tasks read from other tasks' outputs (a broadcast counts once per reader).
+    /// Bytes tasks read from other tasks' outputs (a broadcast counts once per reading task,
+    /// though each worker fetches it once for all its tasks).
     pub shuffle_bytes_read: u64,
     pub retries: usize,
 }

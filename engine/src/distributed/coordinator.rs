@@ -381,12 +381,7 @@ impl CoordinatorService {
                 .flatten()
                 .map(|report| report.bucket_bytes.iter().sum::<u64>())
                 .sum(),
-            shuffle_bytes_read: progress
-                .reports
-                .iter()
-                .flatten()
-                .map(|report| report.fetched_bytes)
-                .sum(),
+            shuffle_bytes_read: bytes_read(stages, &progress),
             retries: status.map_or(0, |status| status.retries),
         };
         eprintln!(
@@ -605,6 +600,34 @@ impl CoordinatorService {
     }
 }
 
+/// The bucket of its input stage `input` that task `task` reads: its own partition of a hash
+/// exchange, the one bucket of a broadcast, and of a gather only the first task reads it.
+fn bucket_read(stages: &StagePlan, input: usize, task: usize) -> Option<usize> {
+    match stages.stages[input].output {
+        Exchange::Hash(_) => Some(task),
+        Exchange::Gather if task != 0 => None,
+        _ => Some(0),
+    }
+}
+
+/// Bytes the tasks of every stage read from their input stages' outputs.
+fn bytes_read(stages: &StagePlan, progress: &Progress) -> u64 {
+    let mut total = 0;
+    for stage in &stages.stages {
+        for task in 0..stage.tasks {
+            for &input in &stage.inputs {
+                if let Some(bucket) = bucket_read(stages, input, task) {
+                    total += progress.reports[input]
+                        .iter()
+                        .map(|report| report.bucket_bytes.get(bucket).copied().unwrap_or(0))
+                        .sum::<u64>();
+                }
+            }
+        }
+    }
+    total
+}
+
 /// The worker holding most of the bytes task `task` of stage `stage` will read; `None` when
 /// its inputs are spread evenly or it reads none.
 fn preferred_worker(
@@ -615,15 +638,13 @@ fn preferred_worker(
 ) -> Option<String> {
     let mut held: HashMap<&str, u64> = HashMap::new();
     for &input in &stages.stages[stage].inputs {
+        let Some(bucket) = bucket_read(stages, input, task) else {
+            continue;
+        };
         for (location, report) in progress.locations[input]
             .iter()
             .zip(&progress.reports[input])
         {
-            let bucket = match stages.stages[input].output {
-                Exchange::Hash(_) => task,
-                Exchange::Gather if task != 0 => continue,
-                _ => 0,
-            };
             if let Some(address) = location {
                 *held.entry(address.as_str()).or_default() +=
                     report.bucket_bytes.get(bucket).copied().unwrap_or(0);

@@ -14,7 +14,8 @@ use futures::StreamExt;
 use sabot_planner::Exchange;
 use sabot_shuffle::{
     Bytes, Handler, HashPartitioner, OutputStore, Peers, QueryRequest, ResultStream, Security,
-    ShuffleError, TaskFailure, TaskReport, TaskSpec, Ticket, WorkerRegistration, compact_views,
+    ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, Ticket, WorkerRegistration,
+    compact_views,
 };
 use tokio::sync::OnceCell;
 
@@ -82,6 +83,7 @@ async fn serve_worker(options: WorkerOptions) -> Result<()> {
             options.shuffle_memory_bytes,
         )),
         queries: Mutex::new(HashMap::new()),
+        broadcasts: Mutex::new(HashMap::new()),
     });
     let security = options.security.clone();
     let handler: Arc<dyn Handler> = Arc::clone(&worker) as Arc<dyn Handler>;
@@ -202,7 +204,11 @@ struct WorkerService {
     store: Arc<OutputStore>,
     /// The queries this worker has tasks of, each planned once.
     queries: Mutex<HashMap<u64, Arc<OnceCell<Arc<PlannedQuery>>>>>,
+    /// Broadcast inputs by (query, stage), fetched once for all this worker's tasks.
+    broadcasts: Mutex<HashMap<(u64, usize), Arc<BroadcastInput>>>,
 }
+
+type BroadcastInput = OnceCell<Arc<Vec<RecordBatch>>>;
 
 impl WorkerService {
     async fn run_task(&self, spec: TaskSpec) -> std::result::Result<TaskReport, TaskFailure> {
@@ -225,32 +231,39 @@ impl WorkerService {
             .ok_or_else(|| failed(format!("the plan has no stage {}", spec.stage)))?;
 
         let mut inputs: HashMap<usize, Vec<RecordBatch>> = HashMap::new();
-        let mut fetched_bytes = 0u64;
         for input in &spec.inputs {
             let bucket = match planned.stages.stages[input.stage].output {
                 Exchange::Hash(_) => Some(spec.task),
                 Exchange::Gather => (spec.task == 0).then_some(0),
                 Exchange::Broadcast | Exchange::Result => Some(0),
             };
-            let Some(bucket) = bucket else {
-                inputs.insert(input.stage, Vec::new());
-                continue;
+            let batches = match bucket {
+                None => Vec::new(),
+                // A broadcast comes to this worker once, whichever of its tasks asks first.
+                Some(bucket)
+                    if matches!(
+                        planned.stages.stages[input.stage].output,
+                        Exchange::Broadcast
+                    ) =>
+                {
+                    let cell = Arc::clone(
+                        self.broadcasts
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .entry((spec.query, input.stage))
+                            .or_default(),
+                    );
+                    let fetched = cell
+                        .get_or_try_init(|| async {
+                            self.fetch_all(spec.query, input, bucket)
+                                .await
+                                .map(Arc::new)
+                        })
+                        .await?;
+                    fetched.as_ref().clone()
+                }
+                Some(bucket) => self.fetch_all(spec.query, input, bucket).await?,
             };
-            let fetches = input
-                .locations
-                .iter()
-                .enumerate()
-                .map(|(map_task, address)| {
-                    self.fetch(spec.query, input.stage, map_task, bucket, address)
-                });
-            let mut batches = Vec::new();
-            for fetched in futures::future::join_all(fetches).await {
-                batches.extend(fetched?);
-            }
-            fetched_bytes += batches
-                .iter()
-                .map(|batch| batch.get_array_memory_size() as u64)
-                .sum::<u64>();
             inputs.insert(input.stage, batches);
         }
 
@@ -275,11 +288,26 @@ impl WorkerService {
         .await
         .map_err(|error| failed(format!("the task panicked: {error}")))?;
         let (rows, bucket_bytes) = ran.map_err(|error| failed(error.to_string()))?;
-        Ok(TaskReport {
-            rows,
-            bucket_bytes,
-            fetched_bytes,
-        })
+        Ok(TaskReport { rows, bucket_bytes })
+    }
+
+    /// Partition `bucket` of every map task of an input stage, fetched in parallel.
+    async fn fetch_all(
+        &self,
+        query: u64,
+        input: &TaskInput,
+        bucket: usize,
+    ) -> std::result::Result<Vec<RecordBatch>, TaskFailure> {
+        let fetches = input
+            .locations
+            .iter()
+            .enumerate()
+            .map(|(map_task, address)| self.fetch(query, input.stage, map_task, bucket, address));
+        let mut batches = Vec::new();
+        for fetched in futures::future::join_all(fetches).await {
+            batches.extend(fetched?);
+        }
+        Ok(batches)
     }
 
     /// The query of `spec`, planned on first use.
@@ -356,6 +384,10 @@ impl WorkerService {
 
     fn release(&self, query: u64) {
         self.store.remove_query(query);
+        self.broadcasts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(broadcast_query, _), _| *broadcast_query != query);
         self.queries
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
