@@ -17,11 +17,12 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use ahash::RandomState;
 use arrow::array::{ArrayRef, UInt32Array, new_empty_array};
 use arrow::compute::take;
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::PhysicalExpr;
 use hashbrown::HashTable;
 use sabot_kernels::{GroupMap, KeyPacking, PackedKey, StringDictionary};
@@ -56,10 +57,23 @@ pub struct AggregateSpec {
     state_types: Vec<Vec<DataType>>,
     key_types: Vec<DataType>,
     key_layout: KeyLayout,
+    mode: AggregateMode,
+}
+
+/// Which half of a two-phase aggregation a spec computes, if either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateMode {
+    /// Input rows in, final values out.
+    Full,
+    /// Input rows in, each group's intermediate states out (the states' columns after the
+    /// keys), for a [`AggregateMode::Final`] aggregation elsewhere to merge.
+    Partial,
+    /// Partial aggregations' output in, final values out.
+    Final,
 }
 
 /// How group keys are stored and compared.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum KeyLayout {
     /// No GROUP BY: one group.
     Single,
@@ -127,6 +141,7 @@ impl AggregateSpec {
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(ExecError::datafusion(OPERATOR))?;
         Ok(AggregateSpec {
+            mode: AggregateMode::Full,
             arguments: aggregates
                 .iter()
                 .map(|aggregate| aggregate.expressions())
@@ -145,13 +160,77 @@ impl AggregateSpec {
         &self.group_exprs
     }
 
+    /// Which half of a two-phase aggregation this is, if either.
+    pub fn mode(&self) -> AggregateMode {
+        self.mode
+    }
+
+    /// This aggregation split in two, for a partial aggregation in each task before an
+    /// exchange and a final one after it: the partial spec, its output schema (the key
+    /// columns named as in `output_schema`, this aggregation's output, then each aggregate's
+    /// state columns), and the final spec over that schema.
+    pub fn split(
+        &self,
+        output_schema: &Schema,
+    ) -> Result<(AggregateSpec, SchemaRef, AggregateSpec)> {
+        let keys = self.group_exprs.len();
+        let mut fields: Vec<Field> = output_schema.fields()[..keys]
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .collect();
+        let mut final_arguments = Vec::with_capacity(self.aggregates.len());
+        for (index, aggregate) in self.aggregates.iter().enumerate() {
+            let states = aggregate
+                .state_fields()
+                .map_err(ExecError::datafusion(OPERATOR))?;
+            let mut arguments: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(states.len());
+            for (state, field) in states.iter().enumerate() {
+                let name = format!("__state_{index}_{state}");
+                arguments.push(Arc::new(Column::new(&name, fields.len())));
+                fields.push(Field::new(
+                    name,
+                    field.data_type().clone(),
+                    field.is_nullable(),
+                ));
+            }
+            final_arguments.push(arguments);
+        }
+        let partial_schema = Arc::new(Schema::new(fields));
+        let final_groups = (0..keys)
+            .map(|index| {
+                Arc::new(Column::new(partial_schema.field(index).name(), index))
+                    as Arc<dyn PhysicalExpr>
+            })
+            .collect();
+        let partial = AggregateSpec {
+            mode: AggregateMode::Partial,
+            ..self.clone_parts()
+        };
+        let finishing = AggregateSpec {
+            mode: AggregateMode::Final,
+            group_exprs: final_groups,
+            arguments: final_arguments,
+            ..self.clone_parts()
+        };
+        Ok((partial, partial_schema, finishing))
+    }
+
+    fn clone_parts(&self) -> AggregateSpec {
+        AggregateSpec {
+            group_exprs: self.group_exprs.clone(),
+            aggregates: self.aggregates.clone(),
+            arguments: self.arguments.clone(),
+            state_types: self.state_types.clone(),
+            key_types: self.key_types.clone(),
+            key_layout: self.key_layout.clone(),
+            mode: self.mode,
+        }
+    }
+
     pub(crate) fn group_columns(&self) -> Option<Vec<usize>> {
         self.group_exprs
             .iter()
-            .map(|expr| {
-                expr.downcast_ref::<datafusion::physical_expr::expressions::Column>()
-                    .map(|column| column.index())
-            })
+            .map(|expr| expr.downcast_ref::<Column>().map(|column| column.index()))
             .collect()
     }
 
@@ -172,9 +251,14 @@ impl fmt::Display for AggregateSpec {
             .iter()
             .map(|aggregate| aggregate.name())
             .collect();
+        let mode = match self.mode {
+            AggregateMode::Full => "",
+            AggregateMode::Partial => ", mode=partial",
+            AggregateMode::Final => ", mode=final",
+        };
         write!(
             f,
-            "groups=[{}], aggregates=[{}]",
+            "groups=[{}], aggregates=[{}]{mode}",
             groups.join(", "),
             aggregates.join(", ")
         )
@@ -428,6 +512,7 @@ impl GroupKeys {
 /// Groups seen by one task (or one merge partition) and their aggregate states.
 struct GroupTable {
     keys: GroupKeys,
+    mode: AggregateMode,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     group_ids: Vec<usize>,
     reservation: Reservation,
@@ -444,6 +529,7 @@ impl GroupTable {
     ) -> Result<GroupTable> {
         Ok(GroupTable {
             keys: GroupKeys::new(&spec.key_layout, dictionaries, expected_groups),
+            mode: spec.mode,
             accumulators: spec.new_accumulators()?,
             group_ids: Vec::new(),
             reservation: Reservation::new(budget, OPERATOR),
@@ -465,9 +551,13 @@ impl GroupTable {
         let group_count = self.keys.len();
         for (accumulator, arguments) in self.accumulators.iter_mut().zip(&spec.arguments) {
             let values = evaluate_all(OPERATOR, arguments, batch)?;
-            accumulator
-                .update_batch(&values, &self.group_ids, None, group_count)
-                .map_err(ExecError::datafusion(OPERATOR))?;
+            fold(
+                self.mode,
+                accumulator.as_mut(),
+                &values,
+                &self.group_ids,
+                group_count,
+            )?;
         }
         self.rows_seen += batch.num_rows();
         self.account()
@@ -488,9 +578,13 @@ impl GroupTable {
         groups.map.intern(keys, &mut self.group_ids);
         let group_count = self.keys.len();
         for (accumulator, values) in self.accumulators.iter_mut().zip(arguments) {
-            accumulator
-                .update_batch(values, &self.group_ids, None, group_count)
-                .map_err(ExecError::datafusion(OPERATOR))?;
+            fold(
+                self.mode,
+                accumulator.as_mut(),
+                values,
+                &self.group_ids,
+                group_count,
+            )?;
         }
         self.rows_seen += keys.len();
         self.account()
@@ -529,20 +623,30 @@ impl GroupTable {
         })
     }
 
-    /// The table's groups as a batch of `schema`: keys, then final aggregate values.
+    /// The table's groups as a batch of `schema`: keys, then final aggregate values (or, for
+    /// a partial aggregation, every aggregate's states).
     fn into_batch(self, schema: &SchemaRef) -> Result<RecordBatch> {
         let GroupTable {
             keys,
             mut accumulators,
+            mode,
             ..
         } = self;
         let mut columns = keys.into_columns()?;
         for accumulator in &mut accumulators {
-            columns.push(
-                accumulator
-                    .evaluate(EmitTo::All)
-                    .map_err(ExecError::datafusion(OPERATOR))?,
-            );
+            if mode == AggregateMode::Partial {
+                columns.extend(
+                    accumulator
+                        .state(EmitTo::All)
+                        .map_err(ExecError::datafusion(OPERATOR))?,
+                );
+            } else {
+                columns.push(
+                    accumulator
+                        .evaluate(EmitTo::All)
+                        .map_err(ExecError::datafusion(OPERATOR))?,
+                );
+            }
         }
         RecordBatch::try_new(Arc::clone(schema), columns).map_err(ExecError::arrow(OPERATOR))
     }
@@ -878,6 +982,23 @@ impl AggregateSink {
         self.node.metrics.record_output(batch.num_rows());
         Ok(batch)
     }
+}
+
+/// Folds rows into an accumulator: input values, or (for a final aggregation) partial states.
+fn fold(
+    mode: AggregateMode,
+    accumulator: &mut dyn GroupsAccumulator,
+    values: &[ArrayRef],
+    group_ids: &[usize],
+    group_count: usize,
+) -> Result<()> {
+    let folded = match mode {
+        AggregateMode::Final => accumulator.merge_batch(values, group_ids, group_count),
+        AggregateMode::Full | AggregateMode::Partial => {
+            accumulator.update_batch(values, group_ids, None, group_count)
+        }
+    };
+    folded.map_err(ExecError::datafusion(OPERATOR))
 }
 
 /// The rows `indices` of every column of every aggregate (its arguments, or its states).

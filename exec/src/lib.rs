@@ -22,7 +22,7 @@ mod sort;
 mod source;
 pub mod stream;
 
-pub use aggregate::AggregateSpec;
+pub use aggregate::{AggregateMode, AggregateSpec};
 pub use error::{ExecError, Result};
 pub use executor::{CancelHandle, Executor};
 pub use join::{JoinKind, JoinSpec};

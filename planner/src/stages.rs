@@ -4,8 +4,10 @@
 //! gathered into one task, broadcast to every task, or returned as the query's result.
 //!
 //! Scans are spread over all partitions (each task reads every n-th row group). A grouped
-//! aggregation repartitions its input by the group keys; a sort, a limit or an aggregation
-//! without groups gathers its input into one task. A join broadcasts its build side when
+//! aggregation runs in two phases where the estimates give fewer groups than half its input
+//! rows: a partial aggregation in each task, its groups' states repartitioned by the keys, and
+//! a final aggregation merging them; otherwise its input rows are repartitioned by the group
+//! keys. A sort, a limit or an aggregation without groups gathers its input into one task. A join broadcasts its build side when
 //! that moves fewer rows than repartitioning both sides (`build rows × (partitions − 1) ≤
 //! probe rows`, by the plan's estimates) and the join kind allows it (the build rows must not
 //! be emitted on their own); otherwise both sides are hash-partitioned on the join keys.
@@ -14,8 +16,9 @@
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::PhysicalExpr;
-use sabot_exec::{NodeKind, PhysicalNode};
+use sabot_exec::{AggregateSpec, NodeKind, PhysicalNode};
 
 /// How a stage's output reaches the stage that reads it.
 #[derive(Debug, Clone)]
@@ -74,8 +77,8 @@ impl StagePlan {
             partitions: partitions.max(1),
             stages: Vec::new(),
         };
-        let (spread, inputs) = cutter.visit(root);
-        cutter.close(root, spread, inputs, Exchange::Result);
+        let (root, spread, inputs) = cutter.visit(root);
+        cutter.close(&root, spread, inputs, Exchange::Result);
         StagePlan {
             stages: cutter.stages,
             partitions: partitions.max(1),
@@ -202,93 +205,165 @@ impl StagePlan {
     }
 }
 
+/// A grouped aggregation as a partial aggregation in each task (over `input`, the
+/// distributed form of `original_input`) and a final one after the exchange, when the
+/// estimates say the groups are under half the input rows: the partial aggregations then
+/// shrink what is shuffled. `None` to shuffle the input rows instead.
+fn two_phase(
+    node: &Arc<PhysicalNode>,
+    original_input: &Arc<PhysicalNode>,
+    input: &Arc<PhysicalNode>,
+    spec: &AggregateSpec,
+) -> Option<(Arc<PhysicalNode>, Arc<PhysicalNode>)> {
+    let (groups, rows) = (node.estimated_rows()?, original_input.estimated_rows()?);
+    if groups * 2.0 > rows {
+        return None;
+    }
+    let (partial_spec, partial_schema, final_spec) = spec.split(&node.schema).ok()?;
+    let partial = Arc::new(PhysicalNode::new(
+        NodeKind::Aggregate {
+            input: Arc::clone(input),
+            spec: Arc::new(partial_spec),
+        },
+        partial_schema,
+    ));
+    let finishing = Arc::new(PhysicalNode::new(
+        NodeKind::Aggregate {
+            input: Arc::clone(&partial),
+            spec: Arc::new(final_spec),
+        },
+        Arc::clone(&node.schema),
+    ));
+    Some((partial, finishing))
+}
+
 struct Cutter {
     partitions: usize,
     stages: Vec<Stage>,
 }
 
 impl Cutter {
-    /// How `node`'s rows are spread, and the stages read inside its still open stage.
-    fn visit(&mut self, node: &Arc<PhysicalNode>) -> (Spread, Vec<usize>) {
+    /// `node` as it runs distributed (an aggregation may become a partial and a final one),
+    /// how its rows are spread, and the stages read inside its still open stage.
+    fn visit(&mut self, node: &Arc<PhysicalNode>) -> (Arc<PhysicalNode>, Spread, Vec<usize>) {
         let spread_scan = if self.partitions > 1 {
             Spread::Partitioned
         } else {
             Spread::Single
         };
         match &node.kind {
-            NodeKind::ParquetScan(_) => (spread_scan, Vec::new()),
-            NodeKind::Batches(_) | NodeKind::Fallback(_) => (Spread::Single, Vec::new()),
+            NodeKind::ParquetScan(_) => (Arc::clone(node), spread_scan, Vec::new()),
+            NodeKind::Batches(_) | NodeKind::Fallback(_) => {
+                (Arc::clone(node), Spread::Single, Vec::new())
+            }
             NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } => {
-                self.visit(input)
+                let (input, spread, reads) = self.visit(input);
+                (node.with_inputs(vec![input]), spread, reads)
             }
             NodeKind::Aggregate { input, spec } => {
-                let (spread, inputs) = self.visit(input);
+                let original_input = input;
+                let (input, spread, reads) = self.visit(input);
                 if spread == Spread::Single {
-                    (Spread::Single, inputs)
+                    (node.with_inputs(vec![input]), Spread::Single, reads)
                 } else if spec.group_exprs().is_empty() {
-                    let read = self.close(input, spread, inputs, Exchange::Gather);
-                    (Spread::Single, vec![read])
+                    let read = self.close(&input, spread, reads, Exchange::Gather);
+                    (node.with_inputs(vec![input]), Spread::Single, vec![read])
+                } else if let Some((partial, finishing)) =
+                    two_phase(node, original_input, &input, spec)
+                {
+                    let keys = (0..spec.group_exprs().len())
+                        .map(|index| {
+                            Arc::new(Column::new(partial.schema.field(index).name(), index))
+                                as Arc<dyn PhysicalExpr>
+                        })
+                        .collect();
+                    let read = self.close(&partial, spread, reads, Exchange::Hash(keys));
+                    (finishing, Spread::Partitioned, vec![read])
                 } else {
                     let keys = Exchange::Hash(spec.group_exprs().to_vec());
-                    let read = self.close(input, spread, inputs, keys);
-                    (Spread::Partitioned, vec![read])
+                    let read = self.close(&input, spread, reads, keys);
+                    (
+                        node.with_inputs(vec![input]),
+                        Spread::Partitioned,
+                        vec![read],
+                    )
                 }
             }
             NodeKind::Sort { input, .. } | NodeKind::Limit { input, .. } => {
-                let (spread, inputs) = self.visit(input);
+                let (input, spread, reads) = self.visit(input);
                 if spread == Spread::Single {
-                    (Spread::Single, inputs)
+                    (node.with_inputs(vec![input]), Spread::Single, reads)
                 } else {
-                    let read = self.close(input, spread, inputs, Exchange::Gather);
-                    (Spread::Single, vec![read])
+                    let read = self.close(&input, spread, reads, Exchange::Gather);
+                    (node.with_inputs(vec![input]), Spread::Single, vec![read])
                 }
             }
             NodeKind::Union { inputs } => {
                 let visited: Vec<_> = inputs.iter().map(|input| self.visit(input)).collect();
-                if visited.iter().all(|(spread, _)| *spread == Spread::Single) {
-                    let reads = visited.into_iter().flat_map(|(_, reads)| reads).collect();
-                    return (Spread::Single, reads);
+                let rebuilt = node.with_inputs(
+                    visited
+                        .iter()
+                        .map(|(input, _, _)| Arc::clone(input))
+                        .collect(),
+                );
+                if visited
+                    .iter()
+                    .all(|(_, spread, _)| *spread == Spread::Single)
+                {
+                    let reads = visited
+                        .into_iter()
+                        .flat_map(|(_, _, reads)| reads)
+                        .collect();
+                    return (rebuilt, Spread::Single, reads);
                 }
                 let mut reads = Vec::new();
-                for (input, (spread, input_reads)) in inputs.iter().zip(visited) {
+                for (input, spread, input_reads) in visited {
                     if spread == Spread::Single {
-                        reads.push(self.close(input, spread, input_reads, Exchange::Gather));
+                        reads.push(self.close(&input, spread, input_reads, Exchange::Gather));
                     } else {
                         reads.extend(input_reads);
                     }
                 }
-                (Spread::Partitioned, reads)
+                (rebuilt, Spread::Partitioned, reads)
             }
-            NodeKind::HashJoin { probe, build, spec } => {
-                let (probe_spread, mut probe_reads) = self.visit(probe);
-                let (build_spread, build_reads) = self.visit(build);
+            NodeKind::HashJoin { spec, .. } => {
+                let [probe, build] = node.inputs()[..] else {
+                    unreachable!("a hash join has two inputs")
+                };
+                let (probe_estimate, build_estimate) =
+                    (probe.estimated_rows(), build.estimated_rows());
+                let (probe, probe_spread, mut probe_reads) = self.visit(probe);
+                let (build, build_spread, build_reads) = self.visit(build);
+                let rebuilt = node.with_inputs(vec![Arc::clone(&probe), Arc::clone(&build)]);
                 if probe_spread == Spread::Single && build_spread == Spread::Single {
                     probe_reads.extend(build_reads);
-                    return (Spread::Single, probe_reads);
+                    return (rebuilt, Spread::Single, probe_reads);
                 }
                 let can_broadcast = !spec.emits_build_side();
                 let broadcast = can_broadcast
                     && (spec.probe_keys.is_empty()
-                        || self.broadcast_is_cheaper(probe.as_ref(), build.as_ref()));
+                        || self.broadcast_is_cheaper(probe_estimate, build_estimate));
                 if broadcast {
                     let exchange = if probe_spread == Spread::Single {
                         Exchange::Gather
                     } else {
                         Exchange::Broadcast
                     };
-                    probe_reads.push(self.close(build, build_spread, build_reads, exchange));
-                    (probe_spread, probe_reads)
+                    probe_reads.push(self.close(&build, build_spread, build_reads, exchange));
+                    (rebuilt, probe_spread, probe_reads)
                 } else if spec.probe_keys.is_empty() {
                     // A cross join that must emit unmatched build rows: run it in one task.
-                    let probe_read = self.close(probe, probe_spread, probe_reads, Exchange::Gather);
-                    let build_read = self.close(build, build_spread, build_reads, Exchange::Gather);
-                    (Spread::Single, vec![probe_read, build_read])
+                    let probe_read =
+                        self.close(&probe, probe_spread, probe_reads, Exchange::Gather);
+                    let build_read =
+                        self.close(&build, build_spread, build_reads, Exchange::Gather);
+                    (rebuilt, Spread::Single, vec![probe_read, build_read])
                 } else {
                     let probe_keys = Exchange::Hash(spec.probe_keys.clone());
                     let build_keys = Exchange::Hash(spec.build_keys.clone());
-                    let probe_read = self.close(probe, probe_spread, probe_reads, probe_keys);
-                    let build_read = self.close(build, build_spread, build_reads, build_keys);
-                    (Spread::Partitioned, vec![probe_read, build_read])
+                    let probe_read = self.close(&probe, probe_spread, probe_reads, probe_keys);
+                    let build_read = self.close(&build, build_spread, build_reads, build_keys);
+                    (rebuilt, Spread::Partitioned, vec![probe_read, build_read])
                 }
             }
         }
@@ -296,8 +371,8 @@ impl Cutter {
 
     /// Whether sending the build side to every task moves fewer rows than hash-partitioning
     /// both sides; unknown sizes repartition.
-    fn broadcast_is_cheaper(&self, probe: &PhysicalNode, build: &PhysicalNode) -> bool {
-        match (probe.estimated_rows(), build.estimated_rows()) {
+    fn broadcast_is_cheaper(&self, probe_rows: Option<f64>, build_rows: Option<f64>) -> bool {
+        match (probe_rows, build_rows) {
             (Some(probe_rows), Some(build_rows)) => {
                 build_rows * (self.partitions - 1) as f64 <= probe_rows
             }
