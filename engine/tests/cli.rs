@@ -34,7 +34,15 @@ fn help_lists_every_command() {
     let output = sabot(&["--help"]);
     assert!(output.status.success());
     let help = stdout(&output);
-    for command in ["sql", "tpch", "bench", "stream"] {
+    for command in [
+        "sql",
+        "tpch",
+        "bench",
+        "stream",
+        "coordinator",
+        "worker",
+        "status",
+    ] {
         assert!(help.contains(command), "{help}");
     }
     let bench_help = stdout(&sabot(&["bench", "tpch", "--help"]));

@@ -75,7 +75,27 @@ impl Cluster {
         Cluster::start_with(workers, dir, Some(tls))
     }
 
+    /// A cluster whose workers keep no shuffle output in memory: all of it goes through
+    /// spill files.
+    fn start_spilling(workers: usize) -> Cluster {
+        Cluster::start_with_worker_args(
+            workers,
+            tempfile::tempdir().unwrap(),
+            None,
+            &["--shuffle-memory", "0"],
+        )
+    }
+
     fn start_with(workers: usize, dir: tempfile::TempDir, tls: Option<TlsFiles>) -> Cluster {
+        Cluster::start_with_worker_args(workers, dir, tls, &[])
+    }
+
+    fn start_with_worker_args(
+        workers: usize,
+        dir: tempfile::TempDir,
+        tls: Option<TlsFiles>,
+        extra_worker_args: &[&str],
+    ) -> Cluster {
         let mut common_args = vec!["--token".to_string(), TOKEN.to_string()];
         if let Some(tls) = &tls {
             for (flag, path) in [
@@ -95,6 +115,7 @@ impl Cluster {
             worker_args: [
                 strings(&["--slots", "2", "--heartbeat-interval-ms", "200"]),
                 vec!["--spill-dir".to_string(), dir.path().display().to_string()],
+                strings(extra_worker_args),
             ]
             .concat(),
             worker_global_args: strings(&["--threads", "1"]),
@@ -266,4 +287,13 @@ fn a_cluster_over_tls_answers_and_refuses_plain_connections() {
     };
     let refused = cluster_status(&cluster.address, &untrusting).unwrap_err();
     assert!(refused.to_string().contains(&cluster.address), "{refused}");
+}
+
+#[test]
+fn shuffle_outputs_spilled_to_disk_give_the_reference_answers() {
+    let cluster = Cluster::start_spilling(2);
+    let sabot = cluster.session();
+    for query in [3, 9, 18] {
+        check_answer(query, &sabot).unwrap_or_else(|error| panic!("Q{query}: {error}"));
+    }
 }
