@@ -522,6 +522,13 @@ fn print_status(args: &StatusArgs) -> Result<()> {
             query.sql.split_whitespace().collect::<Vec<_>>().join(" ")
         );
     }
+    println!("running tasks:");
+    for task in &status.tasks {
+        println!(
+            "  query {} stage {} task {} on {} for {} ms",
+            task.query, task.stage, task.task, task.worker, task.running_ms
+        );
+    }
     println!("finished queries (latest last):");
     for query in &status.finished {
         println!(

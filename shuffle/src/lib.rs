@@ -17,7 +17,7 @@ pub use endpoint::{Handler, ResultStream, serve};
 pub use error::{Result, ShuffleError};
 pub use messages::{
     ClusterStatus, QueryRequest, QueryStatus, QuerySummary, TableSource, TaskFailure, TaskInput,
-    TaskReport, TaskSpec, Ticket, WorkerRegistration, WorkerStatus,
+    TaskReport, TaskSpec, TaskStatus, Ticket, WorkerRegistration, WorkerStatus,
 };
 pub use partition::{HashPartitioner, compact_views};
 pub use security::{Security, TlsFiles};

@@ -102,6 +102,17 @@ pub struct QueryStatus {
     pub retries: usize,
 }
 
+/// A task running on a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub query: u64,
+    pub stage: usize,
+    pub task: usize,
+    pub worker: String,
+    /// Milliseconds since it started.
+    pub running_ms: u64,
+}
+
 /// A query that finished, and what it moved between processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuerySummary {
@@ -122,6 +133,7 @@ pub struct QuerySummary {
 pub struct ClusterStatus {
     pub workers: Vec<WorkerStatus>,
     pub queries: Vec<QueryStatus>,
+    pub tasks: Vec<TaskStatus>,
     /// The most recent finished queries, oldest first.
     pub finished: Vec<QuerySummary>,
 }

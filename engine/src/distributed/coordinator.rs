@@ -21,7 +21,7 @@ use futures::StreamExt;
 use sabot_planner::{Exchange, StagePlan};
 use sabot_shuffle::{
     Bytes, ClusterStatus, Handler, Peers, QueryRequest, QueryStatus, QuerySummary, ResultStream,
-    Security, ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, Ticket,
+    Security, ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, TaskStatus, Ticket,
     WorkerRegistration, WorkerStatus,
 };
 use tokio::sync::Notify;
@@ -71,6 +71,7 @@ async fn serve_coordinator(options: CoordinatorOptions) -> Result<()> {
         next_query: AtomicU64::new(1),
         queries: Mutex::new(HashMap::new()),
         finished: Mutex::new(VecDeque::new()),
+        running: Mutex::new(HashMap::new()),
     });
     tokio::spawn(watch_heartbeats(Arc::clone(&coordinator)));
     println!("sabot coordinator: serving on {bound}");
@@ -116,6 +117,8 @@ struct CoordinatorService {
     next_query: AtomicU64,
     queries: Mutex<HashMap<u64, QueryStatus>>,
     finished: Mutex<VecDeque<QuerySummary>>,
+    /// Tasks running now, by (query, stage, task): the worker and when it started.
+    running: Mutex<HashMap<(u64, usize, usize), (String, Instant)>>,
 }
 
 /// Finished queries the status keeps.
@@ -289,6 +292,15 @@ impl CoordinatorService {
     ) -> Result<std::result::Result<(String, TaskReport), Attempt>> {
         let address = self.acquire_slot(preferred.as_deref()).await?;
         let started = Instant::now();
+        let key = (spec.query, spec.stage, spec.task);
+        eprintln!(
+            "sabot coordinator: query {} stage {} task {} started on {address}",
+            key.0, key.1, key.2
+        );
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, (address.clone(), started));
         let call = async {
             let mut peer = self.peers.get(&address).await?;
             peer.action::<std::result::Result<TaskReport, TaskFailure>>("run_task", &spec)
@@ -302,7 +314,11 @@ impl CoordinatorService {
             }),
         };
         self.release_slot(&address);
-        let (query, stage, task) = (spec.query, spec.stage, spec.task);
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+        let (query, stage, task) = key;
         Ok(match outcome {
             Ok(Ok(report)) => {
                 eprintln!(
@@ -589,6 +605,19 @@ impl CoordinatorService {
                 })
                 .collect(),
             queries: running,
+            tasks: self
+                .running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(&(query, stage, task), (worker, started))| TaskStatus {
+                    query,
+                    stage,
+                    task,
+                    worker: worker.clone(),
+                    running_ms: started.elapsed().as_millis() as u64,
+                })
+                .collect(),
             finished: self
                 .finished
                 .lock()
