@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::endpoint::{CONNECTION_WINDOW_BYTES, FRAME_BYTES, STREAM_WINDOW_BYTES};
 use crate::error::{Result, ShuffleError};
 use crate::messages::Ticket;
 use crate::security::Security;
@@ -170,7 +171,10 @@ async fn connect(address: &str, security: &Security) -> Result<Channel> {
     let mut endpoint = Endpoint::from_shared(url.clone())
         .map_err(|error| ShuffleError::Invalid(format!("bad address {address}: {error}")))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .max_frame_size(Some(FRAME_BYTES));
     if let Some(tls) = security.client_tls()? {
         endpoint = endpoint
             .tls_config(tls)

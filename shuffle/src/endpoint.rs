@@ -26,6 +26,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::error::{Result, ShuffleError};
 use crate::messages::Ticket;
+use crate::partition::compact_views;
 use crate::security::Security;
 
 /// Batches streamed in answer to a ticket.
@@ -66,7 +67,10 @@ pub async fn serve(
         }
     };
     let service = FlightServiceServer::with_interceptor(FlightEndpoint { handler }, authenticate);
-    let mut builder = Server::builder();
+    let mut builder = Server::builder()
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .max_frame_size(Some(FRAME_BYTES));
     if let Some(tls) = security.server_tls()? {
         builder = builder
             .tls_config(tls)
@@ -81,6 +85,29 @@ pub async fn serve(
         .await
         .map_err(|error| ShuffleError::Invalid(format!("the endpoint stopped: {error}")))
 }
+
+/// The size a batch is cut down to before it is sent: big enough for few messages, small
+/// enough to stream.
+const MESSAGE_BYTES: usize = 8 << 20;
+
+/// `batch` cut into slices of about [`MESSAGE_BYTES`], each holding only the bytes its rows use.
+fn message_sized(batch: RecordBatch) -> Vec<Result<RecordBatch>> {
+    let (bytes, rows) = (batch.get_array_memory_size(), batch.num_rows());
+    let pieces = bytes.div_ceil(MESSAGE_BYTES).clamp(1, rows.max(1));
+    let step = rows.div_ceil(pieces).max(1);
+    (0..rows)
+        .step_by(step)
+        .map(|offset| compact_views(batch.slice(offset, step.min(rows - offset))))
+        .collect()
+}
+
+/// HTTP/2 flow-control windows: the defaults (64 KiB) hold loopback transfers to a fraction of
+/// what the socket carries.
+pub(crate) const STREAM_WINDOW_BYTES: u32 = 16 << 20;
+pub(crate) const CONNECTION_WINDOW_BYTES: u32 = 64 << 20;
+/// The largest HTTP/2 frame a process accepts (the default, 16 KiB, splits each message into
+/// hundreds of frames).
+pub(crate) const FRAME_BYTES: u32 = 1 << 20;
 
 struct FlightEndpoint {
     handler: Arc<dyn Handler>,
@@ -111,9 +138,15 @@ impl FlightService for FlightEndpoint {
         let ticket: Ticket = serde_json::from_slice(&request.into_inner().ticket)
             .map_err(|error| Status::invalid_argument(format!("unreadable ticket: {error}")))?;
         let (schema, batches) = self.handler.stream(ticket).await.map_err(status_of)?;
-        let batches = batches.map_err(|error| FlightError::ExternalError(Box::new(error)));
+        let batches = batches
+            .map_ok(|batch| futures::stream::iter(message_sized(batch)))
+            .try_flatten()
+            .map_err(|error| FlightError::ExternalError(Box::new(error)));
+        // The batches are already message-sized: the encoder's own split slices view columns
+        // without compacting them, so every slice would carry the batch's whole string buffers.
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
+            .with_max_flight_data_size(usize::MAX)
             .build(batches)
             .map_err(|error| match error {
                 FlightError::Tonic(status) => *status,
@@ -171,5 +204,46 @@ impl FlightService for FlightEndpoint {
 
     async fn list_actions(&self, _request: Request<Empty>) -> Reply<Self::ListActionsStream> {
         Ok(Response::new(Box::pin(stream::empty())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray, StringViewArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn large_batches_are_cut_into_compact_slices_covering_every_row() {
+        let values: Vec<String> = (0..600_000)
+            .map(|i| format!("a string longer than twelve bytes {i}"))
+            .collect();
+        let column = StringViewArray::from_iter_values(values.iter());
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(column)]).unwrap();
+        let whole = batch.get_array_memory_size();
+        assert!(whole > 2 * MESSAGE_BYTES);
+
+        let slices: Vec<RecordBatch> = message_sized(batch)
+            .into_iter()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert!(slices.len() > 1);
+        let mut seen = Vec::new();
+        for slice in &slices {
+            // Each slice holds its own strings only, not the whole batch's buffers.
+            assert!(
+                slice.get_array_memory_size() < whole / 2,
+                "{} of {whole}",
+                slice.get_array_memory_size()
+            );
+            let strings = slice.column(0).as_string_view();
+            seen.extend((0..strings.len()).map(|row| strings.value(row).to_string()));
+        }
+        assert_eq!(seen, values);
     }
 }
