@@ -117,9 +117,12 @@ struct CoordinatorService {
     next_query: AtomicU64,
     queries: Mutex<HashMap<u64, QueryStatus>>,
     finished: Mutex<VecDeque<QuerySummary>>,
-    /// Tasks running now, by (query, stage, task): the worker and when it started.
-    running: Mutex<HashMap<(u64, usize, usize), (String, Instant)>>,
+    /// Tasks running now: the worker and when it started.
+    running: Mutex<HashMap<TaskKey, (String, Instant)>>,
 }
+
+/// A task: (query, stage, partition).
+type TaskKey = (u64, usize, usize);
 
 /// Finished queries the status keeps.
 const FINISHED_KEPT: usize = 100;
