@@ -9,7 +9,6 @@
 //! up to the configured number of attempts.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use sabot_shuffle::{
 use tokio::sync::Notify;
 
 use super::planning::plan_query;
+use super::process::{listen, rpc_runtime};
 use crate::error::{Result, SabotError};
 
 /// What `sabot coordinator` runs with.
@@ -43,26 +43,11 @@ pub struct CoordinatorOptions {
 
 /// Runs a coordinator until the process is stopped (Ctrl-C ends it).
 pub fn run_coordinator(options: CoordinatorOptions) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sabot-coordinator")
-        .enable_all()
-        .build()
-        .map_err(|error| SabotError::Execution {
-            message: format!("cannot start the coordinator's runtime: {error}"),
-        })?;
-    runtime.block_on(serve_coordinator(options))
+    rpc_runtime("coordinator")?.block_on(serve_coordinator(options))
 }
 
 async fn serve_coordinator(options: CoordinatorOptions) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(&options.listen)
-        .await
-        .map_err(|error| {
-            SabotError::invalid_argument(format!("cannot listen on {}: {error}", options.listen))
-        })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|error| SabotError::io(PathBuf::from(&options.listen), error))?;
+    let (listener, bound) = listen(&options.listen).await?;
     let coordinator = Arc::new(CoordinatorService {
         peers: Peers::new(options.security.clone()),
         options: options.clone(),

@@ -8,6 +8,7 @@ mod client;
 mod coordinator;
 mod local;
 mod planning;
+mod process;
 mod worker;
 
 pub use client::{cluster_status, run_remote};

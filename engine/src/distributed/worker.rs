@@ -20,6 +20,7 @@ use sabot_shuffle::{
 use tokio::sync::OnceCell;
 
 use super::planning::{PlannedQuery, plan_query};
+use super::process::{listen, rpc_runtime};
 use crate::error::{Result, SabotError};
 
 /// How long a starting worker keeps trying to reach the coordinator.
@@ -48,26 +49,11 @@ pub struct WorkerOptions {
 
 /// Runs a worker until the process is stopped (Ctrl-C ends it).
 pub fn run_worker(options: WorkerOptions) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("sabot-worker-rpc")
-        .enable_all()
-        .build()
-        .map_err(|error| SabotError::Execution {
-            message: format!("cannot start the worker's runtime: {error}"),
-        })?;
-    runtime.block_on(serve_worker(options))
+    rpc_runtime("worker")?.block_on(serve_worker(options))
 }
 
 async fn serve_worker(options: WorkerOptions) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(&options.listen)
-        .await
-        .map_err(|error| {
-            SabotError::invalid_argument(format!("cannot listen on {}: {error}", options.listen))
-        })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|error| SabotError::io(PathBuf::from(&options.listen), error))?;
+    let (listener, bound) = listen(&options.listen).await?;
     let address = options
         .advertise
         .clone()
