@@ -5,16 +5,18 @@
 //! its distinct count is the sample's (a low-cardinality column such as a type, a flag or a
 //! nation); otherwise the sample's share of distinct values is scaled up to the file's rows. An
 //! integer column's count is capped by its value range from the row-group statistics. Estimates
-//! are cached for the process by file (path, length, modification time) and column.
+//! are cached for the process by file (path, length, modification time) and column, and so are
+//! the samples, from which filters' selectivities for `LIKE` patterns are measured too.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use ahash::RandomState;
-use arrow::array::Array;
+
+use arrow::array::{Array, ArrayRef};
 use datafusion::common::hash_utils::create_hashes_with_hasher;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
@@ -32,6 +34,62 @@ fn cache() -> &'static Mutex<HashMap<CacheKey, Option<f64>>> {
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+fn sample_cache() -> &'static Mutex<HashMap<CacheKey, Option<ArrayRef>>> {
+    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Option<ArrayRef>>>> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The cache key of a file's column: the file's path, length and modification time.
+fn file_column_key(path: &Path, column: usize) -> Option<CacheKey> {
+    let file_stamp = std::fs::metadata(path).ok()?;
+    Some((
+        path.to_path_buf(),
+        file_stamp.len(),
+        file_stamp.modified().ok(),
+        column,
+    ))
+}
+
+/// The first values (up to 64K, from the first row group) of file column `column` of the
+/// Parquet file at `path`: the sample that distinct counts and pattern selectivities are
+/// estimated from. Cached for the process.
+pub(crate) fn column_sample(
+    path: &Path,
+    metadata: &ArrowReaderMetadata,
+    column: usize,
+) -> Option<ArrayRef> {
+    let key = file_column_key(path, column)?;
+    if let Some(cached) = sample_cache()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return cached.clone();
+    }
+    let sample = read_sample(path, metadata, column);
+    sample_cache()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, sample.clone());
+    sample
+}
+
+fn read_sample(path: &Path, metadata: &ArrowReaderMetadata, column: usize) -> Option<ArrayRef> {
+    if metadata.metadata().num_row_groups() == 0 {
+        return None;
+    }
+    let file = File::open(path).ok()?;
+    let mask = ProjectionMask::roots(metadata.parquet_schema(), [column]);
+    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+        .with_projection(mask)
+        .with_row_groups(vec![0])
+        .with_batch_size(SAMPLE_ROWS)
+        .build()
+        .ok()?;
+    let sample = reader.next()?.ok()?;
+    Some(Arc::clone(sample.column(0)))
+}
+
 /// The estimated number of distinct values of file column `column` (a root column index) of
 /// the Parquet file at `path`, whose footer is `metadata`, when the file's values stand for
 /// `total_rows` rows; `None` where the file cannot be sampled.
@@ -41,13 +99,7 @@ pub(crate) fn distinct_estimate(
     column: usize,
     total_rows: u64,
 ) -> Option<f64> {
-    let file_stamp = std::fs::metadata(path).ok()?;
-    let key = (
-        path.to_path_buf(),
-        file_stamp.len(),
-        file_stamp.modified().ok(),
-        column,
-    );
+    let key = file_column_key(path, column)?;
     if let Some(cached) = cache()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -69,19 +121,7 @@ fn sample_distinct(
     column: usize,
     total_rows: u64,
 ) -> Option<f64> {
-    if metadata.metadata().num_row_groups() == 0 {
-        return None;
-    }
-    let file = File::open(path).ok()?;
-    let mask = ProjectionMask::roots(metadata.parquet_schema(), [column]);
-    let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
-        .with_projection(mask)
-        .with_row_groups(vec![0])
-        .with_batch_size(SAMPLE_ROWS)
-        .build()
-        .ok()?;
-    let sample = reader.next()?.ok()?;
-    let values = sample.column(0);
+    let values = column_sample(path, metadata, column)?;
     let rows = values.len();
     if rows == 0 {
         return None;

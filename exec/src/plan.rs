@@ -553,4 +553,9 @@ impl ColumnStatistics for PhysicalNode {
     fn bounds(&self, column: usize) -> Option<(i64, i64)> {
         self.column_bounds(column)
     }
+
+    fn sample(&self, column: usize) -> Option<arrow::array::ArrayRef> {
+        let (scan, column) = self.scanned_column(column)?;
+        scan.column_sample(column)
+    }
 }

@@ -1,12 +1,17 @@
 //! Guesses of the fraction of rows a filter keeps, from the predicate's shape and what is known
 //! of its columns (full statistics come with the cost-based planner, issue 5): `column =
 //! literal` keeps one row in the column's distinct count (10% when unknown), an `IN` list one
-//! per value, a `LIKE 'prefix%'` 5%. The range comparisons of one integer or date column with
+//! per value; a `LIKE` keeps the share of the column's sampled values it matches (without a
+//! sample, 5% for `'prefix%'`, 20% for other patterns). The range comparisons of one integer or date column with
 //! literals are put together into one interval, which keeps its share of the column's
 //! `[min, max]` from the file statistics; without them each comparison keeps 30%. Conjuncts are not independent in
 //! practice, so they combine with exponential backoff: the most selective counts fully, the next
 //! by its square root, the next by its fourth root, and so on.
 
+use arrow::array::{Array, ArrayRef, StringArray};
+use arrow::compute::cast;
+use arrow::compute::kernels::comparison;
+use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{
@@ -30,6 +35,8 @@ pub(crate) trait ColumnStatistics {
     fn distinct(&self, column: usize) -> Option<f64>;
     /// The smallest and largest value of an integer or date column.
     fn bounds(&self, column: usize) -> Option<(i64, i64)>;
+    /// A sample of the column's values (the first of its file).
+    fn sample(&self, column: usize) -> Option<ArrayRef>;
 }
 
 /// The guessed fraction of rows `predicate` keeps.
@@ -192,7 +199,12 @@ fn term_selectivity(term: &dyn PhysicalExpr, statistics: &dyn ColumnStatistics) 
         };
     }
     if let Some(like) = term.downcast_ref::<LikeExpr>() {
+        let sampled = pattern_text(like.pattern().as_ref()).and_then(|pattern| {
+            let column = like.expr().downcast_ref::<Column>()?;
+            sampled_match(like, pattern, &statistics.sample(column.index())?)
+        });
         let matching = match pattern_text(like.pattern().as_ref()) {
+            _ if let Some(sampled) = sampled => sampled,
             Some(pattern) if !pattern.starts_with(['%', '_']) && pattern.contains(['%', '_']) => {
                 PREFIX_MATCH
             }
@@ -233,6 +245,23 @@ fn term_selectivity(term: &dyn PhysicalExpr, statistics: &dyn ColumnStatistics) 
         return 1.0 - IS_NULL;
     }
     UNKNOWN
+}
+
+/// The share of `sample` that matches the `LIKE` pattern (at least half a row's share, so
+/// that a pattern no sampled value matches still keeps a few rows).
+fn sampled_match(like: &LikeExpr, pattern: &str, sample: &ArrayRef) -> Option<f64> {
+    if sample.is_empty() {
+        return None;
+    }
+    let strings = cast(sample.as_ref(), &DataType::Utf8).ok()?;
+    let pattern = StringArray::new_scalar(pattern);
+    let matched = if like.case_insensitive() {
+        comparison::ilike(&strings, &pattern)
+    } else {
+        comparison::like(&strings, &pattern)
+    }
+    .ok()?;
+    Some((matched.true_count() as f64).max(0.5) / sample.len() as f64)
 }
 
 /// The text of a literal string pattern.
@@ -282,6 +311,8 @@ mod tests {
     struct Known {
         distinct: [Option<f64>; 2],
         bounds: [Option<(i64, i64)>; 2],
+        /// Sampled values of `name`.
+        names: Option<ArrayRef>,
     }
 
     impl ColumnStatistics for Known {
@@ -292,11 +323,16 @@ mod tests {
         fn bounds(&self, column: usize) -> Option<(i64, i64)> {
             self.bounds[column]
         }
+
+        fn sample(&self, column: usize) -> Option<ArrayRef> {
+            (column == 1).then(|| self.names.clone()).flatten()
+        }
     }
 
     const UNKNOWN_COLUMNS: Known = Known {
         distinct: [None, None],
         bounds: [None, None],
+        names: None,
     };
 
     #[test]
@@ -324,6 +360,7 @@ mod tests {
         let counts = Known {
             distinct: [Some(4.0), Some(150.0)],
             bounds: [None, None],
+            names: None,
         };
         let equal = binary(lit("BRASS"), Operator::Eq, Arc::clone(&name));
         assert_eq!(filter_selectivity(equal.as_ref(), &counts), 1.0 / 150.0);
@@ -354,6 +391,7 @@ mod tests {
         let bounded = Known {
             distinct: [None, None],
             bounds: [Some((1, 100)), None],
+            names: None,
         };
         let low = binary(Arc::clone(&a), Operator::GtEq, lit(11i64));
         let high = binary(lit(20i64), Operator::GtEq, Arc::clone(&a));
@@ -363,5 +401,29 @@ mod tests {
         assert!((filter_selectivity(above.as_ref(), &bounded) - 0.1).abs() < 1e-12);
         let empty = binary(a, Operator::Lt, lit(-5i64));
         assert!((filter_selectivity(empty.as_ref(), &bounded) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn like_keeps_the_share_of_sampled_values_it_matches() {
+        let names: Vec<String> = (0..1000)
+            .map(|i| {
+                if i % 20 == 0 {
+                    format!("forest green {i}")
+                } else {
+                    format!("navy blue {i}")
+                }
+            })
+            .collect();
+        let sampled = Known {
+            distinct: [None, None],
+            bounds: [None, None],
+            names: Some(Arc::new(StringArray::from(names))),
+        };
+        let selectivity = |expr: Arc<dyn PhysicalExpr>| filter_selectivity(expr.as_ref(), &sampled);
+        assert!((selectivity(like("%green%", false)) - 0.05).abs() < 1e-12);
+        assert!((selectivity(like("%green%", true)) - 0.95).abs() < 1e-12);
+        assert!((selectivity(like("navy%", false)) - 0.95).abs() < 1e-12);
+        // No sampled value matches: half a row's share, not zero.
+        assert!((selectivity(like("%purple%", false)) - 0.0005).abs() < 1e-12);
     }
 }

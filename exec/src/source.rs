@@ -154,6 +154,13 @@ impl ParquetScan {
         )
     }
 
+    /// A sample of output column `index`: the first values of the first file (see
+    /// `column_stats`).
+    pub fn column_sample(&self, index: usize) -> Option<arrow::array::ArrayRef> {
+        let file = self.files.first()?;
+        crate::column_stats::column_sample(&file.path, &file.metadata, *self.projection.get(index)?)
+    }
+
     /// The smallest and largest value of output column `index` in every file, from the files'
     /// statistics, when it is an integer column whose statistics give both.
     pub fn column_bounds(&self, index: usize) -> Option<(i64, i64)> {
