@@ -28,15 +28,40 @@ const SAMPLE_ROWS: usize = 1 << 16;
 const SATURATION: f64 = 1.1;
 
 type CacheKey = (PathBuf, u64, Option<SystemTime>, usize);
+type Cache<T> = Mutex<HashMap<CacheKey, Option<T>>>;
 
-fn cache() -> &'static Mutex<HashMap<CacheKey, Option<f64>>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Option<f64>>>> = OnceLock::new();
+fn cache() -> &'static Cache<f64> {
+    static CACHE: OnceLock<Cache<f64>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn sample_cache() -> &'static Mutex<HashMap<CacheKey, Option<ArrayRef>>> {
-    static CACHE: OnceLock<Mutex<HashMap<CacheKey, Option<ArrayRef>>>> = OnceLock::new();
+fn sample_cache() -> &'static Cache<ArrayRef> {
+    static CACHE: OnceLock<Cache<ArrayRef>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The value cached in `cache` for file column `column` of the file at `path`, computed by
+/// `compute` on first use.
+fn cached<T: Clone>(
+    cache: &Cache<T>,
+    path: &Path,
+    column: usize,
+    compute: impl FnOnce() -> Option<T>,
+) -> Option<T> {
+    let key = file_column_key(path, column)?;
+    if let Some(cached) = cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return cached.clone();
+    }
+    let value = compute();
+    cache
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, value.clone());
+    value
 }
 
 /// The cache key of a file's column: the file's path, length and modification time.
@@ -58,20 +83,9 @@ pub(crate) fn column_sample(
     metadata: &ArrowReaderMetadata,
     column: usize,
 ) -> Option<ArrayRef> {
-    let key = file_column_key(path, column)?;
-    if let Some(cached) = sample_cache()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
-        return cached.clone();
-    }
-    let sample = read_sample(path, metadata, column);
-    sample_cache()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, sample.clone());
-    sample
+    cached(sample_cache(), path, column, || {
+        read_sample(path, metadata, column)
+    })
 }
 
 fn read_sample(path: &Path, metadata: &ArrowReaderMetadata, column: usize) -> Option<ArrayRef> {
@@ -99,20 +113,9 @@ pub(crate) fn distinct_estimate(
     column: usize,
     total_rows: u64,
 ) -> Option<f64> {
-    let key = file_column_key(path, column)?;
-    if let Some(cached) = cache()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
-        return *cached;
-    }
-    let estimate = sample_distinct(path, metadata, column, total_rows);
-    cache()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, estimate);
-    estimate
+    cached(cache(), path, column, || {
+        sample_distinct(path, metadata, column, total_rows)
+    })
 }
 
 fn sample_distinct(
