@@ -13,9 +13,10 @@ use std::time::Instant;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sabot_shuffle::{Bytes, Handler, Peer, ResultStream, Security, ShuffleError, Ticket};
+use sabot_shuffle::{
+    Bytes, Handler, Peer, ResultStream, Security, ShuffleError, Ticket, batch_stream,
+};
 use serde::Serialize;
 
 use crate::distributed::{LocalCluster, LocalClusterConfig, cluster_status};
@@ -170,14 +171,9 @@ fn time_runs(
     let frame = sabot.sql(sql)?;
     let schema = frame.schema();
     let batches = frame.collect()?;
-    let checked = match answer {
-        Some(answer) => Some(
-            answer
-                .mismatch(&schema, &batches)?
-                .unwrap_or_else(|| "ok".to_string()),
-        ),
-        None => None,
-    };
+    let checked = answer
+        .map(|answer| answer.verdict(&schema, &batches))
+        .transpose()?;
     let mut runs = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let started = Instant::now();
@@ -245,10 +241,7 @@ impl Handler for FixedBatches {
 
     async fn stream(&self, _ticket: Ticket) -> sabot_shuffle::Result<(SchemaRef, ResultStream)> {
         let batches = self.batches.as_ref().clone();
-        Ok((
-            Arc::clone(&self.schema),
-            futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-        ))
+        Ok((Arc::clone(&self.schema), batch_stream(batches)))
     }
 }
 

@@ -32,6 +32,11 @@ use crate::security::Security;
 /// Batches streamed in answer to a ticket.
 pub type ResultStream = BoxStream<'static, Result<RecordBatch>>;
 
+/// Batches already in hand, as the stream a [`Handler`] answers a ticket with.
+pub fn batch_stream(batches: Vec<RecordBatch>) -> ResultStream {
+    Box::pin(futures::stream::iter(batches.into_iter().map(Ok)))
+}
+
 /// What a process does with the requests its endpoint receives.
 #[tonic::async_trait]
 pub trait Handler: Send + Sync + 'static {

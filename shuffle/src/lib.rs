@@ -13,7 +13,7 @@ mod security;
 mod store;
 
 pub use client::{Peer, Peers};
-pub use endpoint::{Handler, ResultStream, serve};
+pub use endpoint::{Handler, ResultStream, batch_stream, serve};
 pub use error::{Result, ShuffleError};
 pub use messages::{
     ClusterStatus, QueryRequest, QueryStatus, QuerySummary, TableSource, TaskFailure, TaskInput,

@@ -7,9 +7,9 @@ use arrow::array::Int64Array;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use futures::StreamExt;
 use sabot_shuffle::{
-    Handler, OutputStore, Peer, Result, ResultStream, Security, ShuffleError, Ticket, serve,
+    Handler, OutputStore, Peer, Result, ResultStream, Security, ShuffleError, Ticket, batch_stream,
+    serve,
 };
 
 /// Echoes actions and serves shuffle tickets from a store.
@@ -35,10 +35,7 @@ impl Handler for Echo {
             return Err(ShuffleError::Invalid("shuffle tickets only".into()));
         };
         let (schema, batches) = self.store.get((query, stage, task), bucket)?;
-        Ok((
-            schema,
-            futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-        ))
+        Ok((schema, batch_stream(batches)))
     }
 }
 

@@ -16,12 +16,11 @@ use std::time::{Duration, Instant};
 use arrow::array::{ArrayRef, StringArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use sabot_planner::{Exchange, StagePlan};
 use sabot_shuffle::{
     Bytes, ClusterStatus, Handler, Peers, QueryRequest, QueryStatus, QuerySummary, ResultStream,
     Security, ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, TaskStatus, Ticket,
-    WorkerRegistration, WorkerStatus,
+    WorkerRegistration, WorkerStatus, batch_stream,
 };
 use tokio::sync::Notify;
 
@@ -721,9 +720,6 @@ impl Handler for CoordinatorService {
             .run_query(request)
             .await
             .map_err(|error| ShuffleError::Invalid(error.to_string()))?;
-        Ok((
-            schema,
-            futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-        ))
+        Ok((schema, batch_stream(batches)))
     }
 }

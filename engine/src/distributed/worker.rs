@@ -10,12 +10,11 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use sabot_planner::Exchange;
 use sabot_shuffle::{
     Bytes, Handler, HashPartitioner, OutputStore, Peers, QueryRequest, ResultStream, Security,
     ShuffleError, TaskFailure, TaskInput, TaskReport, TaskSpec, Ticket, WorkerRegistration,
-    compact_views,
+    batch_stream, compact_views,
 };
 use tokio::sync::OnceCell;
 
@@ -419,9 +418,6 @@ impl Handler for WorkerService {
             ));
         };
         let (schema, batches) = self.store.get((query, stage, task), bucket)?;
-        Ok((
-            schema,
-            futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-        ))
+        Ok((schema, batch_stream(batches)))
     }
 }

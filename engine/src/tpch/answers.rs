@@ -64,6 +64,13 @@ impl ReferenceAnswer {
         })
     }
 
+    /// "ok" when the result (`batches` of `schema`) matches; else what differs first.
+    pub fn verdict(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<String> {
+        Ok(self
+            .mismatch(schema, batches)?
+            .unwrap_or_else(|| "ok".to_string()))
+    }
+
     /// `None` when the result (`batches` of `schema`) matches; else what differs first.
     pub fn mismatch(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Option<String>> {
         let columns: Vec<String> = schema

@@ -152,14 +152,9 @@ fn time_query(
         let executed = frame.execute()?;
         let rows = executed.batches.iter().map(|batch| batch.num_rows()).sum();
         let fallbacks = executed.fallbacks.iter().map(ToString::to_string).collect();
-        let checked = match answer {
-            Some(answer) => Some(
-                answer
-                    .mismatch(&schema, &executed.batches)?
-                    .unwrap_or_else(|| "ok".to_string()),
-            ),
-            None => None,
-        };
+        let checked = answer
+            .map(|answer| answer.verdict(&schema, &executed.batches))
+            .transpose()?;
         Ok(WarmUp {
             rows,
             fallbacks,
