@@ -1,5 +1,6 @@
 //! The key-value benchmark behind `sabot bench kv`: the same workloads on Sabot's store
-//! (`sabot-storage`) and on fjall, one after the other in one run, each in a fresh directory.
+//! (`sabot-storage`) and on fjall in one run, each in a fresh directory: one store after the
+//! other, except the synced writes, where they take turns.
 //! Workloads, for N keys: fill N random 16-byte keys with 100-byte values (then one synced write
 //! of the log), N reads of present keys in random order, N reads of missing keys, a full scan,
 //! N/100 writes each synced before the next, and a fill of 10·N keys that forces flushes and
@@ -71,6 +72,9 @@ pub struct KvSummary {
 
 /// The stores compared.
 const STORES: [&str; 2] = ["sabot", "fjall"];
+
+/// Turns the stores take at the synced writes.
+const SYNCED_ROUNDS: usize = 10;
 
 /// A store under test.
 trait Store {
@@ -245,67 +249,98 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
     let missing = random_keys(2, config.keys);
     let mut timings = Vec::new();
     let mut sabot_store = None;
-    let mut record = |workload: &str, store: &str, operations: u64, started: Instant| {
+    let mut record = |workload: &str, store: &str, operations: u64, seconds: f64| {
         let timing = KvTiming {
             workload: workload.to_string(),
             store: store.to_string(),
             operations,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds,
         };
         on_timing(&timing);
         timings.push(timing);
     };
+    let mut opened = Vec::new();
     for store_name in STORES {
         let dir = config.dir.join(format!("kv-{store_name}"));
         let _ = std::fs::remove_dir_all(&dir);
-        {
-            let store = open(store_name, &dir, config.io_uring)?;
-            let started = Instant::now();
-            for key in &keys {
-                store.put(key, &value_of(key), false)?;
-            }
-            store.sync()?;
-            record("fill", store_name, keys.len() as u64, started);
+        let store = open(store_name, &dir, config.io_uring)?;
+        let started = Instant::now();
+        for key in &keys {
+            store.put(key, &value_of(key), false)?;
+        }
+        store.sync()?;
+        record(
+            "fill",
+            store_name,
+            keys.len() as u64,
+            seconds_since(started),
+        );
 
-            let started = Instant::now();
-            let mut found = 0u64;
-            for key in &shuffled {
-                found += u64::from(store.get(key)?);
-            }
-            check(
-                found == keys.len() as u64,
-                store_name,
-                "a present key was not found",
-            )?;
-            record("read", store_name, keys.len() as u64, started);
+        let started = Instant::now();
+        let mut found = 0u64;
+        for key in &shuffled {
+            found += u64::from(store.get(key)?);
+        }
+        check(
+            found == keys.len() as u64,
+            store_name,
+            "a present key was not found",
+        )?;
+        record(
+            "read",
+            store_name,
+            keys.len() as u64,
+            seconds_since(started),
+        );
 
-            let started = Instant::now();
-            let mut found = 0u64;
-            for key in &missing {
-                found += u64::from(store.get(key)?);
-            }
-            check(found == 0, store_name, "a missing key was found")?;
-            record("read_missing", store_name, missing.len() as u64, started);
+        let started = Instant::now();
+        let mut found = 0u64;
+        for key in &missing {
+            found += u64::from(store.get(key)?);
+        }
+        check(found == 0, store_name, "a missing key was found")?;
+        record(
+            "read_missing",
+            store_name,
+            missing.len() as u64,
+            seconds_since(started),
+        );
 
-            let started = Instant::now();
-            let scanned = store.scan()?;
-            check(
-                scanned == keys.len() as u64,
-                store_name,
-                "the scan missed keys",
-            )?;
-            record("scan", store_name, scanned, started);
+        let started = Instant::now();
+        let scanned = store.scan()?;
+        check(
+            scanned == keys.len() as u64,
+            store_name,
+            "the scan missed keys",
+        )?;
+        record("scan", store_name, scanned, seconds_since(started));
+        opened.push((store_name, dir, store));
+    }
 
-            let synced = (keys.len() / 100).max(1);
+    // Synced writes wait on the disk, whose speed drifts over seconds on a shared machine:
+    // the stores take turns, a tenth of the writes each, so both see the same disk.
+    let synced = (keys.len() / 100).max(1);
+    let mut synced_seconds = [0.0; STORES.len()];
+    for round in missing[..synced].chunks(synced.div_ceil(SYNCED_ROUNDS)) {
+        for ((_, _, store), seconds) in opened.iter().zip(&mut synced_seconds) {
             let started = Instant::now();
-            for key in missing.iter().take(synced) {
+            for key in round {
                 store.put(key, &value_of(key), true)?;
             }
-            record("synced_writes", store_name, synced as u64, started);
-            sabot_store = store.describe().or(sabot_store);
+            *seconds += seconds_since(started);
         }
+    }
+    for ((store_name, dir, store), seconds) in opened.into_iter().zip(synced_seconds) {
+        record("synced_writes", store_name, synced as u64, seconds);
+        sabot_store = store.describe().or(sabot_store);
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
-        if config.large_fill {
+    }
+
+    if config.large_fill {
+        for store_name in STORES {
+            let dir = config.dir.join(format!("kv-{store_name}"));
+            let _ = std::fs::remove_dir_all(&dir);
             let store = open(store_name, &dir, config.io_uring)?;
             let many = random_keys(3, config.keys * 10);
             let started = Instant::now();
@@ -313,7 +348,12 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
                 store.put(key, &value_of(key), false)?;
             }
             store.sync()?;
-            record("fill_compact", store_name, many.len() as u64, started);
+            record(
+                "fill_compact",
+                store_name,
+                many.len() as u64,
+                seconds_since(started),
+            );
             sabot_store = store.describe().or(sabot_store);
             drop(store);
             let _ = std::fs::remove_dir_all(&dir);
@@ -325,6 +365,10 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         timings,
         sabot_store,
     })
+}
+
+fn seconds_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
 }
 
 fn check(holds: bool, store: &str, message: &str) -> Result<()> {

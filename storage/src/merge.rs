@@ -5,6 +5,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::collections::binary_heap::PeekMut;
 
 use crate::error::Result;
 use crate::sstable::Entry;
@@ -85,6 +86,27 @@ impl Merged {
         }
         Ok(())
     }
+
+    /// Replaces the top head (of stream `stream`) by that stream's next entry, or drops it
+    /// when the stream is used up, and returns the key it held. Replacing in place costs one
+    /// or two comparisons while the same stream keeps the smallest key, where a pop and a
+    /// push would cost two walks of the heap.
+    fn replace_top(&mut self, stream: usize) -> Result<Option<Vec<u8>>> {
+        let Some(mut top) = self.heads.peek_mut() else {
+            return Ok(None);
+        };
+        match self.streams[stream].next() {
+            Some(Ok((key, value))) => {
+                self.values[stream] = Some(value);
+                Ok(Some(std::mem::replace(&mut top.key, key)))
+            }
+            Some(Err(error)) => {
+                self.failed = true;
+                Err(error)
+            }
+            None => Ok(Some(PeekMut::pop(top).key)),
+        }
+    }
 }
 
 impl Iterator for Merged {
@@ -94,32 +116,20 @@ impl Iterator for Merged {
         if self.failed {
             return None;
         }
-        let Head {
-            key,
-            stream: newest,
-            ..
-        } = self.heads.pop()?;
+        let newest = self.heads.peek()?.stream;
         let value = self.values[newest].take().unwrap_or_default();
-        let step = |merged: &mut Merged, stream: usize| {
-            if let Err(error) = merged.advance(stream) {
-                merged.failed = true;
-                return Err(error);
-            }
-            Ok(())
+        let key = match self.replace_top(newest) {
+            Ok(key) => key?,
+            Err(error) => return Some(Err(error)),
         };
-        if let Err(error) = step(self, newest) {
-            return Some(Err(error));
-        }
         // Older entries of the same key are shadowed.
         while let Some(head) = self.heads.peek() {
             if head.key != key {
                 break;
             }
-            let Some(Head { stream, .. }) = self.heads.pop() else {
-                break;
-            };
+            let stream = head.stream;
             self.values[stream] = None;
-            if let Err(error) = step(self, stream) {
+            if let Err(error) = self.replace_top(stream) {
                 return Some(Err(error));
             }
         }

@@ -1,7 +1,7 @@
 //! The store's io_uring use, made only where the kernel and sandbox allow it (probed by
 //! creating a ring; otherwise plain system calls do the same work):
-//! - log syncs: an `fdatasync` submitted and waited for with one system call (appends are
-//!   copies into the mapped log, which need no system call at all);
+//! - log syncs: an `fdatasync` submitted and waited for with one system call (buffered appends
+//!   are copies into the mapped log, synced ones a `pwrite` first);
 //! - batched table reads: the block reads of a multi-get, all submitted at once;
 //! - scan read-ahead: the next span of a table's blocks is read while the current one is
 //!   decoded.
