@@ -2,11 +2,11 @@
 //! (`sabot-storage`) and on fjall in one run, each in a fresh directory: one store after the
 //! other, except the synced writes, where they take turns.
 //! Workloads, for N keys: fill N random 16-byte keys with 100-byte values (then one synced write
-//! of the log), N reads of present keys in random order, N reads of missing keys, a full scan,
-//! N/100 writes each synced before the next, and a fill of 10·N keys that forces flushes and
-//! compactions. Each store runs with its defaults: fjall's unsynced inserts stay in its own
-//! buffer until it flushes them, Sabot's reach the page cache (its mapped log) on every write,
-//! so they outlive the process.
+//! of the log), N reads of present keys in random order, N reads of missing keys, a full scan
+//! (keys and values), N/100 writes each synced before the next, and a fill of 10·N keys that
+//! forces flushes and compactions. Each store runs with its defaults: fjall's unsynced inserts
+//! stay in its own buffer until it flushes them, Sabot's reach the page cache (its mapped log)
+//! on every write, so they outlive the process.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -164,7 +164,7 @@ impl Store for FjallStore {
     fn scan(&self) -> Result<u64> {
         let mut count = 0;
         for guard in self.keyspace.iter() {
-            guard.key().map_err(fjall_error)?;
+            guard.into_inner().map_err(fjall_error)?;
             count += 1;
         }
         Ok(count)

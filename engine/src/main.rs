@@ -301,8 +301,9 @@ enum BenchCommand {
         json: Option<PathBuf>,
     },
     /// Run key-value workloads on Sabot's store and on fjall: fill N random keys, read them in
-    /// random order, read N missing keys, scan, N/100 synced writes, and fill 10·N keys
-    /// (flushes and compactions). Stores live under the data directory and are removed after.
+    /// random order, read N missing keys, scan, N/100 synced writes (the stores taking turns),
+    /// and fill 10·N keys (flushes and compactions). Stores live under the data directory and
+    /// are removed after.
     Kv {
         /// N, the number of keys
         #[arg(long, default_value_t = 1_000_000)]
