@@ -558,4 +558,11 @@ impl ColumnStatistics for PhysicalNode {
         let (scan, column) = self.scanned_column(column)?;
         scan.column_sample(column)
     }
+
+    fn origin(&self, column: usize) -> Option<usize> {
+        // Each scan node of the plan is one table instance: its address names it while the
+        // plan lives.
+        let (scan, _) = self.scanned_column(column)?;
+        Some(std::ptr::from_ref(scan) as usize)
+    }
 }

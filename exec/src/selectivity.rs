@@ -4,9 +4,10 @@
 //! per value; a `LIKE` keeps the share of the column's sampled values it matches (without a
 //! sample, 5% for `'prefix%'`, 20% for other patterns). The range comparisons of one integer or date column with
 //! literals are put together into one interval, which keeps its share of the column's
-//! `[min, max]` from the file statistics; without them each comparison keeps 30%. Conjuncts are not independent in
-//! practice, so they combine with exponential backoff: the most selective counts fully, the next
-//! by its square root, the next by its fourth root, and so on.
+//! `[min, max]` from the file statistics; without them each comparison keeps 30%. Conjuncts on
+//! one table are not independent in practice, so they combine with exponential backoff: the most
+//! selective counts fully, the next by its square root, the next by its fourth root, and so on.
+//! Conjuncts on different tables (a join's residual filter) multiply as independent.
 
 use arrow::array::{Array, ArrayRef, StringArray};
 use arrow::compute::cast;
@@ -37,6 +38,8 @@ pub(crate) trait ColumnStatistics {
     fn bounds(&self, column: usize) -> Option<(i64, i64)>;
     /// A sample of the column's values (the first of its file).
     fn sample(&self, column: usize) -> Option<ArrayRef>;
+    /// Which scanned table the column comes from (one id per scan in the plan), if known.
+    fn origin(&self, column: usize) -> Option<usize>;
 }
 
 /// The guessed fraction of rows `predicate` keeps.
@@ -47,7 +50,8 @@ pub(crate) fn filter_selectivity(
     let mut terms = Vec::new();
     collect_conjuncts(predicate, &mut terms);
     let mut intervals: Vec<(usize, Interval)> = Vec::new();
-    let mut selectivities = Vec::new();
+    // Each term's selectivity with the table its columns come from.
+    let mut selectivities: Vec<(Option<usize>, f64)> = Vec::new();
     for term in terms {
         match bounded_comparison(term, statistics) {
             Some((column, bound)) => match intervals.iter_mut().find(|(seen, _)| *seen == column) {
@@ -58,22 +62,54 @@ pub(crate) fn filter_selectivity(
                     intervals.push((column, interval));
                 }
             },
-            None => selectivities.push(term_selectivity(term, statistics)),
+            None => selectivities.push((
+                term_origin(term, statistics),
+                term_selectivity(term, statistics),
+            )),
         }
     }
     for (column, interval) in intervals {
-        selectivities.push(
+        selectivities.push((
+            statistics.origin(column),
             statistics
                 .bounds(column)
                 .map_or(RANGE, |bounds| interval.share_of(bounds)),
-        );
+        ));
     }
-    selectivities.sort_by(f64::total_cmp);
+    // Terms on one table back off from each other; tables count as independent.
+    selectivities.sort_by(|(origin, selectivity), (other_origin, other)| {
+        origin.cmp(other_origin).then(selectivity.total_cmp(other))
+    });
     selectivities
-        .iter()
-        .zip(0..)
-        .map(|(&selectivity, rank)| selectivity.powf(0.5f64.powi(rank)))
+        .chunk_by(|(origin, _), (other, _)| origin == other)
+        .map(|table| {
+            table
+                .iter()
+                .zip(0..)
+                .map(|(&(_, selectivity), rank)| selectivity.powf(0.5f64.powi(rank)))
+                .product::<f64>()
+        })
         .product()
+}
+
+/// The table all of `term`'s columns come from, if they all come from one known table.
+fn term_origin(term: &dyn PhysicalExpr, statistics: &dyn ColumnStatistics) -> Option<usize> {
+    let mut columns = Vec::new();
+    collect_column_indices(term, &mut columns);
+    let mut origins = columns.into_iter().map(|column| statistics.origin(column));
+    let first = origins.next()??;
+    origins.all(|origin| origin == Some(first)).then_some(first)
+}
+
+fn collect_column_indices(expr: &dyn PhysicalExpr, columns: &mut Vec<usize>) {
+    match expr.downcast_ref::<Column>() {
+        Some(column) => columns.push(column.index()),
+        None => {
+            for child in expr.children() {
+                collect_column_indices(child.as_ref(), columns);
+            }
+        }
+    }
 }
 
 /// The values a conjunction of range comparisons lets through: `low <= value <= high`.
@@ -313,6 +349,7 @@ mod tests {
         bounds: [Option<(i64, i64)>; 2],
         /// Sampled values of `name`.
         names: Option<ArrayRef>,
+        origins: [Option<usize>; 2],
     }
 
     impl ColumnStatistics for Known {
@@ -327,12 +364,17 @@ mod tests {
         fn sample(&self, column: usize) -> Option<ArrayRef> {
             (column == 1).then(|| self.names.clone()).flatten()
         }
+
+        fn origin(&self, column: usize) -> Option<usize> {
+            self.origins[column]
+        }
     }
 
     const UNKNOWN_COLUMNS: Known = Known {
         distinct: [None, None],
         bounds: [None, None],
         names: None,
+        origins: [None, None],
     };
 
     #[test]
@@ -361,6 +403,7 @@ mod tests {
             distinct: [Some(4.0), Some(150.0)],
             bounds: [None, None],
             names: None,
+            origins: [None, None],
         };
         let equal = binary(lit("BRASS"), Operator::Eq, Arc::clone(&name));
         assert_eq!(filter_selectivity(equal.as_ref(), &counts), 1.0 / 150.0);
@@ -386,12 +429,40 @@ mod tests {
     }
 
     #[test]
+    fn terms_on_different_tables_multiply_and_back_off_within_a_table() {
+        let a = col("a", &schema()).unwrap();
+        let name = col("name", &schema()).unwrap();
+        let tables = |origins| Known {
+            distinct: [Some(10.0), Some(4.0)],
+            bounds: [None, None],
+            names: None,
+            origins,
+        };
+        let both = binary(
+            binary(Arc::clone(&a), Operator::Eq, lit(1i64)),
+            Operator::And,
+            binary(name, Operator::Eq, lit("x")),
+        );
+        let apart = filter_selectivity(both.as_ref(), &tables([Some(1), Some(2)]));
+        assert!((apart - 0.1 * 0.25).abs() < 1e-12);
+        let together = filter_selectivity(both.as_ref(), &tables([Some(1), Some(1)]));
+        assert!((together - 0.1 * 0.25f64.sqrt()).abs() < 1e-12);
+        // A term over columns of two tables is of no one table: it backs off with the unknown.
+        let across = binary(a, Operator::Lt, col("name", &schema()).unwrap());
+        assert_eq!(
+            term_origin(across.as_ref(), &tables([Some(1), Some(2)])),
+            None
+        );
+    }
+
+    #[test]
     fn ranges_on_one_column_keep_their_share_of_its_bounds() {
         let a = col("a", &schema()).unwrap();
         let bounded = Known {
             distinct: [None, None],
             bounds: [Some((1, 100)), None],
             names: None,
+            origins: [None, None],
         };
         let low = binary(Arc::clone(&a), Operator::GtEq, lit(11i64));
         let high = binary(lit(20i64), Operator::GtEq, Arc::clone(&a));
@@ -418,6 +489,7 @@ mod tests {
             distinct: [None, None],
             bounds: [None, None],
             names: Some(Arc::new(StringArray::from(names))),
+            origins: [None, None],
         };
         let selectivity = |expr: Arc<dyn PhysicalExpr>| filter_selectivity(expr.as_ref(), &sampled);
         assert!((selectivity(like("%green%", false)) - 0.05).abs() < 1e-12);
