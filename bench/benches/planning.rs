@@ -28,8 +28,8 @@ fn tables() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("sabot-data"));
     let dir = tpch::cache_dir(&data_dir, sf);
-    if !tpch::is_complete(&dir) {
-        tpch::generate(sf, &dir, 2, &|_| {}).expect("TPC-H tables are generated");
+    if !tpch::generate::is_complete(&dir) {
+        tpch::generate::generate(sf, &dir, 2, &|_| {}).expect("TPC-H tables are generated");
     }
     dir
 }
