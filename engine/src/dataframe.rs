@@ -494,12 +494,10 @@ impl DataFrame {
     pub fn explain(self, analyze: bool) -> Result<String> {
         let engine = self.engine;
         let session = Arc::clone(&self.session);
-        let (state, plan) = self.frame.clone().into_parts();
-        let optimized = state.optimize(&plan)?;
         let prepared = self.prepare()?;
         let mut text = format!(
             "== Optimized logical plan ==\n{}\n\n== Physical plan (engine: {engine}) ==\n",
-            optimized.display_indent()
+            prepared.optimized().display_indent()
         );
         for fallback in prepared.fallbacks() {
             text.push_str(&format!("fallback: {fallback}\n"));

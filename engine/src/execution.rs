@@ -118,6 +118,7 @@ impl RowEstimate {
 /// A query planned for one engine, ready to run.
 pub(crate) struct PreparedQuery {
     plan: PreparedPlan,
+    optimized: LogicalPlan,
     state: SessionState,
 }
 
@@ -134,17 +135,30 @@ impl PreparedQuery {
         engine: Engine,
         runtime: tokio::runtime::Handle,
     ) -> Result<PreparedQuery> {
+        let optimized = state.optimize(plan)?;
         let plan = match engine {
-            Engine::DataFusion => PreparedPlan::DataFusion(state.create_physical_plan(plan).await?),
-            Engine::Sabot => {
-                let optimized = state.optimize(plan)?;
-                let root = PhysicalPlanner::new(&state, runtime)
+            Engine::DataFusion => PreparedPlan::DataFusion(
+                state
+                    .query_planner()
+                    .create_physical_plan(&optimized, &state)
+                    .await?,
+            ),
+            Engine::Sabot => PreparedPlan::Sabot(
+                PhysicalPlanner::new(&state, runtime)
                     .plan(&optimized)
-                    .await?;
-                PreparedPlan::Sabot(root)
-            }
+                    .await?,
+            ),
         };
-        Ok(PreparedQuery { plan, state })
+        Ok(PreparedQuery {
+            plan,
+            optimized,
+            state,
+        })
+    }
+
+    /// The logical plan after DataFusion's optimizer, which the physical plan was made from.
+    pub(crate) fn optimized(&self) -> &LogicalPlan {
+        &self.optimized
     }
 
     /// Runs the plan to completion. Call it outside the session's async runtime: Sabot's
