@@ -1,7 +1,7 @@
 //! Guesses of the fraction of rows a filter keeps, from the predicate's shape and what is known
 //! of its columns (full statistics come with the cost-based planner, issue 5): `column =
 //! literal` keeps one row in the column's distinct count (10% when unknown), an `IN` list one
-//! per value; a `LIKE` keeps the share of the column's sampled values it matches (without a
+//! per value; a `LIKE` keeps the share of the column's first 8K sampled values it matches (without a
 //! sample, 5% for `'prefix%'`, 20% for other patterns). The range comparisons of one integer or date column with
 //! literals are put together into one interval, which keeps its share of the column's
 //! `[min, max]` from the file statistics; without them each comparison keeps 30%. Conjuncts on
@@ -31,6 +31,9 @@ const IN_LIST_MAX: f64 = 0.5;
 const IS_NULL: f64 = 0.1;
 /// Anything else.
 const UNKNOWN: f64 = 0.3;
+/// Sampled values a `LIKE` is matched against: enough to tell a share of 0.1%, few enough that
+/// the matching (at every planning of the query) stays well under a millisecond.
+const LIKE_SAMPLE_ROWS: usize = 8192;
 
 /// What is known of the columns of a filter's input, by index.
 pub(crate) trait ColumnStatistics {
@@ -291,6 +294,7 @@ fn sampled_match(like: &LikeExpr, pattern: &str, sample: &ArrayRef) -> Option<f6
     if sample.is_empty() {
         return None;
     }
+    let sample = &sample.slice(0, sample.len().min(LIKE_SAMPLE_ROWS));
     // The sample's own string type where it has one: a cast would copy every value at each
     // planning of the query.
     let (strings, pattern): (ArrayRef, Scalar<ArrayRef>) = match sample.data_type() {
