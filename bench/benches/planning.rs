@@ -7,8 +7,8 @@
 //! computed once, when a query first needs them, before the timed iterations.
 //!
 //! `cargo bench -p sabot-bench --bench planning`. The tables are generated under
-//! `$SABOT_DATA_DIR` (default `./sabot-data`) at SF 1 the first time, or at
-//! `$SABOT_BENCH_SF`.
+//! `$SABOT_DATA_DIR` (default: `sabot-data` at the workspace's root) at SF 1 the first time,
+//! or at `$SABOT_BENCH_SF`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -24,9 +24,11 @@ fn tables() -> PathBuf {
         .ok()
         .and_then(|sf| sf.parse().ok())
         .unwrap_or(1.0);
+    // `cargo bench` runs this in `bench/`: the default is the workspace's `sabot-data`, where
+    // `sabot bench tpch` keeps the same tables.
     let data_dir = std::env::var_os("SABOT_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("sabot-data"));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../sabot-data")));
     let dir = tpch::cache_dir(&data_dir, sf);
     if !tpch::generate::is_complete(&dir) {
         tpch::generate::generate(sf, &dir, 2, &|_| {}).expect("TPC-H tables are generated");
