@@ -265,10 +265,7 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         let _ = std::fs::remove_dir_all(&dir);
         let store = open(store_name, &dir, config.io_uring)?;
         let started = Instant::now();
-        for key in &keys {
-            store.put(key, &value_of(key), false)?;
-        }
-        store.sync()?;
+        fill(store.as_ref(), &keys)?;
         record(
             "fill",
             store_name,
@@ -277,12 +274,9 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         );
 
         let started = Instant::now();
-        let mut found = 0u64;
-        for key in &shuffled {
-            found += u64::from(store.get(key)?);
-        }
+        let present = count_found(store.as_ref(), &shuffled)?;
         check(
-            found == keys.len() as u64,
+            present == keys.len() as u64,
             store_name,
             "a present key was not found",
         )?;
@@ -294,11 +288,8 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         );
 
         let started = Instant::now();
-        let mut found = 0u64;
-        for key in &missing {
-            found += u64::from(store.get(key)?);
-        }
-        check(found == 0, store_name, "a missing key was found")?;
+        let present = count_found(store.as_ref(), &missing)?;
+        check(present == 0, store_name, "a missing key was found")?;
         record(
             "read_missing",
             store_name,
@@ -344,10 +335,7 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
             let store = open(store_name, &dir, config.io_uring)?;
             let many = random_keys(3, config.keys * 10);
             let started = Instant::now();
-            for key in &many {
-                store.put(key, &value_of(key), false)?;
-            }
-            store.sync()?;
+            fill(store.as_ref(), &many)?;
             record(
                 "fill_compact",
                 store_name,
@@ -365,6 +353,23 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         timings,
         sabot_store,
     })
+}
+
+/// Writes `keys` (buffered) and then syncs the log once.
+fn fill(store: &dyn Store, keys: &[[u8; 16]]) -> Result<()> {
+    for key in keys {
+        store.put(key, &value_of(key), false)?;
+    }
+    store.sync()
+}
+
+/// How many of `keys` the store holds, read one by one.
+fn count_found(store: &dyn Store, keys: &[[u8; 16]]) -> Result<u64> {
+    let mut found = 0;
+    for key in keys {
+        found += u64::from(store.get(key)?);
+    }
+    Ok(found)
 }
 
 fn seconds_since(started: Instant) -> f64 {
