@@ -264,47 +264,28 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
         let dir = config.dir.join(format!("kv-{store_name}"));
         let _ = std::fs::remove_dir_all(&dir);
         let store = open(store_name, &dir, config.io_uring)?;
-        let started = Instant::now();
-        fill(store.as_ref(), &keys)?;
-        record(
-            "fill",
-            store_name,
-            keys.len() as u64,
-            seconds_since(started),
-        );
+        let ((), seconds) = timed(|| fill(store.as_ref(), &keys))?;
+        record("fill", store_name, keys.len() as u64, seconds);
 
-        let started = Instant::now();
-        let present = count_found(store.as_ref(), &shuffled)?;
+        let (present, seconds) = timed(|| count_found(store.as_ref(), &shuffled))?;
         check(
             present == keys.len() as u64,
             store_name,
             "a present key was not found",
         )?;
-        record(
-            "read",
-            store_name,
-            keys.len() as u64,
-            seconds_since(started),
-        );
+        record("read", store_name, keys.len() as u64, seconds);
 
-        let started = Instant::now();
-        let present = count_found(store.as_ref(), &missing)?;
+        let (present, seconds) = timed(|| count_found(store.as_ref(), &missing))?;
         check(present == 0, store_name, "a missing key was found")?;
-        record(
-            "read_missing",
-            store_name,
-            missing.len() as u64,
-            seconds_since(started),
-        );
+        record("read_missing", store_name, missing.len() as u64, seconds);
 
-        let started = Instant::now();
-        let scanned = store.scan()?;
+        let (scanned, seconds) = timed(|| store.scan())?;
         check(
             scanned == keys.len() as u64,
             store_name,
             "the scan missed keys",
         )?;
-        record("scan", store_name, scanned, seconds_since(started));
+        record("scan", store_name, scanned, seconds);
         opened.push((store_name, dir, store));
     }
 
@@ -314,11 +295,12 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
     let mut synced_seconds = [0.0; STORES.len()];
     for round in missing[..synced].chunks(synced.div_ceil(SYNCED_ROUNDS)) {
         for ((_, _, store), seconds) in opened.iter().zip(&mut synced_seconds) {
-            let started = Instant::now();
-            for key in round {
-                store.put(key, &value_of(key), true)?;
-            }
-            *seconds += seconds_since(started);
+            let ((), round_seconds) = timed(|| {
+                round
+                    .iter()
+                    .try_for_each(|key| store.put(key, &value_of(key), true))
+            })?;
+            *seconds += round_seconds;
         }
     }
     for ((store_name, dir, store), seconds) in opened.into_iter().zip(synced_seconds) {
@@ -334,14 +316,8 @@ pub fn run(config: &KvBenchConfig, mut on_timing: impl FnMut(&KvTiming)) -> Resu
             let _ = std::fs::remove_dir_all(&dir);
             let store = open(store_name, &dir, config.io_uring)?;
             let many = random_keys(3, config.keys * 10);
-            let started = Instant::now();
-            fill(store.as_ref(), &many)?;
-            record(
-                "fill_compact",
-                store_name,
-                many.len() as u64,
-                seconds_since(started),
-            );
+            let ((), seconds) = timed(|| fill(store.as_ref(), &many))?;
+            record("fill_compact", store_name, many.len() as u64, seconds);
             sabot_store = store.describe().or(sabot_store);
             drop(store);
             let _ = std::fs::remove_dir_all(&dir);
@@ -372,8 +348,11 @@ fn count_found(store: &dyn Store, keys: &[[u8; 16]]) -> Result<u64> {
     Ok(found)
 }
 
-fn seconds_since(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64()
+/// What `work` returned and the seconds it took.
+fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let started = Instant::now();
+    let value = work()?;
+    Ok((value, started.elapsed().as_secs_f64()))
 }
 
 fn check(holds: bool, store: &str, message: &str) -> Result<()> {

@@ -3,11 +3,12 @@
 //! writes and mapped into memory: a buffered append is a copy into the mapping (in the page
 //! cache, so it outlives the process without a system call). A synced append is written with
 //! `pwrite` and then the file's data synced (`fdatasync`, through io_uring where the kernel
-//! allows it) before it returns; writes committed together as a group share one sync. The unwritten rest of the file is zeros,
-//! and an all-zero header ends the log. On reopen the records are replayed in order; a record
-//! cut short or failing its checksum with only zeros after it is a write that was never
-//! acknowledged (the process died while appending it) and is discarded. A damaged record with
-//! written bytes after it is reported as corruption, never skipped.
+//! allows it) before it returns; writes committed together as a group share one sync. The
+//! unwritten rest of the file is zeros, and an all-zero header ends the log. On reopen the
+//! records are replayed in order; a record cut short or failing its checksum with only zeros
+//! after it is a write that was never acknowledged (the process died while appending it) and is
+//! discarded. A damaged record with written bytes after it is reported as corruption, never
+//! skipped.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
