@@ -191,7 +191,7 @@ impl PreparedQuery {
                         rows_scanned += node.metrics.rows();
                         bytes_scanned += scan.bytes_read();
                     }
-                    NodeKind::Batches(_) => rows_scanned += node.metrics.rows(),
+                    NodeKind::Batches { .. } => rows_scanned += node.metrics.rows(),
                     NodeKind::Fallback(fallback) => {
                         let (rows, bytes) = scan_totals(fallback.plan().as_ref());
                         rows_scanned += rows;

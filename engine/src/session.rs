@@ -18,6 +18,7 @@ use sabot_shuffle::{Security, TableSource};
 use crate::stream_table::{StreamTable, StreamTables};
 
 use sabot_exec::{CancelHandle, Executor, MemoryBudget, PhysicalNode};
+use sabot_planner::MemoryTable;
 use sabot_scheduler::Scheduler;
 
 use crate::dataframe::DataFrame;
@@ -370,7 +371,7 @@ impl Sabot {
     ) -> Result<()> {
         self.local_only("in-memory tables")?;
         let partitions = spread(batches, self.inner.settings.threads);
-        let table = MemTable::try_new(schema, partitions)?;
+        let table = MemoryTable::try_new(schema, partitions)?;
         self.inner.context.register_table(name, Arc::new(table))?;
         Ok(())
     }

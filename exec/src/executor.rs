@@ -207,7 +207,7 @@ impl Executor {
                 output
             }
             NodeKind::ParquetScan(_)
-            | NodeKind::Batches(_)
+            | NodeKind::Batches { .. }
             | NodeKind::Filter { .. }
             | NodeKind::Projection { .. }
             | NodeKind::HashJoin { .. } => {
@@ -252,7 +252,7 @@ impl Executor {
                 scan: Arc::clone(scan),
                 node: Arc::clone(current),
             },
-            NodeKind::Batches(batches) => {
+            NodeKind::Batches { batches, .. } => {
                 for batch in batches {
                     current.metrics.record_output(batch.num_rows());
                 }

@@ -35,8 +35,12 @@ pub struct PhysicalNode {
 pub enum NodeKind {
     /// Reads Parquet row groups.
     ParquetScan(Arc<ParquetScan>),
-    /// Reads in-memory batches.
-    Batches(Vec<RecordBatch>),
+    /// Reads in-memory batches; `bounds` may give, per column, the smallest and largest value
+    /// (an in-memory table's statistics).
+    Batches {
+        batches: Vec<RecordBatch>,
+        bounds: Vec<Option<(i64, i64)>>,
+    },
     /// A subtree run by DataFusion.
     Fallback(FallbackSource),
     /// Keeps the rows for which `predicate` is true.
@@ -90,7 +94,9 @@ impl PhysicalNode {
     /// The node's inputs.
     pub fn inputs(&self) -> Vec<&Arc<PhysicalNode>> {
         match &self.kind {
-            NodeKind::ParquetScan(_) | NodeKind::Batches(_) | NodeKind::Fallback(_) => Vec::new(),
+            NodeKind::ParquetScan(_) | NodeKind::Batches { .. } | NodeKind::Fallback(_) => {
+                Vec::new()
+            }
             NodeKind::Filter { input, .. }
             | NodeKind::Projection { input, .. }
             | NodeKind::Aggregate { input, .. }
@@ -106,7 +112,7 @@ impl PhysicalNode {
     pub fn with_inputs(self: &Arc<Self>, mut inputs: Vec<Arc<PhysicalNode>>) -> Arc<PhysicalNode> {
         let mut next = || inputs.remove(0);
         let kind = match &self.kind {
-            NodeKind::ParquetScan(_) | NodeKind::Batches(_) | NodeKind::Fallback(_) => {
+            NodeKind::ParquetScan(_) | NodeKind::Batches { .. } | NodeKind::Fallback(_) => {
                 return Arc::clone(self);
             }
             NodeKind::Filter { predicate, .. } => NodeKind::Filter {
@@ -157,7 +163,7 @@ impl PhysicalNode {
         const GROUPS_PER_ROW: f64 = 0.1;
         match &self.kind {
             NodeKind::ParquetScan(scan) => Some(scan.total_rows() as f64),
-            NodeKind::Batches(batches) => {
+            NodeKind::Batches { batches, .. } => {
                 Some(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as f64)
             }
             NodeKind::Fallback(_) => None,
@@ -330,10 +336,16 @@ impl PhysicalNode {
     }
 
     /// The smallest and largest value of output column `index`, where it comes unchanged from a
-    /// Parquet scan below whose statistics give them.
+    /// Parquet scan or in-memory table below whose statistics give them.
     pub fn column_bounds(&self, index: usize) -> Option<(i64, i64)> {
-        let (scan, column) = self.scanned_column(index)?;
-        scan.column_bounds(column)
+        match &self.kind {
+            NodeKind::ParquetScan(scan) => scan.column_bounds(index),
+            NodeKind::Batches { bounds, .. } => bounds.get(index).copied().flatten(),
+            _ => {
+                let (input, column) = self.input_column(index)?;
+                input.column_bounds(column)
+            }
+        }
     }
 
     /// The fraction of its base table's rows this subtree keeps: under the key/foreign-key
@@ -346,7 +358,7 @@ impl PhysicalNode {
     /// subtree draws from.
     fn base_rows(&self) -> Option<f64> {
         match &self.kind {
-            NodeKind::ParquetScan(_) | NodeKind::Batches(_) | NodeKind::Fallback(_) => {
+            NodeKind::ParquetScan(_) | NodeKind::Batches { .. } | NodeKind::Fallback(_) => {
                 self.estimated_rows()
             }
             _ => self
@@ -456,7 +468,7 @@ impl PhysicalNode {
                     columns.join(", ")
                 )
             }
-            NodeKind::Batches(batches) => format!("Batches: batches={}", batches.len()),
+            NodeKind::Batches { batches, .. } => format!("Batches: batches={}", batches.len()),
             NodeKind::Fallback(fallback) => format!(
                 "Fallback (DataFusion runs this subtree): {}",
                 fallback.reason

@@ -46,7 +46,10 @@ fn table(
 
 fn batches_node(schema: &SchemaRef, batch: RecordBatch) -> Arc<PhysicalNode> {
     Arc::new(PhysicalNode::new(
-        NodeKind::Batches(vec![batch]),
+        NodeKind::Batches {
+            batches: vec![batch],
+            bounds: Vec::new(),
+        },
         schema.clone(),
     ))
 }

@@ -10,6 +10,7 @@
 
 use crate::error::{KernelError, Result};
 use crate::hash::hash_u64;
+use crate::prefetch::prefetch;
 use crate::slots::SlotTable;
 
 /// How many probe keys ahead a probe asks for the cache line it will need.
@@ -492,22 +493,6 @@ fn report_device_failure(error: &KernelError) {
     REPORTED.call_once(|| eprintln!("sabot: {error}; joins run on the CPU instead"));
 }
 
-/// Asks the CPU to bring the cache line at `address` into its caches: a hint that changes no
-/// result, so that a lookup a few keys later finds its slot loaded.
-#[inline]
-#[allow(unsafe_code)]
-fn prefetch<T>(address: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` only hints the cache hierarchy: it reads nothing the program sees
-    // and never faults, even for an address outside any allocation (the key ahead may be out of
-    // a direct table's range). Its target feature, SSE, is part of the x86-64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,15 +513,6 @@ mod tests {
         let mut found = Vec::new();
         table.contains(&[1, 2, 2], &[true, true, false], &mut found);
         assert_eq!(found, vec![false, true, false]);
-    }
-
-    #[test]
-    fn prefetching_any_address_is_harmless() {
-        let values = vec![7u32; 4];
-        prefetch(values.as_ptr());
-        prefetch(values.as_ptr().wrapping_add(1 << 40));
-        prefetch(std::ptr::null::<u32>());
-        assert_eq!(values, vec![7; 4]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod hash;
 mod join_table;
 mod keys;
 mod packed_key;
+mod prefetch;
 mod slots;
 mod string_dictionary;
 
@@ -34,6 +35,6 @@ pub use hash::{hash_u64, hash_u64_slice};
 #[cfg(feature = "cuda")]
 pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
-pub use keys::KeyPacking;
+pub use keys::{KeyPacking, value_range};
 pub use packed_key::PackedKey;
 pub use string_dictionary::StringDictionary;

@@ -3,9 +3,12 @@
 //! case. The table keeps its load at most three quarters and doubles when it would pass it.
 
 use crate::packed_key::PackedKey;
+use crate::prefetch::prefetch;
 
 const EMPTY: u32 = u32::MAX;
-const MIN_CAPACITY: usize = 16;
+/// The fewest slots a table has: a few distinct keys then seldom share a slot, so that a lookup
+/// almost always ends at its first slot and the branch that ends a probe stays predictable.
+const MIN_CAPACITY: usize = 256;
 
 /// A key and its id. Packed to 8-byte alignment so that a `u128` slot takes 24 bytes, not 32.
 #[derive(Clone, Copy)]
@@ -52,6 +55,12 @@ impl<K: PackedKey> SlotTable<K> {
     }
 
     /// The id of `key`, whose hash is `hash`, if it is in the table.
+    /// Starts loading the slot a lookup of `hash` begins at.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        prefetch(self.slots.as_ptr().wrapping_add(hash as usize & self.mask));
+    }
+
     #[inline]
     pub(crate) fn find(&self, key: K, hash: u64) -> Option<u32> {
         let mut slot = hash as usize & self.mask;

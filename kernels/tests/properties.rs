@@ -251,3 +251,93 @@ proptest! {
         }
     }
 }
+
+/// Batches of group keys: each batch draws from a narrow range, a wide one, or keys past 64
+/// bits, so a map meets every switch between its direct array and its hash table.
+fn group_key_batches() -> impl Strategy<Value = Vec<Vec<u128>>> {
+    let batch = prop_oneof![
+        prop::collection::vec(0u128..50, 0..200),
+        prop::collection::vec(1_000u128..300_000, 0..200),
+        prop::collection::vec(0u128..u64::MAX as u128, 0..50),
+        prop::collection::vec((0u128..4).prop_map(|high| (high << 64) | 7), 0..20),
+    ];
+    prop::collection::vec(batch, 1..8)
+}
+
+/// A plain reference of first-appearance group ids.
+#[derive(Default)]
+struct FirstAppearance {
+    ids: HashMap<u128, usize>,
+    keys: Vec<u128>,
+}
+
+impl FirstAppearance {
+    fn intern(&mut self, batch: &[u128]) -> Vec<usize> {
+        batch
+            .iter()
+            .map(|&key| {
+                *self.ids.entry(key).or_insert_with(|| {
+                    self.keys.push(key);
+                    self.keys.len() - 1
+                })
+            })
+            .collect()
+    }
+}
+
+proptest! {
+    #[test]
+    fn group_ids_follow_first_appearance_in_every_index(batches in group_key_batches()) {
+        let (mut wide, mut wide_reference) = (GroupMap::<u128>::new(), FirstAppearance::default());
+        let (mut narrow, mut narrow_reference) = (GroupMap::<u64>::new(), FirstAppearance::default());
+        for batch in &batches {
+            let mut ids = Vec::new();
+            wide.intern(batch, &mut ids);
+            prop_assert_eq!(ids, wide_reference.intern(batch));
+            if batch.iter().all(|&key| key <= u64::MAX as u128) {
+                let keys: Vec<u64> = batch.iter().map(|&key| key as u64).collect();
+                let mut ids = Vec::new();
+                narrow.intern(&keys, &mut ids);
+                prop_assert_eq!(ids, narrow_reference.intern(batch));
+            }
+        }
+        prop_assert_eq!(wide.keys(), wide_reference.keys);
+        let narrow_keys: Vec<u128> = narrow.keys().into_iter().map(u128::from).collect();
+        prop_assert_eq!(narrow_keys, narrow_reference.keys);
+    }
+}
+
+#[test]
+fn dense_keys_index_directly_and_wide_ranges_hash() {
+    let mut dense = GroupMap::<u64>::new();
+    let mut ids = Vec::new();
+    dense.intern(&(0..1_000u64).rev().collect::<Vec<_>>(), &mut ids);
+    assert!(dense.is_direct());
+    assert_eq!(ids[0], 0);
+    let mut sparse = GroupMap::<u64>::new();
+    sparse.intern(&[1, 1 << 40, 5], &mut ids);
+    assert!(!sparse.is_direct());
+    let mut widening = GroupMap::<u64>::new();
+    widening.intern(&[10, 11], &mut ids);
+    assert!(widening.is_direct());
+    widening.intern(&[u64::MAX], &mut ids);
+    assert!(!widening.is_direct());
+    assert_eq!(widening.keys(), vec![10, 11, u64::MAX]);
+}
+
+#[test]
+fn a_hashed_range_turns_direct_once_enough_rows_fill_it() {
+    let mut map = GroupMap::<u64>::new();
+    let mut ids = Vec::new();
+    map.intern(&[100_000, 0], &mut ids);
+    assert!(!map.is_direct());
+    let keys: Vec<u64> = (0..20_000u64).map(|row| row * 5 % 100_001).collect();
+    ids.clear();
+    map.intern(&keys, &mut ids);
+    assert!(map.is_direct());
+    let mut reference = FirstAppearance::default();
+    reference.intern(&[100_000, 0]);
+    let wide: Vec<u128> = keys.iter().map(|&key| u128::from(key)).collect();
+    assert_eq!(ids, reference.intern(&wide));
+    assert_eq!(map.keys().len(), reference.keys.len());
+}

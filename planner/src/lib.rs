@@ -9,6 +9,7 @@
 mod error;
 mod join_order;
 mod join_region;
+mod memory_table;
 mod physical;
 mod stages;
 mod stream;
@@ -16,6 +17,7 @@ mod subquery;
 mod window_functions;
 
 pub use error::{PlanError, Result};
+pub use memory_table::MemoryTable;
 pub use physical::PhysicalPlanner;
 pub use stages::{Exchange, Stage, StagePlan};
 pub use stream::{StreamPlan, aggregate_call, plan_stream, reads_stream};

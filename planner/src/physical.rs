@@ -28,6 +28,7 @@ use sabot_exec::{
 use crate::error::{PlanError, Result};
 use crate::join_order::{Edge, JoinGraph, JoinTree};
 use crate::join_region::{JoinRegion, join_region};
+use crate::memory_table::MemoryTable;
 use crate::subquery::scalar_subqueries_as_cross_joins;
 
 /// Plans queries of one session for Sabot's executor.
@@ -464,8 +465,19 @@ impl<'a> PhysicalPlanner<'a> {
                     None => parquet_scan,
                 };
             NodeKind::ParquetScan(Arc::new(parquet_scan))
+        } else if let Some(memory) = provider.downcast_ref::<MemoryTable>() {
+            NodeKind::Batches {
+                batches: memory_batches(memory.batches(), &projection, &schema)?,
+                bounds: projection
+                    .iter()
+                    .map(|&column| memory.column_bounds(column))
+                    .collect(),
+            }
         } else if let Some(memory) = provider.downcast_ref::<MemTable>() {
-            NodeKind::Batches(memory_batches(memory, &projection, &schema)?)
+            NodeKind::Batches {
+                batches: memory_batches(memory, &projection, &schema)?,
+                bounds: Vec::new(),
+            }
         } else {
             return Err(Unsupported(format!(
                 "tables of type {}",

@@ -120,7 +120,10 @@ impl StagePlan {
     ) -> Arc<PhysicalNode> {
         if let Some(read) = self.input_stage_at(stage, node) {
             return Arc::new(PhysicalNode::new(
-                NodeKind::Batches(input(read)),
+                NodeKind::Batches {
+                    batches: input(read),
+                    bounds: Vec::new(),
+                },
                 Arc::clone(&node.schema),
             ));
         }
@@ -253,7 +256,7 @@ impl Cutter {
         };
         match &node.kind {
             NodeKind::ParquetScan(_) => (Arc::clone(node), spread_scan, Vec::new()),
-            NodeKind::Batches(_) | NodeKind::Fallback(_) => {
+            NodeKind::Batches { .. } | NodeKind::Fallback(_) => {
                 (Arc::clone(node), Spread::Single, Vec::new())
             }
             NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } => {
