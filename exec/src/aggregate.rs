@@ -1,7 +1,8 @@
 //! Parallel hash aggregation. Each task folds its morsels into a thread-local partial table
 //! (group keys packed into one `u64` or `u128` and interned by `sabot-kernels`' group map when
 //! they are fixed-width and fit, otherwise in Arrow's row format, interned through a hash
-//! table; aggregate states in DataFusion's vectorized `GroupsAccumulator`s). When the input is
+//! table; aggregate states in `GroupsAccumulator`s: Sabot's own for COUNT, SUM, MIN and MAX of
+//! primitive columns, DataFusion's for the rest). When the input is
 //! done, the partial tables are split by key hash into partitions that are merged and finalized
 //! in parallel.
 //!
@@ -28,6 +29,7 @@ use hashbrown::HashTable;
 use sabot_kernels::{GroupMap, KeyPacking, PackedKey, StringDictionary};
 use sabot_scheduler::Scheduler;
 
+use crate::accumulators::OwnAggregate;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::PhysicalNode;
@@ -53,6 +55,8 @@ const HASH_SEEDS: [u64; 4] = [
 pub struct AggregateSpec {
     group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// Per aggregate, Sabot's own accumulator where it has one (else DataFusion's serves).
+    own: Vec<Option<OwnAggregate>>,
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     state_types: Vec<Vec<DataType>>,
     key_types: Vec<DataType>,
@@ -140,12 +144,21 @@ impl AggregateSpec {
             })
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(ExecError::datafusion(OPERATOR))?;
+        let own: Vec<Option<OwnAggregate>> = aggregates
+            .iter()
+            .map(|aggregate| OwnAggregate::for_aggregate(aggregate, input_schema))
+            .collect();
         Ok(AggregateSpec {
             mode: AggregateMode::Full,
             arguments: aggregates
                 .iter()
-                .map(|aggregate| aggregate.expressions())
+                .zip(&own)
+                .map(|(aggregate, own)| match own {
+                    Some(own) if own.reads_no_column() => Vec::new(),
+                    _ => aggregate.expressions(),
+                })
                 .collect(),
+            own,
             group_exprs,
             aggregates,
             state_types,
@@ -219,6 +232,7 @@ impl AggregateSpec {
         AggregateSpec {
             group_exprs: self.group_exprs.clone(),
             aggregates: self.aggregates.clone(),
+            own: self.own.clone(),
             arguments: self.arguments.clone(),
             state_types: self.state_types.clone(),
             key_types: self.key_types.clone(),
@@ -237,7 +251,11 @@ impl AggregateSpec {
     fn new_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
         self.aggregates
             .iter()
-            .map(|aggregate| aggregate.create_groups_accumulator())
+            .zip(&self.own)
+            .map(|(aggregate, own)| match own {
+                Some(own) => Ok(own.accumulator()),
+                None => aggregate.create_groups_accumulator(),
+            })
             .collect::<datafusion::error::Result<Vec<_>>>()
             .map_err(ExecError::datafusion(OPERATOR))
     }

@@ -3,11 +3,13 @@
 //! (a Parquet row group, a slice of in-memory batches), pushes them through its streaming
 //! operators (filter, projection) and into its sink, one task per morsel on the
 //! `sabot-scheduler` pool (DESIGN.md D3). Scalar expressions are DataFusion's `PhysicalExpr`s
-//! and aggregate states are DataFusion's `GroupsAccumulator`s; the pipelines, hash tables,
-//! sorting and scheduling are ours.
+//! and aggregate states sit behind DataFusion's `GroupsAccumulator` interface (Sabot's own
+//! accumulators for COUNT, SUM, MIN and MAX of primitive columns, DataFusion's for the rest); the
+//! pipelines, hash tables, sorting and scheduling are ours.
 
 #![deny(unsafe_code)]
 
+mod accumulators;
 mod aggregate;
 mod column_stats;
 mod error;

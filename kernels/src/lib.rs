@@ -6,7 +6,8 @@
 //! (group ids for a whole batch at once). String group keys become `u32` ids through a
 //! [`StringDictionary`] shared by an operator's tasks, and then pack like integers. Operators in
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
-//! Grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
+//! Running grouped SUM, MIN, MAX and COUNT ([`GroupedFold`], [`GroupedCount`]) back the
+//! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
 //! large join tables run on a GPU with the `cuda` feature, when one is present and the input is
 //! large enough (module `cuda`); otherwise, and always without the feature, on the CPU.
 
@@ -16,6 +17,7 @@
 pub mod cuda;
 mod error;
 mod group_map;
+mod grouped_fold;
 mod grouped_sum;
 mod hash;
 mod join_table;
@@ -27,6 +29,7 @@ mod string_dictionary;
 
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
+pub use grouped_fold::{Fold, GroupedCount, GroupedFold};
 pub use grouped_sum::{
     Backend, GPU_MIN_GROUPS, GPU_MIN_ROWS, GroupedSums, grouped_sum_f64, grouped_sum_i64,
     grouped_sum_on_cpu,

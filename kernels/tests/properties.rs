@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Date32Array, Decimal128Array, Int16Array, Int64Array};
 use arrow::datatypes::DataType;
+use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
 use sabot_kernels::{
-    GroupMap, JoinHashTable, JoinPartition, KeyPacking, PartitionedRows, grouped_sum_i64,
-    hash_u64_slice,
+    Fold, GroupMap, GroupedCount, GroupedFold, JoinHashTable, JoinPartition, KeyPacking,
+    PartitionedRows, grouped_sum_i64, hash_u64_slice,
 };
 
 fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
@@ -340,4 +341,62 @@ fn a_hashed_range_turns_direct_once_enough_rows_fill_it() {
     let wide: Vec<u128> = keys.iter().map(|&key| u128::from(key)).collect();
     assert_eq!(ids, reference.intern(&wide));
     assert_eq!(map.keys().len(), reference.keys.len());
+}
+
+proptest! {
+    #[test]
+    fn grouped_folds_and_counts_equal_plain_loops(
+        batches in prop::collection::vec(
+            prop::collection::vec((0usize..6, prop::option::weighted(0.8, -1000i64..1000)), 0..100),
+            1..5,
+        ),
+    ) {
+        let mut folds: Vec<(Fold, GroupedFold<Int64Type>)> = [Fold::Sum, Fold::Min, Fold::Max]
+            .into_iter()
+            .map(|fold| (fold, GroupedFold::new(fold)))
+            .collect();
+        let mut counts = GroupedCount::new();
+        let mut rows = GroupedCount::new();
+        // Group ids are handed out in order of first appearance, as a group map does.
+        let mut group_of: HashMap<usize, usize> = HashMap::new();
+        let mut values_of: Vec<Vec<i64>> = Vec::new();
+        let mut rows_of: Vec<i64> = Vec::new();
+        for batch in &batches {
+            let ids: Vec<usize> = batch
+                .iter()
+                .map(|&(key, _)| {
+                    let next = group_of.len();
+                    *group_of.entry(key).or_insert(next)
+                })
+                .collect();
+            let groups = group_of.len();
+            values_of.resize(groups, Vec::new());
+            rows_of.resize(groups, 0);
+            for (&id, &(_, value)) in ids.iter().zip(batch) {
+                rows_of[id] += 1;
+                values_of[id].extend(value);
+            }
+            let column = Int64Array::from(batch.iter().map(|&(_, value)| value).collect::<Vec<_>>());
+            for (_, fold) in &mut folds {
+                fold.update(&ids, &column, groups).unwrap();
+            }
+            counts.update(&ids, column.nulls(), groups).unwrap();
+            rows.update(&ids, None, groups).unwrap();
+        }
+        for (fold, grouped) in &mut folds {
+            let result: Vec<Option<i64>> = grouped.finish(&DataType::Int64).unwrap().iter().collect();
+            let expected: Vec<Option<i64>> = values_of
+                .iter()
+                .map(|values| match fold {
+                    Fold::Sum => (!values.is_empty()).then(|| values.iter().sum()),
+                    Fold::Min => values.iter().copied().min(),
+                    Fold::Max => values.iter().copied().max(),
+                })
+                .collect();
+            prop_assert_eq!(result, expected, "{:?}", fold);
+        }
+        let expected_counts: Vec<i64> = values_of.iter().map(|values| values.len() as i64).collect();
+        prop_assert_eq!(counts.finish().values().to_vec(), expected_counts);
+        prop_assert_eq!(rows.finish().values().to_vec(), rows_of);
+    }
 }

@@ -622,3 +622,79 @@ fn right_and_full_outer_joins_run_on_sabot_like_datafusion() {
         );
     }
 }
+
+#[test]
+fn sabots_own_aggregates_match_datafusions_with_nulls_and_empty_groups() {
+    let sabot = Sabot::builder().threads(2).build().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("g", DataType::Int64, false),
+        Field::new("i", DataType::Int64, true),
+        Field::new("f", DataType::Float64, true),
+        Field::new("d", DataType::Date32, true),
+        Field::new("n", DataType::Int32, true),
+        Field::new("m", DataType::Decimal128(12, 2), true),
+    ]));
+    let rows = 20_000i64;
+    let batches: Vec<RecordBatch> = (0..4)
+        .map(|part| {
+            let range = part * rows / 4..(part + 1) * rows / 4;
+            // Group 3 has only nulls in every value column; the first batch has no nulls at all.
+            let value = |row: i64| (part == 0 || (row % 7 != 0 && row % 5 != 3)).then_some(row);
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(
+                        range.clone().map(|row| row % 5),
+                    )),
+                    Arc::new(Int64Array::from_iter(
+                        range
+                            .clone()
+                            .map(|row| value(row).map(|row| row * 31 - 9_000)),
+                    )),
+                    Arc::new(Float64Array::from_iter(
+                        range
+                            .clone()
+                            .map(|row| value(row).map(|row| row as f64 / 7.0)),
+                    )),
+                    Arc::new(arrow::array::Date32Array::from_iter(
+                        range
+                            .clone()
+                            .map(|row| value(row).map(|row| 18_000 + (row % 400) as i32)),
+                    )),
+                    Arc::new(arrow::array::Int32Array::from_iter(
+                        range
+                            .clone()
+                            .map(|row| value(row).map(|row| (row % 1000 - 500) as i32)),
+                    )),
+                    Arc::new(
+                        arrow::array::Decimal128Array::from_iter(
+                            range
+                                .clone()
+                                .map(|row| value(row).map(|row| i128::from(row) * 101)),
+                        )
+                        .with_precision_and_scale(12, 2)
+                        .unwrap(),
+                    ),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    sabot.register_batches("values", schema, batches).unwrap();
+    let aggregates = "count(*), count(i), sum(i), min(i), max(i), sum(f), min(f), max(f), \
+                      min(d), max(d), min(n), max(n), sum(m), min(m), max(m), count(m)";
+    for query in [
+        format!("SELECT g, {aggregates} FROM values GROUP BY g ORDER BY g"),
+        format!("SELECT {aggregates} FROM values"),
+        format!("SELECT {aggregates} FROM values WHERE g > 10"),
+        format!("SELECT g, {aggregates} FROM values WHERE g = 3 GROUP BY g"),
+    ] {
+        let plan = sabot.sql(&query).unwrap().explain(false).unwrap();
+        assert!(!plan.contains("fallback"), "{plan}");
+        assert_eq!(
+            columns_on(&sabot, &query, Engine::Sabot),
+            columns_on(&sabot, &query, Engine::DataFusion),
+            "{query}"
+        );
+    }
+}
