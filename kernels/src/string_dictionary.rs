@@ -3,8 +3,8 @@
 //! two tasks give the same string the same id. A `Utf8View` string of up to 12 bytes is looked up
 //! by its view (length and inline bytes, one `u128`) without touching its bytes; other strings
 //! of up to 15 bytes as one `u128` of their bytes and length; longer ones through a hash map of
-//! their bytes. A run of equal strings costs one comparison per row. Lookups take a read lock;
-//! only a batch with new strings takes the write lock, once.
+//! their bytes. Inline views seen recently are answered by a small direct-mapped cache. Lookups
+//! take a read lock; only a batch with new strings takes the write lock, once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -117,6 +117,42 @@ fn inline_view(view: u128) -> Option<u128> {
     }
 }
 
+/// A small direct-mapped cache of inline views and their ids, in front of the dictionary's
+/// table: a column of few distinct short strings (flags, codes) finds nearly every row here, with
+/// one multiply instead of the table's hash and probe.
+struct RecentViews {
+    entries: [(u128, u32); RecentViews::SLOTS],
+}
+
+impl RecentViews {
+    const SLOTS: usize = 64;
+
+    fn new() -> RecentViews {
+        // No inline view equals `u128::MAX`: its length field would be past 12.
+        RecentViews {
+            entries: [(u128::MAX, NULL_ID); RecentViews::SLOTS],
+        }
+    }
+
+    #[inline]
+    fn slot(view: u128) -> usize {
+        let folded = (view as u64) ^ ((view >> 64) as u64);
+        (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (u64::BITS - RecentViews::SLOTS.ilog2()))
+            as usize
+    }
+
+    #[inline]
+    fn get(&self, view: u128) -> Option<u32> {
+        let (held, id) = self.entries[RecentViews::slot(view)];
+        (held == view).then_some(id)
+    }
+
+    #[inline]
+    fn insert(&mut self, view: u128, id: u32) {
+        self.entries[RecentViews::slot(view)] = (view, id);
+    }
+}
+
 /// A string of at most [`SHORT_STRING_BYTES`] bytes as one word: its bytes, then its length.
 fn short_key(value: &str) -> Option<u128> {
     let bytes = value.as_bytes();
@@ -214,23 +250,20 @@ impl StringDictionary {
         let mut missing = Vec::new();
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
-            let mut last: Option<(u128, u32)> = None;
+            let mut recent = RecentViews::new();
             for (row, &view) in views.iter().enumerate() {
                 if is_null(row) {
                     ids.push(NULL_ID);
                     continue;
                 }
                 let found = match inline_view(view) {
-                    Some(inline) => match last {
-                        Some((last_view, id)) if last_view == inline => Some(id),
-                        _ => {
-                            let found = entries.find_view(inline);
-                            if let Some(id) = found {
-                                last = Some((inline, id));
-                            }
-                            found
+                    Some(inline) => recent.get(inline).or_else(|| {
+                        let found = entries.find_view(inline);
+                        if let Some(id) = found {
+                            recent.insert(inline, id);
                         }
-                    },
+                        found
+                    }),
                     None => entries.find(column.value(row)),
                 };
                 ids.push(found.unwrap_or_else(|| {
