@@ -30,6 +30,7 @@ use sabot_kernels::{GroupMap, KeyPacking, PackedKey, StringDictionary};
 use sabot_scheduler::Scheduler;
 
 use crate::accumulators::OwnAggregate;
+use crate::decimal_expr::with_unchecked_decimal_arithmetic;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::plan::PhysicalNode;
@@ -155,7 +156,11 @@ impl AggregateSpec {
                 .zip(&own)
                 .map(|(aggregate, own)| match own {
                     Some(own) if own.reads_no_column() => Vec::new(),
-                    _ => aggregate.expressions(),
+                    _ => aggregate
+                        .expressions()
+                        .into_iter()
+                        .map(|argument| with_unchecked_decimal_arithmetic(argument, input_schema))
+                        .collect(),
                 })
                 .collect(),
             own,

@@ -3,7 +3,8 @@
 //! (a Parquet row group, a slice of in-memory batches), pushes them through its streaming
 //! operators (filter, projection) and into its sink, one task per morsel on the
 //! `sabot-scheduler` pool (DESIGN.md D3). Scalar expressions are DataFusion's `PhysicalExpr`s
-//! and aggregate states sit behind DataFusion's `GroupsAccumulator` interface (Sabot's own
+//! (decimal `+`, `-` and `*` on Sabot's unchecked 64-bit kernel where the operands allow), and
+//! aggregate states sit behind DataFusion's `GroupsAccumulator` interface (Sabot's own
 //! accumulators for COUNT, SUM, MIN and MAX of primitive columns, DataFusion's for the rest); the
 //! pipelines, hash tables, sorting and scheduling are ours.
 
@@ -12,6 +13,7 @@
 mod accumulators;
 mod aggregate;
 mod column_stats;
+mod decimal_expr;
 mod error;
 mod executor;
 mod join;
@@ -25,6 +27,7 @@ mod source;
 pub mod stream;
 
 pub use aggregate::{AggregateMode, AggregateSpec};
+pub use decimal_expr::with_unchecked_decimal_arithmetic;
 pub use error::{ExecError, Result};
 pub use executor::{CancelHandle, Executor};
 pub use join::{JoinKind, JoinSpec};

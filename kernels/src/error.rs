@@ -18,6 +18,9 @@ pub enum KernelError {
     /// A group id names no group.
     #[error("group id {id} is outside the {groups} groups")]
     GroupId { id: u32, groups: usize },
+    /// Decimal operands whose scales are too far apart to rescale in 64-bit arithmetic.
+    #[error("a decimal of scale {from} cannot be rescaled to scale {to} in 64-bit arithmetic")]
+    DecimalRescale { from: i8, to: i8 },
     /// The GPU refused or failed an operation.
     #[error("GPU {operation}: {message}")]
     Device {

@@ -6,7 +6,8 @@
 //! (group ids for a whole batch at once). String group keys become `u32` ids through a
 //! [`StringDictionary`] shared by an operator's tasks, and then pack like integers. Operators in
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
-//! Running grouped SUM, MIN, MAX and COUNT ([`GroupedFold`], [`GroupedCount`]) back the
+//! Decimal sums, differences and products of operands that fit 64 bits run unchecked in one
+//! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX and COUNT ([`GroupedFold`], [`GroupedCount`]) back the
 //! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
 //! large join tables run on a GPU with the `cuda` feature, when one is present and the input is
 //! large enough (module `cuda`); otherwise, and always without the feature, on the CPU.
@@ -15,6 +16,7 @@
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
+mod decimal_arithmetic;
 mod error;
 mod group_map;
 mod grouped_fold;
@@ -27,6 +29,7 @@ mod prefetch;
 mod slots;
 mod string_dictionary;
 
+pub use decimal_arithmetic::{DecimalOp, DecimalOperand, decimal_arithmetic};
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
 pub use grouped_fold::{Fold, GroupedCount, GroupedFold};

@@ -22,7 +22,7 @@ use datafusion::physical_expr::{PhysicalExpr, create_physical_expr, create_physi
 use futures::future::BoxFuture;
 use sabot_exec::{
     AggregateSpec, FallbackSource, JoinKind, JoinSpec, KeyColumn, NodeKind, ParquetScan,
-    PhysicalNode, equi_join_selectivity,
+    PhysicalNode, equi_join_selectivity, with_unchecked_decimal_arithmetic,
 };
 
 use crate::error::{PlanError, Result};
@@ -570,12 +570,16 @@ impl<'a> PhysicalPlanner<'a> {
         expr: &Expr,
         schema: &DFSchema,
     ) -> std::result::Result<Arc<dyn PhysicalExpr>, Unsupported> {
-        Ok(create_physical_expr(
+        let physical = create_physical_expr(
             expr,
             schema,
             self.state.execution_props(),
             &PhysicalPlanningContext::default(),
-        )?)
+        )?;
+        Ok(with_unchecked_decimal_arithmetic(
+            physical,
+            schema.as_arrow(),
+        ))
     }
 
     fn exprs(
