@@ -2,13 +2,14 @@
 //! (group keys packed into one `u64` or `u128` and interned by `sabot-kernels`' group map when
 //! they are fixed-width and fit, otherwise in Arrow's row format, interned through a hash
 //! table; aggregate states in `GroupsAccumulator`s: Sabot's own for COUNT, SUM, MIN and MAX of
-//! primitive columns, DataFusion's for the rest). When the input is
-//! done, the partial tables are split by key hash into partitions that are merged and finalized
-//! in parallel.
+//! primitive columns, DataFusion's for the rest). When the input is done, the partial tables are
+//! split into partitions that are merged and finalized in parallel: by key range for packed keys
+//! of at most [`RANGE_SPLIT_MAX_BITS`] bits (each partition's keys then lie close enough for its
+//! table to index them directly), else by key hash.
 //!
 //! Partial tables pay off when they shrink the input. When a partial table has seen
 //! [`ADAPTIVE_PROBE_ROWS`] rows and nearly every row made a new group, the aggregation switches
-//! (for packed keys) to tables shared by all tasks, one per key-hash partition: each batch is
+//! (for packed keys) to tables shared by all tasks, one per key partition: each batch is
 //! split by partition and folded straight into those, so most rows are interned once instead of
 //! twice, and the merge only has to fold in the partial tables from before the switch.
 
@@ -43,6 +44,9 @@ const ADAPTIVE_PROBE_ROWS: usize = 100_000;
 /// Shared tables switched to: enough that tasks seldom wait for the same one, each small enough
 /// to stay nearer the cache.
 const SHARED_PARTITIONS: usize = 32;
+/// Packed keys of at most this many bits are split among partitions by range, not hash: each of
+/// [`SHARED_PARTITIONS`] slices then spans at most 2^17 keys.
+const RANGE_SPLIT_MAX_BITS: u32 = 22;
 /// Fixed seeds: every partial table must hash a key the same way, so partitions line up.
 const HASH_SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
@@ -692,20 +696,53 @@ struct PartialGroups {
 }
 
 impl PartialGroups {
-    /// The groups whose key hash falls in `partition` of `partitions`.
-    fn groups_in(&self, partition: usize, partitions: usize) -> Vec<u32> {
-        let in_partition = |hash: u64| partition_of(hash, partitions) == partition;
+    /// The groups whose key `split` puts in `partition` of `partitions`.
+    fn groups_in(&self, split: KeySplit, partition: usize, partitions: usize) -> Vec<u32> {
         match &self.keys {
             PartialKeys::Single => vec![0],
             PartialKeys::Narrow(keys) => (0..keys.len() as u32)
-                .filter(|&group| in_partition(keys[group as usize].hash()))
+                .filter(|&group| split.of(keys[group as usize], partitions) == partition)
                 .collect(),
             PartialKeys::Wide(keys) => (0..keys.len() as u32)
-                .filter(|&group| in_partition(keys[group as usize].hash()))
+                .filter(|&group| split.of(keys[group as usize], partitions) == partition)
                 .collect(),
             PartialKeys::Rows { hashes, .. } => (0..hashes.len() as u32)
-                .filter(|&group| in_partition(hashes[group as usize]))
+                .filter(|&group| partition_of(hashes[group as usize], partitions) == partition)
                 .collect(),
+        }
+    }
+}
+
+/// How packed group keys are split among merge partitions and shared tables.
+#[derive(Debug, Clone, Copy)]
+enum KeySplit {
+    /// Keys below `2^bits`, by range: each partition holds a contiguous slice of the key space,
+    /// narrow enough for its table to index keys directly instead of hashing them.
+    Range { bits: u32 },
+    /// By hash.
+    Hash,
+}
+
+impl KeySplit {
+    /// Range splits for packed keys of at most [`RANGE_SPLIT_MAX_BITS`] bits, else hash splits.
+    fn for_layout(layout: &KeyLayout) -> KeySplit {
+        match layout {
+            KeyLayout::Packed(packing) if packing.bits() <= RANGE_SPLIT_MAX_BITS => {
+                KeySplit::Range {
+                    bits: packing.bits(),
+                }
+            }
+            _ => KeySplit::Hash,
+        }
+    }
+
+    /// The partition of `partitions` that `key` belongs to.
+    fn of<K: PackedKey>(self, key: K, partitions: usize) -> usize {
+        match self {
+            KeySplit::Range { bits } => {
+                ((u128::from(key.get_field(0, u64::MAX)) * partitions as u128) >> bits) as usize
+            }
+            KeySplit::Hash => partition_of(key.hash(), partitions),
         }
     }
 }
@@ -790,8 +827,10 @@ pub(crate) struct AggregateSink {
     /// Holds the dictionaries' memory in the query's budget.
     dictionary_reservation: Mutex<Reservation>,
     idle_tables: Mutex<Vec<GroupTable>>,
+    /// How keys are split among merge partitions and shared tables.
+    split: KeySplit,
     /// Set once partial tables are found not to pay off (see the module's doc): one table per
-    /// key-hash partition, `None` once the merge has taken it.
+    /// key partition, `None` once the merge has taken it.
     shared: OnceLock<Vec<Mutex<Option<GroupTable>>>>,
 }
 
@@ -803,6 +842,7 @@ impl AggregateSink {
         budget: Arc<MemoryBudget>,
     ) -> AggregateSink {
         let [first, second, third, fourth] = HASH_SEEDS;
+        let split = KeySplit::for_layout(&spec.key_layout);
         AggregateSink {
             node,
             dictionaries: Arc::new(KeyDictionaries::new(&spec.key_types)),
@@ -811,6 +851,7 @@ impl AggregateSink {
             budget,
             hasher: RandomState::with_seeds(first, second, third, fourth),
             idle_tables: Mutex::new(Vec::new()),
+            split,
             shared: OnceLock::new(),
         }
     }
@@ -881,9 +922,9 @@ impl AggregateSink {
             .map(|arguments| evaluate_all(OPERATOR, arguments, batch))
             .collect::<Result<Vec<_>>>()?;
         if packing.bits() <= u64::BITS {
-            scatter_into::<u64>(shared, packing, &encoded, &arguments)?;
+            scatter_into::<u64>(shared, packing, self.split, &encoded, &arguments)?;
         } else {
-            scatter_into::<u128>(shared, packing, &encoded, &arguments)?;
+            scatter_into::<u128>(shared, packing, self.split, &encoded, &arguments)?;
         }
         self.account_dictionaries()
     }
@@ -941,7 +982,7 @@ impl AggregateSink {
         let spec = &self.spec;
         let selections: Vec<Vec<u32>> = partials
             .iter()
-            .map(|partial| partial.groups_in(partition, partitions))
+            .map(|partial| partial.groups_in(self.split, partition, partitions))
             .collect();
         let expected_groups = selections.iter().map(Vec::len).max().unwrap_or(0);
         let shared = self.shared.get().and_then(|shared| {
@@ -1038,11 +1079,12 @@ fn take_each(columns: &[Vec<ArrayRef>], indices: &UInt32Array) -> Result<Vec<Vec
         .map_err(ExecError::arrow(OPERATOR))
 }
 
-/// Packs the rows' group keys, splits the rows by the partition of their key's hash, and folds
+/// Packs the rows' group keys, splits the rows by their key's partition, and folds
 /// each partition's rows into its table of `shared`.
 fn scatter_into<K: PackedGroupKey>(
     shared: &[Mutex<Option<GroupTable>>],
     packing: &KeyPacking,
+    split: KeySplit,
     encoded: &[ArrayRef],
     arguments: &[Vec<ArrayRef>],
 ) -> Result<()> {
@@ -1050,7 +1092,7 @@ fn scatter_into<K: PackedGroupKey>(
     pack_group_keys(packing, encoded, &mut keys, &mut usable)?;
     let mut rows_by_partition: Vec<Vec<u32>> = vec![Vec::new(); shared.len()];
     for (row, key) in keys.iter().enumerate() {
-        rows_by_partition[partition_of(key.hash(), shared.len())].push(row as u32);
+        rows_by_partition[split.of(*key, shared.len())].push(row as u32);
     }
     for (table, rows) in shared.iter().zip(rows_by_partition) {
         if rows.is_empty() {
