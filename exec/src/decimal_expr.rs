@@ -17,10 +17,7 @@ use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
-use sabot_kernels::{DecimalOp, DecimalOperand, decimal_arithmetic};
-
-/// The largest scale difference an addition or subtraction rescales in 64-bit arithmetic.
-const MAX_RESCALE_DIGITS: i8 = 18;
+use sabot_kernels::{DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, decimal_arithmetic};
 
 /// `left op right` over `Decimal128` operands, giving `Decimal128(precision, scale)`.
 #[derive(Debug, Eq)]
@@ -188,7 +185,7 @@ pub fn with_unchecked_decimal_arithmetic(
         let kernel_scale = match op {
             DecimalOp::Multiply => left_scale.checked_add(right_scale),
             DecimalOp::Add | DecimalOp::Subtract => Some(left_scale.max(right_scale))
-                .filter(|_| (left_scale - right_scale).abs() <= MAX_RESCALE_DIGITS),
+                .filter(|_| left_scale.abs_diff(right_scale) <= MAX_RESCALE_DIGITS),
         };
         if kernel_scale != Some(scale) {
             return Ok(Transformed::no(node));

@@ -165,16 +165,11 @@ impl ParquetScan {
     /// statistics, when it is an integer column whose statistics give both.
     pub fn column_bounds(&self, index: usize) -> Option<(i64, i64)> {
         let column = *self.projection.get(index)?;
-        self.files
-            .iter()
-            .map(|file| crate::column_stats::integer_bounds(&file.metadata, column))
-            .try_fold(None, |bounds: Option<(i64, i64)>, file_bounds| {
-                let (low, high) = file_bounds?;
-                Some(Some(match bounds {
-                    Some((lowest, highest)) => (lowest.min(low), highest.max(high)),
-                    None => (low, high),
-                }))
-            })?
+        sabot_kernels::union_of_ranges(
+            self.files
+                .iter()
+                .map(|file| crate::column_stats::integer_bounds(&file.metadata, column)),
+        )
     }
 
     /// The share `index` of `count` of this scan: every `count`-th of its row groups (across

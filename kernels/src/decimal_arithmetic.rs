@@ -10,8 +10,8 @@ use arrow::compute::binary;
 
 use crate::error::{KernelError, Result};
 
-/// The largest scale difference rescaled here: `10^18` still fits an `i64`.
-const MAX_RESCALE_DIGITS: u32 = 18;
+/// The largest scale difference an addition or subtraction rescales: `10^18` still fits an `i64`.
+pub const MAX_RESCALE_DIGITS: u8 = 18;
 
 /// An arithmetic operator on decimals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,7 +100,7 @@ fn fits_i64(column: &Decimal128Array) -> bool {
 fn rescale_factor(from: i8, to: i8) -> Result<i128> {
     let digits = i32::from(to) - i32::from(from);
     match u32::try_from(digits) {
-        Ok(digits) if digits <= MAX_RESCALE_DIGITS => Ok(10i128.pow(digits)),
+        Ok(digits) if digits <= u32::from(MAX_RESCALE_DIGITS) => Ok(10i128.pow(digits)),
         _ => Err(KernelError::DecimalRescale { from, to }),
     }
 }

@@ -146,19 +146,25 @@ impl<K: PackedKey> GroupMap<K> {
     /// (re-based to cover the range) while the range is narrow enough, else the hash table.
     fn choose_index(&mut self, keys: &[K]) {
         self.rows_seen += keys.len() as u64;
-        if !self.wide_keys_seen {
-            match batch_range(keys) {
-                Some((low, high)) => {
-                    self.range = Some(match self.range {
-                        Some((min, max)) => (min.min(low), max.max(high)),
-                        None => (low, high),
-                    })
-                }
-                None if keys.is_empty() => {}
-                None => {
-                    self.wide_keys_seen = true;
-                    self.range = None;
-                }
+        // The range only widens: past the widest direct span the map hashes for good.
+        let hashes_for_good = self.wide_keys_seen
+            || self
+                .range
+                .is_some_and(|(min, max)| max - min >= DIRECT_MAX_SPAN);
+        if hashes_for_good {
+            return;
+        }
+        match batch_range(keys) {
+            Some((low, high)) => {
+                self.range = Some(match self.range {
+                    Some((min, max)) => (min.min(low), max.max(high)),
+                    None => (low, high),
+                })
+            }
+            None if keys.is_empty() => {}
+            None => {
+                self.wide_keys_seen = true;
+                self.range = None;
             }
         }
         let direct_range = self.range.filter(|&(min, max)| {
@@ -222,14 +228,17 @@ fn low_bits<K: PackedKey>(key: K) -> u64 {
 /// The smallest and largest of `keys`, or `None` when there are none or one needs more than 64
 /// bits.
 fn batch_range<K: PackedKey>(keys: &[K]) -> Option<(u64, u64)> {
-    let fits = keys
-        .iter()
-        .all(|&key| key.clear_field(0, u64::MAX) == K::default());
-    if !fits {
-        return None;
-    }
-    let low = keys.iter().map(|&key| low_bits(key));
-    Some((low.clone().min()?, low.max()?))
+    let (fits, min, max) =
+        keys.iter()
+            .fold((true, u64::MAX, u64::MIN), |(fits, min, max), &key| {
+                let low = low_bits(key);
+                (
+                    fits & (key.clear_field(0, u64::MAX) == K::default()),
+                    min.min(low),
+                    max.max(low),
+                )
+            });
+    (fits && !keys.is_empty()).then_some((min, max))
 }
 
 #[cfg(test)]

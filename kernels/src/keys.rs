@@ -315,6 +315,21 @@ pub fn value_range(column: &dyn Array) -> Option<(i64, i64)> {
     Some(range.unwrap_or((0, 0)))
 }
 
+/// The smallest range holding every one of `ranges`, or `None` when there are none or one is
+/// unknown: bounds of a table from the bounds of its files or batches.
+pub fn union_of_ranges(ranges: impl IntoIterator<Item = Option<(i64, i64)>>) -> Option<(i64, i64)> {
+    ranges
+        .into_iter()
+        .try_fold(None, |union: Option<(i64, i64)>, range| {
+            let (low, high) = range?;
+            Some(Some(match union {
+                Some((lowest, highest)) => (lowest.min(low), highest.max(high)),
+                None => (low, high),
+            }))
+        })
+        .flatten()
+}
+
 /// The values of a column of a packing type as `i64`s (decimals beyond `i64` saturate; their
 /// precision rules them out).
 fn values_as_i64(column: &dyn Array) -> Option<std::borrow::Cow<'_, [i64]>> {

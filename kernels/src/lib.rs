@@ -29,7 +29,7 @@ mod prefetch;
 mod slots;
 mod string_dictionary;
 
-pub use decimal_arithmetic::{DecimalOp, DecimalOperand, decimal_arithmetic};
+pub use decimal_arithmetic::{DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, decimal_arithmetic};
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
 pub use grouped_fold::{Fold, GroupedCount, GroupedFold};
@@ -41,6 +41,6 @@ pub use hash::{hash_u64, hash_u64_slice};
 #[cfg(feature = "cuda")]
 pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
-pub use keys::{KeyPacking, value_range};
+pub use keys::{KeyPacking, union_of_ranges, value_range};
 pub use packed_key::PackedKey;
 pub use string_dictionary::StringDictionary;

@@ -31,19 +31,13 @@ impl MemoryTable {
     pub fn try_new(schema: SchemaRef, partitions: Vec<Vec<RecordBatch>>) -> Result<MemoryTable> {
         let bounds = (0..schema.fields().len())
             .map(|column| {
-                partitions
-                    .iter()
-                    .flatten()
-                    .filter(|batch| batch.num_rows() > 0)
-                    .map(|batch| sabot_kernels::value_range(batch.column(column).as_ref()))
-                    .try_fold(None, |bounds: Option<(i64, i64)>, batch_bounds| {
-                        let (low, high) = batch_bounds?;
-                        Some(Some(match bounds {
-                            Some((lowest, highest)) => (lowest.min(low), highest.max(high)),
-                            None => (low, high),
-                        }))
-                    })
-                    .flatten()
+                sabot_kernels::union_of_ranges(
+                    partitions
+                        .iter()
+                        .flatten()
+                        .filter(|batch| batch.num_rows() > 0)
+                        .map(|batch| sabot_kernels::value_range(batch.column(column).as_ref())),
+                )
             })
             .collect();
         Ok(MemoryTable {
