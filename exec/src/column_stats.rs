@@ -5,14 +5,13 @@
 //! its distinct count is the sample's (a low-cardinality column such as a type, a flag or a
 //! nation); otherwise the sample's share of distinct values is scaled up to the file's rows. An
 //! integer column's count is capped by its value range from the row-group statistics. Estimates
-//! are cached for the process by file (path, length, modification time) and column, and so are
-//! the samples, from which filters' selectivities for `LIKE` patterns are measured too.
+//! are cached for the process by file version and column (`file_cache`), and so are the
+//! samples, from which filters' selectivities for `LIKE` patterns are measured too.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::SystemTime;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ahash::RandomState;
 
@@ -22,69 +21,33 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::file::statistics::Statistics;
 
+use crate::file_cache::{ColumnCache, FileStamp, cached};
+
 /// Values sampled per column.
 const SAMPLE_ROWS: usize = 1 << 16;
 /// A sample whose second half adds less than this share of new distinct values has saturated.
 const SATURATION: f64 = 1.1;
 
-type CacheKey = (PathBuf, u64, Option<SystemTime>, usize);
-type Cache<T> = Mutex<HashMap<CacheKey, Option<T>>>;
-
-fn cache() -> &'static Cache<f64> {
-    static CACHE: OnceLock<Cache<f64>> = OnceLock::new();
+fn distinct_cache() -> &'static ColumnCache<Option<f64>> {
+    static CACHE: OnceLock<ColumnCache<Option<f64>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn sample_cache() -> &'static Cache<ArrayRef> {
-    static CACHE: OnceLock<Cache<ArrayRef>> = OnceLock::new();
+fn sample_cache() -> &'static ColumnCache<Option<ArrayRef>> {
+    static CACHE: OnceLock<ColumnCache<Option<ArrayRef>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The value cached in `cache` for file column `column` of the file at `path`, computed by
-/// `compute` on first use.
-fn cached<T: Clone>(
-    cache: &Cache<T>,
-    path: &Path,
-    column: usize,
-    compute: impl FnOnce() -> Option<T>,
-) -> Option<T> {
-    let key = file_column_key(path, column)?;
-    if let Some(cached) = cache
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
-        return cached.clone();
-    }
-    let value = compute();
-    cache
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, value.clone());
-    value
-}
-
-/// The cache key of a file's column: the file's path, length and modification time.
-fn file_column_key(path: &Path, column: usize) -> Option<CacheKey> {
-    let file_stamp = std::fs::metadata(path).ok()?;
-    Some((
-        path.to_path_buf(),
-        file_stamp.len(),
-        file_stamp.modified().ok(),
-        column,
-    ))
 }
 
 /// The first values (up to 64K, from the first row group) of file column `column` of the
 /// Parquet file at `path`: the sample that distinct counts and pattern selectivities are
 /// estimated from. Cached for the process.
 pub(crate) fn column_sample(
-    path: &Path,
+    file: &FileStamp,
     metadata: &ArrowReaderMetadata,
     column: usize,
 ) -> Option<ArrayRef> {
-    cached(sample_cache(), path, column, || {
-        read_sample(path, metadata, column)
+    cached(sample_cache(), file, column, || {
+        read_sample(file.path(), metadata, column)
     })
 }
 
@@ -105,26 +68,26 @@ fn read_sample(path: &Path, metadata: &ArrowReaderMetadata, column: usize) -> Op
 }
 
 /// The estimated number of distinct values of file column `column` (a root column index) of
-/// the Parquet file at `path`, whose footer is `metadata`, when the file's values stand for
+/// the Parquet file `file`, whose footer is `metadata`, when the file's values stand for
 /// `total_rows` rows; `None` where the file cannot be sampled.
 pub(crate) fn distinct_estimate(
-    path: &Path,
+    file: &FileStamp,
     metadata: &ArrowReaderMetadata,
     column: usize,
     total_rows: u64,
 ) -> Option<f64> {
-    cached(cache(), path, column, || {
-        sample_distinct(path, metadata, column, total_rows)
+    cached(distinct_cache(), file, column, || {
+        sample_distinct(file, metadata, column, total_rows)
     })
 }
 
 fn sample_distinct(
-    path: &Path,
+    file: &FileStamp,
     metadata: &ArrowReaderMetadata,
     column: usize,
     total_rows: u64,
 ) -> Option<f64> {
-    let values = column_sample(path, metadata, column)?;
+    let values = column_sample(file, metadata, column)?;
     let rows = values.len();
     if rows == 0 {
         return None;
@@ -215,7 +178,8 @@ mod tests {
         let metadata =
             ArrowReaderMetadata::load(&File::open(&path).unwrap(), ArrowReaderOptions::new())
                 .unwrap();
-        let estimate = |column| distinct_estimate(&path, &metadata, column, rows as u64).unwrap();
+        let file = FileStamp::of(&path).unwrap();
+        let estimate = |column| distinct_estimate(&file, &metadata, column, rows as u64).unwrap();
         assert_eq!(estimate(0), 150.0);
         // A sorted key: the sample's second half is all new, so it scales, capped by its range.
         assert_eq!(estimate(1), rows as f64);

@@ -16,6 +16,7 @@ mod column_stats;
 mod decimal_expr;
 mod error;
 mod executor;
+mod file_cache;
 mod join;
 mod join_estimate;
 mod memory;

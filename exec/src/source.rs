@@ -21,12 +21,11 @@ use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 
 use crate::error::{ExecError, Result};
 use crate::executor::CancelHandle;
+use crate::file_cache::FileStamp;
 
 /// Rows per batch decoded from Parquet.
 const PARQUET_BATCH_ROWS: usize = 32_768;
@@ -46,6 +45,8 @@ pub struct ParquetScan {
 #[derive(Debug, Clone)]
 struct ScannedFile {
     path: PathBuf,
+    /// The version of the file the footer was read from.
+    stamp: FileStamp,
     metadata: ArrowReaderMetadata,
     /// The row groups to read, ascending.
     row_groups: Vec<usize>,
@@ -59,7 +60,7 @@ pub(crate) struct RowGroupMorsel {
 }
 
 impl ParquetScan {
-    /// Opens `paths` (reading each footer once) to scan columns `projection` (indices into the
+    /// Opens `paths` (reading each footer once per process and file version) to scan columns `projection` (indices into the
     /// files' schema), producing `schema`.
     pub fn try_new(
         paths: Vec<PathBuf>,
@@ -69,12 +70,11 @@ impl ParquetScan {
         let files = paths
             .into_iter()
             .map(|path| {
-                let file = File::open(&path).map_err(|error| parquet_error(&path, error))?;
-                let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-                    .map_err(|error| parquet_error(&path, error))?;
+                let (metadata, stamp) = crate::file_cache::footer(&path)?;
                 let row_groups = (0..metadata.metadata().num_row_groups()).collect();
                 Ok(ScannedFile {
                     path,
+                    stamp,
                     metadata,
                     row_groups,
                 })
@@ -147,7 +147,7 @@ impl ParquetScan {
     pub fn column_distinct(&self, index: usize) -> Option<f64> {
         let file = self.files.first()?;
         crate::column_stats::distinct_estimate(
-            &file.path,
+            &file.stamp,
             &file.metadata,
             *self.projection.get(index)?,
             self.total_rows(),
@@ -158,7 +158,11 @@ impl ParquetScan {
     /// `column_stats`).
     pub fn column_sample(&self, index: usize) -> Option<arrow::array::ArrayRef> {
         let file = self.files.first()?;
-        crate::column_stats::column_sample(&file.path, &file.metadata, *self.projection.get(index)?)
+        crate::column_stats::column_sample(
+            &file.stamp,
+            &file.metadata,
+            *self.projection.get(index)?,
+        )
     }
 
     /// The smallest and largest value of output column `index` in every file, from the files'
