@@ -257,6 +257,20 @@ impl AggregateSpec {
             .collect()
     }
 
+    /// Aggregates the rows of `batch` on the calling thread, outside any memory budget, into
+    /// one batch of `schema`: for aggregating a small sample while planning.
+    pub(crate) fn aggregate_sample(
+        &self,
+        batch: &RecordBatch,
+        schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let budget = Arc::new(MemoryBudget::new(None));
+        let dictionaries = Arc::new(KeyDictionaries::new(&self.key_types));
+        let mut table = GroupTable::new(self, &budget, &dictionaries, batch.num_rows())?;
+        table.update(self, &RandomState::with_seed(0), batch)?;
+        table.into_batch(schema)
+    }
+
     fn new_accumulators(&self) -> Result<Vec<Box<dyn GroupsAccumulator>>> {
         self.aggregates
             .iter()

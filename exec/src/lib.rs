@@ -22,6 +22,7 @@ mod join_estimate;
 mod memory;
 mod metrics;
 mod plan;
+mod sample;
 mod selectivity;
 mod sort;
 mod source;

@@ -15,6 +15,7 @@ use crate::aggregate::AggregateSpec;
 use crate::join::{JoinKind, JoinSpec};
 use crate::join_estimate::{KeyColumn, equi_join_selectivity};
 use crate::metrics::OperatorMetrics;
+use crate::sample::having_selectivity;
 use crate::selectivity::{ColumnStatistics, filter_selectivity};
 use crate::source::{FallbackSource, ParquetScan};
 
@@ -167,9 +168,10 @@ impl PhysicalNode {
                 Some(batches.iter().map(RecordBatch::num_rows).sum::<usize>() as f64)
             }
             NodeKind::Fallback(_) => None,
-            NodeKind::Filter { input, predicate } => input
-                .estimated_rows()
-                .map(|rows| rows * filter_selectivity(predicate.as_ref(), input.as_ref())),
+            NodeKind::Filter { input, predicate } => input.estimated_rows().map(|rows| {
+                rows * having_selectivity(input, predicate.as_ref())
+                    .unwrap_or_else(|| filter_selectivity(predicate.as_ref(), input.as_ref()))
+            }),
             NodeKind::Projection { input, .. } => input.estimated_rows(),
             NodeKind::Aggregate { input, spec } => {
                 let rows = input.estimated_rows()?;

@@ -5,6 +5,7 @@ mod bad_input;
 mod cancellation;
 mod common;
 mod dataframe_api;
+mod having_estimates;
 mod join_order;
 mod nexmark_streams;
 mod scan_pruning;
