@@ -18,6 +18,9 @@ use crate::aggregate::{AggregateMode, evaluate_all};
 use crate::plan::{NodeKind, PhysicalNode};
 
 const OPERATOR: &str = "sampled estimate";
+/// Sampled rows aggregated per estimate, at every planning: 4K TPC-H orders, which resolve a
+/// share of groups of about 1e-4 in a fraction of a millisecond.
+const SAMPLE_ROWS: usize = 16_384;
 
 /// The share of `input`'s rows that `predicate` keeps, measured on the groups of a sample when
 /// `input` is an aggregation (under column projections) whose sample groups are whole. A
@@ -57,7 +60,8 @@ fn whole_groups(node: &PhysicalNode) -> Option<RecordBatch> {
     }
 }
 
-/// A sample of `node`'s output rows: a scan's first rows, through filters and projections.
+/// A sample of `node`'s output rows: a scan's first `SAMPLE_ROWS` rows, through filters and
+/// projections.
 fn sample_rows(node: &PhysicalNode) -> Option<RecordBatch> {
     match &node.kind {
         NodeKind::ParquetScan(scan) => {
@@ -68,6 +72,7 @@ fn sample_rows(node: &PhysicalNode) -> Option<RecordBatch> {
                 .enumerate()
                 .map(|(index, field)| {
                     let sample = scan.column_sample(index)?;
+                    let sample = sample.slice(0, sample.len().min(SAMPLE_ROWS));
                     if sample.data_type() == field.data_type() {
                         Some(sample)
                     } else {
