@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::PhysicalExpr;
@@ -31,11 +31,7 @@ pub(crate) fn having_selectivity(
     predicate: &dyn PhysicalExpr,
 ) -> Option<f64> {
     let groups = whole_groups(input)?;
-    let kept = predicate
-        .evaluate(&groups)
-        .and_then(|value| value.into_array(groups.num_rows()))
-        .ok()?;
-    let kept = kept.as_boolean_opt()?.true_count();
+    let kept = predicate_mask(predicate, &groups)?.true_count();
     Some((kept as f64).max(0.5) / groups.num_rows() as f64)
 }
 
@@ -84,11 +80,7 @@ fn sample_rows(node: &PhysicalNode) -> Option<RecordBatch> {
         }
         NodeKind::Filter { input, predicate } => {
             let rows = sample_rows(input)?;
-            let keep = predicate
-                .evaluate(&rows)
-                .and_then(|value| value.into_array(rows.num_rows()))
-                .ok()?;
-            filter_record_batch(&rows, keep.as_boolean_opt()?).ok()
+            filter_record_batch(&rows, &predicate_mask(predicate.as_ref(), &rows)?).ok()
         }
         NodeKind::Projection { input, exprs } => project(node, &sample_rows(input)?, exprs),
         _ => None,
@@ -102,4 +94,13 @@ fn project(
 ) -> Option<RecordBatch> {
     let columns = evaluate_all(OPERATOR, exprs, rows).ok()?;
     RecordBatch::try_new(Arc::clone(&node.schema), columns).ok()
+}
+
+/// Whether `predicate` holds, row by row, over `rows`.
+fn predicate_mask(predicate: &dyn PhysicalExpr, rows: &RecordBatch) -> Option<BooleanArray> {
+    let mask = predicate
+        .evaluate(rows)
+        .and_then(|value| value.into_array(rows.num_rows()))
+        .ok()?;
+    mask.as_boolean_opt().cloned()
 }
