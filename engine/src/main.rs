@@ -600,6 +600,8 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
     if config.report_estimates {
         println!("{}", report.estimates_table());
     }
+    #[cfg(feature = "cuda")]
+    eprintln!("{}", gpu_summary());
     if let Some(path) = json {
         std::fs::write(path, report.to_json()?).map_err(|error| SabotError::Io {
             path: path.to_path_buf(),
@@ -613,6 +615,20 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
         });
     }
     Ok(())
+}
+
+/// Which GPU the run had and how many join probe keys it looked up (the `cuda` feature).
+#[cfg(feature = "cuda")]
+fn gpu_summary() -> String {
+    use sabot_exec::cuda::{Gpu, device_probe_rows};
+    match Gpu::shared() {
+        Ok(gpu) => format!(
+            "GPU: {}; {} join probe keys were looked up on it",
+            gpu.description(),
+            device_probe_rows()
+        ),
+        Err(reason) => format!("GPU: none, every kernel ran on the CPU ({reason})"),
+    }
 }
 
 struct ClusterBenchArgs {

@@ -37,4 +37,7 @@ pub use join_estimate::{KeyColumn, equi_join_selectivity};
 pub use memory::MemoryBudget;
 pub use metrics::OperatorMetrics;
 pub use plan::{NodeKind, PhysicalNode};
+/// The GPU the `cuda` feature's kernels run on, for callers that report on it.
+#[cfg(feature = "cuda")]
+pub use sabot_kernels::cuda;
 pub use source::{FallbackSource, ParquetScan, display_datafusion_plan};

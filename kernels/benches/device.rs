@@ -2,10 +2,13 @@
 //! --features cuda --bench device`): grouped SUM/COUNT of 2^24 `Int64` rows into 10 to 1e6
 //! groups, and probes of a 1e7-row join table, each on one CPU thread, on all CPU threads, and on
 //! the GPU (copies to and from the device included). Smaller inputs show where the GPU starts to
-//! pay, which sets `GPU_MIN_ROWS`, `GPU_MIN_GROUPS` and `GPU_MIN_PROBE_ROWS`. Exits with a
-//! message where no GPU is usable.
+//! pay, which sets `GPU_MIN_ROWS`, `GPU_MIN_GROUPS` and `GPU_MIN_PROBE_ROWS`. The
+//! `join_probe_batches` group probes as a query's pipelines do: every thread probes batches of
+//! its own, one call per batch, on the CPU table or on the device, for hashed (sparse) and
+//! directly indexed (dense) build keys. Exits with a message where no GPU is usable.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arrow::array::Int64Array;
@@ -106,6 +109,84 @@ fn grouped_sums(criterion: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// Probe keys of which half are build keys (picked by `random`) and half are random.
+fn half_hitting_probe_keys(random: &mut Random, build_keys: &[u64], rows: usize) -> Vec<u64> {
+    (0..rows)
+        .map(|row| match row % 2 {
+            0 => build_keys[random.next() as usize % build_keys.len()],
+            _ => random.next() >> 8,
+        })
+        .collect()
+}
+
+/// Probes `keys` as a pipeline does: each thread takes the next `batch_rows` keys and probes
+/// them in one call, until all are probed.
+fn probe_in_batches(
+    keys: &[u64],
+    usable: &[bool],
+    batch_rows: usize,
+    probe: impl Fn(&[u64], &[bool]) + Sync,
+) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads() {
+            scope.spawn(|| {
+                loop {
+                    let start = next.fetch_add(batch_rows, Ordering::Relaxed);
+                    if start >= keys.len() {
+                        break;
+                    }
+                    let end = (start + batch_rows).min(keys.len());
+                    probe(&keys[start..end], &usable[start..end]);
+                }
+            });
+        }
+    })
+}
+
+/// 2^22 probes in batches of 8K, 32K (the Parquet scans' batch size) and 256K rows, every
+/// thread probing its own batches, into a hashed table of 10^7 sparse keys and into a direct
+/// table of 10^7 dense keys (every fourth integer, as TPC-H's order keys), on the CPU and on the
+/// device.
+fn join_probe_batches(criterion: &mut Criterion, gpu: &'static Gpu) {
+    let mut random = Random(13);
+    let build_rows = 10_000_000usize;
+    let build_usable = vec![true; build_rows];
+    let sparse: Vec<u64> = (0..build_rows).map(|_| random.next() >> 8).collect();
+    let dense: Vec<u64> = (0..build_rows as u64).map(|row| row * 4 + 1).collect();
+    let mut group = criterion.benchmark_group("join_probe_batches");
+    for (name, build_keys) in [("sparse", sparse), ("dense", dense)] {
+        let cpu_table = JoinHashTable::build(&build_keys, &build_usable).unwrap();
+        let device_table = DeviceJoinTable::build(gpu, &build_keys, &build_usable).unwrap();
+        let keys = half_hitting_probe_keys(&mut random, &build_keys, 1 << 22);
+        let usable = vec![true; keys.len()];
+        for batch_rows in [1usize << 13, 1 << 15, 1 << 18] {
+            let case = format!("{name}_1e7_build_{batch_rows}rows_per_batch");
+            group.bench_function(BenchmarkId::new("cpu_all_threads", &case), |b| {
+                b.iter(|| {
+                    probe_in_batches(&keys, &usable, batch_rows, |keys, usable| {
+                        let (mut probe, mut build) = (Vec::new(), Vec::new());
+                        cpu_table.probe(keys, usable, &mut probe, &mut build);
+                        black_box((probe, build));
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("gpu_from_all_threads", &case), |b| {
+                b.iter(|| {
+                    probe_in_batches(&keys, &usable, batch_rows, |keys, usable| {
+                        let (mut probe, mut build) = (Vec::new(), Vec::new());
+                        device_table
+                            .probe(keys, usable, &mut probe, &mut build)
+                            .unwrap();
+                        black_box((probe, build));
+                    })
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 fn join_probes(criterion: &mut Criterion, gpu: &'static Gpu) {
     let mut random = Random(11);
     let build_rows = 10_000_000usize;
@@ -116,13 +197,7 @@ fn join_probes(criterion: &mut Criterion, gpu: &'static Gpu) {
     let device_table = DeviceJoinTable::build(gpu, &build_keys, &build_usable).unwrap();
     let mut group = criterion.benchmark_group("join_probe_1e7_build");
     for probe_rows in [1usize << 16, 1 << 18, 1 << 20, 10_000_000] {
-        // Half the probe keys are build keys, half miss.
-        let keys: Vec<u64> = (0..probe_rows)
-            .map(|row| match row % 2 {
-                0 => build_keys[random.next() as usize % build_rows],
-                _ => random.next() >> 8,
-            })
-            .collect();
+        let keys = half_hitting_probe_keys(&mut random, &build_keys, probe_rows);
         let usable = vec![true; probe_rows];
         let (mut cpu_pairs, mut gpu_pairs) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
         cpu_table.probe(&keys, &usable, &mut cpu_pairs.0, &mut cpu_pairs.1);
@@ -186,5 +261,6 @@ fn main() {
         .configure_from_args();
     grouped_sums(&mut criterion, gpu);
     join_probes(&mut criterion, gpu);
+    join_probe_batches(&mut criterion, gpu);
     criterion.final_summary();
 }

@@ -51,9 +51,44 @@ pub struct JoinHashTable {
 /// The fewest usable build rows for which [`JoinHashTable::offload`] copies a table to the GPU.
 #[cfg(feature = "cuda")]
 pub const GPU_MIN_BUILD_ROWS: usize = 1 << 20;
-/// The fewest probe keys a probe of an offloaded table sends to the GPU.
+/// The fewest probe keys a probe of an offloaded table sends to the GPU, unless
+/// [`GPU_MIN_PROBE_ROWS_VARIABLE`] says otherwise.
 #[cfg(feature = "cuda")]
 pub const GPU_MIN_PROBE_ROWS: usize = 1 << 18;
+/// The environment variable that replaces [`GPU_MIN_PROBE_ROWS`] with its number of rows, for a
+/// machine whose GPU and CPU cores balance otherwise than the one it was measured on.
+#[cfg(feature = "cuda")]
+pub const GPU_MIN_PROBE_ROWS_VARIABLE: &str = "SABOT_GPU_MIN_PROBE_ROWS";
+
+/// The fewest probe keys sent to the GPU in this process: [`GPU_MIN_PROBE_ROWS_VARIABLE`]'s
+/// value, read once, or [`GPU_MIN_PROBE_ROWS`] (saying on stderr why, where the value is not a
+/// number).
+#[cfg(feature = "cuda")]
+fn gpu_min_probe_rows() -> usize {
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| {
+        let value = std::env::var(GPU_MIN_PROBE_ROWS_VARIABLE).ok();
+        min_probe_rows_from(value.as_deref()).unwrap_or_else(|message| {
+            eprintln!("sabot: {message}");
+            GPU_MIN_PROBE_ROWS
+        })
+    })
+}
+
+/// The threshold an override's `value` sets: none keeps the default; text that is no number of
+/// rows is an error saying so.
+#[cfg(feature = "cuda")]
+fn min_probe_rows_from(value: Option<&str>) -> std::result::Result<usize, String> {
+    match value {
+        None => Ok(GPU_MIN_PROBE_ROWS),
+        Some(text) => text.trim().parse().map_err(|_| {
+            format!(
+                "ignoring {GPU_MIN_PROBE_ROWS_VARIABLE}={text:?}, which is not a number of rows; \
+                 probes of at least {GPU_MIN_PROBE_ROWS} rows go to the GPU"
+            )
+        }),
+    }
+}
 
 /// Build rows indexed by packed key: `entries[key]` is [`DIRECT_EMPTY`], a build row (high bit
 /// clear), or `DUPLICATES | d` for the rows `rows[starts[d]..starts[d + 1]]`.
@@ -381,7 +416,7 @@ impl JoinHashTable {
         if let Some(device) = self
             .device
             .as_ref()
-            .filter(|_| keys.len() >= GPU_MIN_PROBE_ROWS)
+            .filter(|_| keys.len() >= gpu_min_probe_rows())
         {
             let (probe_start, build_start) = (probe_rows.len(), build_rows.len());
             match device.probe(keys, usable, probe_rows, build_rows) {
@@ -418,7 +453,7 @@ impl JoinHashTable {
 
     /// Also keeps a copy of the table on the GPU when a GPU is present and the build has at
     /// least [`GPU_MIN_BUILD_ROWS`] usable rows; probes of at least [`GPU_MIN_PROBE_ROWS`] keys
-    /// then run there. `keys` and `usable` are the ones the table was built from. Returns
+    /// (or [`GPU_MIN_PROBE_ROWS_VARIABLE`]'s number) then run there. `keys` and `usable` are the ones the table was built from. Returns
     /// whether the table is on the GPU; where the copy fails, the table stays on the CPU and the
     /// failure is reported once on stderr.
     #[cfg(feature = "cuda")]
@@ -496,6 +531,18 @@ fn report_device_failure(error: &KernelError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn the_probe_threshold_override_takes_a_number_of_rows() {
+        assert_eq!(min_probe_rows_from(None), Ok(GPU_MIN_PROBE_ROWS));
+        assert_eq!(min_probe_rows_from(Some(" 32768")), Ok(32768));
+        let error = min_probe_rows_from(Some("lots")).unwrap_err();
+        assert!(
+            error.contains("SABOT_GPU_MIN_PROBE_ROWS=\"lots\""),
+            "{error}"
+        );
+    }
 
     #[test]
     fn duplicate_keys_match_every_build_row_in_order() {

@@ -39,7 +39,7 @@ pub use grouped_sum::{
 };
 pub use hash::{hash_u64, hash_u64_slice};
 #[cfg(feature = "cuda")]
-pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS};
+pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS, GPU_MIN_PROBE_ROWS_VARIABLE};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
 pub use keys::{KeyPacking, union_of_ranges, value_range};
 pub use packed_key::PackedKey;

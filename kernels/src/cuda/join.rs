@@ -4,6 +4,8 @@
 //! writes the (probe row, build row) pairs in the CPU table's order: probe rows ascending, each
 //! one's build rows ascending. Only the keys and the pairs cross the bus.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 
 use super::{Gpu, THREADS_PER_BLOCK, device_error};
@@ -13,6 +15,15 @@ use crate::hash::hash_u64;
 
 /// An empty slot, and a probe key without a match.
 const NO_MATCH: u32 = u32::MAX;
+
+/// Probe keys the process has looked up on the device.
+static DEVICE_PROBE_ROWS: AtomicU64 = AtomicU64::new(0);
+
+/// How many probe keys this process has looked up on the GPU so far: where a user (or a
+/// benchmark) sees whether its joins reached the device.
+pub fn device_probe_rows() -> u64 {
+    DEVICE_PROBE_ROWS.load(Ordering::Relaxed)
+}
 
 /// The build side of a join, on the device.
 pub struct DeviceJoinTable {
@@ -141,6 +152,7 @@ impl DeviceJoinTable {
             (*offset, pairs) = (pairs, pairs + *offset);
         }
         if pairs == 0 {
+            DEVICE_PROBE_ROWS.fetch_add(rows as u64, Ordering::Relaxed);
             return Ok(());
         }
         let device_offsets = stream.clone_htod(&offsets).map_err(&copy)?;
@@ -171,6 +183,8 @@ impl DeviceJoinTable {
         stream
             .memcpy_dtoh(&build_out, &mut build_rows[build_start..])
             .map_err(&copy_back)?;
-        stream.synchronize().map_err(&copy_back)
+        stream.synchronize().map_err(&copy_back)?;
+        DEVICE_PROBE_ROWS.fetch_add(rows as u64, Ordering::Relaxed);
+        Ok(())
     }
 }

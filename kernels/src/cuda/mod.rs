@@ -11,7 +11,7 @@
 
 mod join;
 
-pub use join::DeviceJoinTable;
+pub use join::{DeviceJoinTable, device_probe_rows};
 
 use std::sync::{Arc, OnceLock};
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod cancellation;
 mod common;
 mod dataframe_api;
+mod gpu_joins;
 mod having_estimates;
 mod join_order;
 mod nexmark_streams;
