@@ -11,6 +11,7 @@ mod join_order;
 mod join_region;
 mod memory_table;
 mod physical;
+mod semi_join_pushdown;
 mod stages;
 mod stream;
 mod subquery;

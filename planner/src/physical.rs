@@ -29,6 +29,7 @@ use crate::error::{PlanError, Result};
 use crate::join_order::{Edge, JoinGraph, JoinTree};
 use crate::join_region::{JoinRegion, join_region};
 use crate::memory_table::MemoryTable;
+use crate::semi_join_pushdown::semi_join_pushed_down;
 use crate::subquery::scalar_subqueries_as_cross_joins;
 
 /// Plans queries of one session for Sabot's executor.
@@ -161,10 +162,15 @@ impl<'a> PhysicalPlanner<'a> {
                 }
                 None => Err(Unsupported("LIMIT or OFFSET is not a literal".to_string())),
             },
-            LogicalPlan::Join(join) => match self.reordered_joins(plan).await? {
-                Some(native) => native,
-                None => self.join(join, Arc::clone(&schema)).await?,
-            },
+            LogicalPlan::Join(join) => {
+                if let Some(pushed) = semi_join_pushed_down(join)? {
+                    return Ok(Ok(self.plan(&pushed).await?));
+                }
+                match self.reordered_joins(plan).await? {
+                    Some(native) => native,
+                    None => self.join(join, Arc::clone(&schema)).await?,
+                }
+            }
             LogicalPlan::Union(union) => {
                 let mut inputs = Vec::with_capacity(union.inputs.len());
                 for input in &union.inputs {
