@@ -41,24 +41,29 @@ pub(crate) fn semi_join_pushed_down(join: &Join) -> Result<Option<LogicalPlan>> 
 }
 
 /// `plan` with `semi` applied to the relation below it that holds all of `columns`, when `plan`
-/// is an inner join (or a projection of columns over one) and such a relation is below it.
+/// is an inner join (or a projection of columns over one) and such a relation is below it. The
+/// relation is one the join order treats as a unit (not itself an inner join), so that where the
+/// semi join lands does not depend on how the query's FROM list nested the inner joins.
 fn pushed_onto(plan: &LogicalPlan, columns: &[Column], semi: &Join) -> Result<Option<LogicalPlan>> {
     match plan {
-        LogicalPlan::Join(inner) if inner.join_type == JoinType::Inner && !inner.null_aware => {
+        LogicalPlan::Join(inner) if is_inner(plan) => {
             let holds = |side: &LogicalPlan| {
                 columns
                     .iter()
                     .all(|column| side.schema().has_column(column))
             };
+            let pushed = |side: &LogicalPlan| -> Result<Option<Arc<LogicalPlan>>> {
+                Ok(applied_within(side, columns, semi)?.map(Arc::new))
+            };
             let (left, right) = match (holds(&inner.left), holds(&inner.right)) {
-                (true, false) => (
-                    Arc::new(applied_within(&inner.left, columns, semi)?),
-                    Arc::clone(&inner.right),
-                ),
-                (false, true) => (
-                    Arc::clone(&inner.left),
-                    Arc::new(applied_within(&inner.right, columns, semi)?),
-                ),
+                (true, false) => match pushed(&inner.left)? {
+                    Some(left) => (left, Arc::clone(&inner.right)),
+                    None => return Ok(None),
+                },
+                (false, true) => match pushed(&inner.right)? {
+                    Some(right) => (Arc::clone(&inner.left), right),
+                    None => return Ok(None),
+                },
                 _ => return Ok(None),
             };
             Ok(Some(LogicalPlan::Join(Join::try_new(
@@ -72,12 +77,7 @@ fn pushed_onto(plan: &LogicalPlan, columns: &[Column], semi: &Join) -> Result<Op
                 false,
             )?)))
         }
-        LogicalPlan::Projection(projection)
-            if projection
-                .expr
-                .iter()
-                .all(|expr| matches!(expr, Expr::Column(_))) =>
-        {
+        LogicalPlan::Projection(projection) if is_column_projection(plan) => {
             let Some(input) = pushed_onto(&projection.input, columns, semi)? else {
                 return Ok(None);
             };
@@ -90,12 +90,29 @@ fn pushed_onto(plan: &LogicalPlan, columns: &[Column], semi: &Join) -> Result<Op
     }
 }
 
-/// `relation` with `semi` applied as deep within it as it goes, or on it.
-fn applied_within(relation: &LogicalPlan, columns: &[Column], semi: &Join) -> Result<LogicalPlan> {
-    if let Some(pushed) = pushed_onto(relation, columns, semi)? {
-        return Ok(pushed);
+fn is_inner(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Join(join) if join.join_type == JoinType::Inner && !join.null_aware)
+}
+
+/// A projection of columns over an inner join: the join order sees through it (as
+/// `join_region` does).
+fn is_column_projection(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Projection(projection)
+        if is_inner(&projection.input)
+            && projection.expr.iter().all(|expr| matches!(expr, Expr::Column(_))))
+}
+
+/// `relation` with `semi` applied on it, or deeper when it is an inner join (or a projection
+/// of columns over one) itself; `None` when that inner join's sides split the columns.
+fn applied_within(
+    relation: &LogicalPlan,
+    columns: &[Column],
+    semi: &Join,
+) -> Result<Option<LogicalPlan>> {
+    if is_inner(relation) || is_column_projection(relation) {
+        return pushed_onto(relation, columns, semi);
     }
-    Ok(LogicalPlan::Join(Join::try_new(
+    Ok(Some(LogicalPlan::Join(Join::try_new(
         Arc::new(relation.clone()),
         Arc::clone(&semi.right),
         semi.on.clone(),
@@ -104,5 +121,5 @@ fn applied_within(relation: &LogicalPlan, columns: &[Column], semi: &Join) -> Re
         semi.join_constraint,
         semi.null_equality,
         false,
-    )?))
+    )?)))
 }

@@ -164,3 +164,33 @@ fn q09_join_order_ignores_the_from_order() {
 fn q21_join_order_ignores_the_from_order() {
     check(21);
 }
+
+/// Leading spaces of a plan line: its depth in the plan.
+fn depth(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+#[test]
+fn q18_semi_join_filters_orders_before_the_inner_joins() {
+    let lines = join_lines(sabot::tpch::query(18).unwrap());
+    let semi = lines
+        .iter()
+        .position(|line| line.contains("HashJoin: LeftSemi"))
+        .unwrap_or_else(|| panic!("no semi join: {lines:#?}"));
+    assert!(
+        lines[semi + 1].contains("orders"),
+        "the semi join's first input is not the orders scan: {lines:#?}"
+    );
+    let inner_depths: Vec<usize> = lines
+        .iter()
+        .filter(|line| line.contains("HashJoin: Inner"))
+        .map(|line| depth(line))
+        .collect();
+    assert_eq!(inner_depths.len(), 2, "{lines:#?}");
+    assert!(
+        inner_depths
+            .iter()
+            .all(|&inner| inner < depth(&lines[semi])),
+        "the semi join is not below both inner joins: {lines:#?}"
+    );
+}
