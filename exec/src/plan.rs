@@ -15,7 +15,7 @@ use crate::aggregate::AggregateSpec;
 use crate::join::{JoinKind, JoinSpec};
 use crate::join_estimate::{KeyColumn, equi_join_selectivity};
 use crate::metrics::OperatorMetrics;
-use crate::sample::having_selectivity;
+use crate::sample::{having_selectivity, sampled_join_correlation};
 use crate::selectivity::{ColumnStatistics, filter_selectivity};
 use crate::source::{FallbackSource, ParquetScan};
 
@@ -244,13 +244,15 @@ impl PhysicalNode {
                     _ => Some(probe.estimated_rows()? * build.surviving_fraction()?),
                 };
                 match spec.kind {
-                    // The residual filter over the joined columns keeps its share of the pairs.
+                    // The residual filter over the joined columns keeps its share of the pairs,
+                    // and filters correlated across the key (measured on samples) move it.
                     JoinKind::Inner => Some(
                         pairs()?
                             * spec
                                 .filter
                                 .as_ref()
-                                .map_or(1.0, |filter| filter_selectivity(filter.as_ref(), self)),
+                                .map_or(1.0, |filter| filter_selectivity(filter.as_ref(), self))
+                            * key_correlation(probe, build, spec).unwrap_or(1.0),
                     ),
                     // Every left row at least once.
                     JoinKind::Left => Some(left.estimated_rows()?.max(pairs()?)),
@@ -267,7 +269,7 @@ impl PhysicalNode {
 
     /// The input and its column that output column `index` passes through unchanged (a
     /// filter, sort or limit, a column of a projection, a join's input column), if any.
-    fn input_column(&self, index: usize) -> Option<(&PhysicalNode, usize)> {
+    pub(crate) fn input_column(&self, index: usize) -> Option<(&PhysicalNode, usize)> {
         match &self.kind {
             NodeKind::Filter { input, .. }
             | NodeKind::Sort { input, .. }
@@ -549,6 +551,19 @@ fn key_columns(node: &PhysicalNode, keys: &[Arc<dyn PhysicalExpr>]) -> Option<Ve
 /// The estimated number of distinct values of the key `keys` (columns of `node`'s output) take
 /// together: the product of the columns' distinct counts, at most `node`'s rows. `None` unless
 /// every key is a column traced to a scan.
+/// The sampled correlation of the filters on a one-key join's two sides
+/// ([`sampled_join_correlation`]).
+fn key_correlation(probe: &PhysicalNode, build: &PhysicalNode, spec: &JoinSpec) -> Option<f64> {
+    let [probe_key] = spec.probe_keys.as_slice() else {
+        return None;
+    };
+    let [build_key] = spec.build_keys.as_slice() else {
+        return None;
+    };
+    let column = |key: &Arc<dyn PhysicalExpr>| Some(key.downcast_ref::<Column>()?.index());
+    sampled_join_correlation(probe, column(probe_key)?, build, column(build_key)?)
+}
+
 fn key_distinct(node: &PhysicalNode, keys: &[Arc<dyn PhysicalExpr>]) -> Option<f64> {
     let rows = node.estimated_rows()?;
     let mut product = 1.0f64;

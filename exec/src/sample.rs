@@ -1,5 +1,7 @@
 //! Estimates measured on row samples where statistics say nothing: the share of groups a filter
-//! over an aggregation's output (`HAVING sum(l_quantity) > 300`) keeps. A scan's sample is the
+//! over an aggregation's output (`HAVING sum(l_quantity) > 300`) keeps, and how far the filters
+//! on the two sides of a join are correlated through its key ([`sampled_join_correlation`]:
+//! TPC-H Q3's orders placed before a date and their lines shipped after it). A scan's sample is the
 //! first rows of its first file (each column's `column_stats` sample, so the columns line up row
 //! by row); filters and projections run over their input's sample, and the aggregation
 //! aggregates it. The sample's groups stand for the table's only when they are whole: when the
@@ -7,6 +9,7 @@
 //! so that the sample holds at least half as many rows per group as the whole input. Otherwise
 //! nothing is measured and the filter keeps its guessed selectivity.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
@@ -21,6 +24,11 @@ const OPERATOR: &str = "sampled estimate";
 /// Sampled rows aggregated per estimate, at every planning: 4K TPC-H orders, which resolve a
 /// share of groups of about 1e-4 in a fraction of a millisecond.
 const SAMPLE_ROWS: usize = 16_384;
+/// Sampled rows per side of a join correlation: enough that TPC-H's lines and orders, both
+/// in order-key order, share about 4K pairs, and cheap enough for every join of a plan.
+const JOIN_SAMPLE_ROWS: usize = 4_096;
+/// The fewest pairs the unfiltered samples must share for a correlation to be measured.
+const MIN_SAMPLED_PAIRS: usize = 256;
 
 /// The share of `input`'s rows that `predicate` keeps, measured on the groups of a sample when
 /// `input` is an aggregation (under column projections) whose sample groups are whole. A
@@ -43,7 +51,7 @@ fn whole_groups(node: &PhysicalNode) -> Option<RecordBatch> {
         NodeKind::Aggregate { input, spec }
             if spec.mode() == AggregateMode::Full && !spec.group_exprs().is_empty() =>
         {
-            let rows = sample_rows(input)?;
+            let rows = sample_rows(input, SAMPLE_ROWS, true)?;
             let groups = spec.aggregate_sample(&rows, &node.schema).ok()?;
             if groups.num_rows() == 0 {
                 return None;
@@ -56,9 +64,9 @@ fn whole_groups(node: &PhysicalNode) -> Option<RecordBatch> {
     }
 }
 
-/// A sample of `node`'s output rows: a scan's first `SAMPLE_ROWS` rows, through filters and
-/// projections.
-fn sample_rows(node: &PhysicalNode) -> Option<RecordBatch> {
+/// A sample of `node`'s output rows: a scan's first `rows` rows, through projections and
+/// (where `filtered`) filters.
+fn sample_rows(node: &PhysicalNode, rows: usize, filtered: bool) -> Option<RecordBatch> {
     match &node.kind {
         NodeKind::ParquetScan(scan) => {
             let columns = node
@@ -68,7 +76,7 @@ fn sample_rows(node: &PhysicalNode) -> Option<RecordBatch> {
                 .enumerate()
                 .map(|(index, field)| {
                     let sample = scan.column_sample(index)?;
-                    let sample = sample.slice(0, sample.len().min(SAMPLE_ROWS));
+                    let sample = sample.slice(0, sample.len().min(rows));
                     if sample.data_type() == field.data_type() {
                         Some(sample)
                     } else {
@@ -79,12 +87,109 @@ fn sample_rows(node: &PhysicalNode) -> Option<RecordBatch> {
             RecordBatch::try_new(Arc::clone(&node.schema), columns).ok()
         }
         NodeKind::Filter { input, predicate } => {
-            let rows = sample_rows(input)?;
-            filter_record_batch(&rows, &predicate_mask(predicate.as_ref(), &rows)?).ok()
+            let input_rows = sample_rows(input, rows, filtered)?;
+            if !filtered {
+                return Some(input_rows);
+            }
+            filter_record_batch(
+                &input_rows,
+                &predicate_mask(predicate.as_ref(), &input_rows)?,
+            )
+            .ok()
         }
-        NodeKind::Projection { input, exprs } => project(node, &sample_rows(input)?, exprs),
+        NodeKind::Projection { input, exprs } => {
+            project(node, &sample_rows(input, rows, filtered)?, exprs)
+        }
         _ => None,
     }
+}
+
+/// The factor by which a join's pairs of filtered rows stray from what the two sides' filter
+/// selectivities predict when taken as independent, measured on samples: the samples of the
+/// scan, filter and projection chains that the join's key columns come from (`probe_key` and
+/// `build_key`, columns of `probe` and `build`) are joined on the key, once unfiltered and once
+/// filtered, and the filtered pairs are compared with the unfiltered pairs times both sides'
+/// kept shares. `None` where a key traces to no such chain, its values are not integers, or the
+/// unfiltered samples share fewer than `MIN_SAMPLED_PAIRS` pairs (a sample of a table's first
+/// rows meets the other's only where both are ordered by the key, as TPC-H's lines and orders).
+pub(crate) fn sampled_join_correlation(
+    probe: &PhysicalNode,
+    probe_key: usize,
+    build: &PhysicalNode,
+    build_key: usize,
+) -> Option<f64> {
+    let (probe_chain, probe_column) = sampled_chain(probe, probe_key)?;
+    let (build_chain, build_column) = sampled_chain(build, build_key)?;
+    if !has_filter(probe_chain) && !has_filter(build_chain) {
+        return None;
+    }
+    let keys = |chain: &PhysicalNode, column: usize, filtered: bool| -> Option<Vec<i64>> {
+        let rows = sample_rows(chain, JOIN_SAMPLE_ROWS, filtered)?;
+        let values = cast(rows.column(column), &arrow::datatypes::DataType::Int64).ok()?;
+        let values = values.as_primitive_opt::<arrow::datatypes::Int64Type>()?;
+        Some(values.iter().flatten().collect())
+    };
+    let (probe_all, build_all) = (
+        keys(probe_chain, probe_column, false)?,
+        keys(build_chain, build_column, false)?,
+    );
+    let all_pairs = shared_pairs(&probe_all, &build_all);
+    if all_pairs < MIN_SAMPLED_PAIRS {
+        return None;
+    }
+    let (probe_kept, build_kept) = (
+        keys(probe_chain, probe_column, true)?,
+        keys(build_chain, build_column, true)?,
+    );
+    let kept_pairs = (shared_pairs(&probe_kept, &build_kept) as f64).max(0.5);
+    let predicted = all_pairs as f64 * probe_kept.len() as f64 / probe_all.len() as f64
+        * build_kept.len() as f64
+        / build_all.len() as f64;
+    (predicted > 0.0).then(|| kept_pairs / predicted)
+}
+
+/// The scan, filter and projection chain inside `node` (through joins and projections) that
+/// its column `column` comes from, with the column's index there.
+fn sampled_chain(node: &PhysicalNode, column: usize) -> Option<(&PhysicalNode, usize)> {
+    if is_sampled_chain(node) {
+        return Some((node, column));
+    }
+    match &node.kind {
+        NodeKind::HashJoin { .. } | NodeKind::Projection { .. } => {
+            let (input, index) = node.input_column(column)?;
+            sampled_chain(input, index)
+        }
+        _ => None,
+    }
+}
+
+fn is_sampled_chain(node: &PhysicalNode) -> bool {
+    match &node.kind {
+        NodeKind::ParquetScan(_) => true,
+        NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } => {
+            is_sampled_chain(input)
+        }
+        _ => false,
+    }
+}
+
+fn has_filter(chain: &PhysicalNode) -> bool {
+    match &chain.kind {
+        NodeKind::Filter { .. } => true,
+        NodeKind::Projection { input, .. } => has_filter(input),
+        _ => false,
+    }
+}
+
+/// The pairs of equal values between `left` and `right`.
+fn shared_pairs(left: &[i64], right: &[i64]) -> usize {
+    let mut counts: HashMap<i64, usize> = HashMap::with_capacity(right.len());
+    for &value in right {
+        *counts.entry(value).or_default() += 1;
+    }
+    left.iter()
+        .map(|value| counts.get(value).copied().unwrap_or(0))
+        .sum()
 }
 
 fn project(
