@@ -7,6 +7,7 @@ mod common;
 mod dataframe_api;
 mod gpu_joins;
 mod having_estimates;
+mod join_correlation_estimates;
 mod join_order;
 mod nexmark_streams;
 mod scan_pruning;
