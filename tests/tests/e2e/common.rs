@@ -67,3 +67,19 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
     rows.sort();
     rows
 }
+
+/// The `est_rows` of the first line of an `EXPLAIN` text that `is_operator` picks, with that line;
+/// panics naming what is missing.
+pub fn estimated_rows<'a>(plan: &'a str, is_operator: impl Fn(&str) -> bool) -> (f64, &'a str) {
+    let line = plan
+        .lines()
+        .find(|line| line.contains("est_rows=") && is_operator(line))
+        .unwrap_or_else(|| panic!("no such operator in {plan}"));
+    let estimate = line
+        .split("est_rows=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no estimate in {line}"));
+    (estimate, line)
+}

@@ -8,6 +8,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use sabot::Sabot;
 
+use crate::common::estimated_rows;
+
 const ORDERS: i64 = 50_000;
 const THRESHOLD: i64 = 240;
 
@@ -68,18 +70,9 @@ fn rare_having_groups_are_estimated_from_sampled_groups() {
          (SELECT k FROM lines GROUP BY k HAVING sum(q) > {THRESHOLD})"
     );
     let plan = sabot.sql(&query).unwrap().explain(false).unwrap();
-    let having = plan
-        .lines()
-        .find(|line| {
-            line.contains("Filter:") && line.contains("sum(lines.q)") && line.contains("est_rows=")
-        })
-        .unwrap_or_else(|| panic!("no HAVING filter in {plan}"));
-    let estimate: f64 = having
-        .split("est_rows=")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no estimate in {having}"));
+    let (estimate, having) = estimated_rows(&plan, |line| {
+        line.contains("Filter:") && line.contains("sum(lines.q)")
+    });
     let q_error = (estimate / heavy as f64).max(heavy as f64 / estimate);
     assert!(
         q_error < 3.0,

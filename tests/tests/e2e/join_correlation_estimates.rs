@@ -11,6 +11,8 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use sabot::Sabot;
 
+use crate::common::estimated_rows;
+
 const ORDERS: i64 = 40_000;
 const DAY: i64 = 500;
 
@@ -77,7 +79,10 @@ fn correlated_filters_across_a_join_key_are_estimated_from_samples() {
     let (lines, early_orders, late_lines, joined) = orders_and_lines(dir.path());
     // Independent filters would predict this many joined lines: several times too many.
     let independent = late_lines as f64 * early_orders as f64 / ORDERS as f64;
-    assert!(independent > 3.0 * joined as f64, "{independent} vs {joined}");
+    assert!(
+        independent > 3.0 * joined as f64,
+        "{independent} vs {joined}"
+    );
     let sabot = Sabot::builder().threads(2).build().unwrap();
     sabot
         .register_parquet("orders", dir.path().join("orders.parquet"))
@@ -90,16 +95,7 @@ fn correlated_filters_across_a_join_key_are_estimated_from_samples() {
          WHERE orders.d < {DAY} AND lines.s > {DAY}"
     );
     let plan = sabot.sql(&query).unwrap().explain(false).unwrap();
-    let join = plan
-        .lines()
-        .find(|line| line.contains("HashJoin: Inner") && line.contains("est_rows="))
-        .unwrap_or_else(|| panic!("no join in {plan}"));
-    let estimate: f64 = join
-        .split("est_rows=")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no estimate in {join}"));
+    let (estimate, join) = estimated_rows(&plan, |line| line.contains("HashJoin: Inner"));
     let q_error = (estimate / joined as f64).max(joined as f64 / estimate);
     assert!(
         q_error < 2.0,
