@@ -70,7 +70,7 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
 
 /// The `est_rows` of the first line of an `EXPLAIN` text that `is_operator` picks, with that line;
 /// panics naming what is missing.
-pub fn estimated_rows<'a>(plan: &'a str, is_operator: impl Fn(&str) -> bool) -> (f64, &'a str) {
+pub fn estimated_rows(plan: &str, is_operator: impl Fn(&str) -> bool) -> (f64, &str) {
     let line = plan
         .lines()
         .find(|line| line.contains("est_rows=") && is_operator(line))
