@@ -625,6 +625,8 @@ fn build_packed_table(
                     JoinPartition::build(&keys, &hashes, scattered.partition(partition))
                 })
                 .collect(),
+            &keys,
+            usable,
         ));
     }
     let inputs = Arc::new((keys, hashes, scattered));
@@ -653,6 +655,8 @@ fn build_packed_table(
     built.sort_unstable_by_key(|(partition, _)| *partition);
     Ok(JoinHashTable::from_partitions(
         built.into_iter().map(|(_, partition)| partition).collect(),
+        &inputs.0,
+        usable,
     ))
 }
 

@@ -43,6 +43,9 @@ pub struct JoinHashTable {
     partition_bits: u32,
     /// Set instead of `partitions` for dense keys.
     direct: Option<DirectTable>,
+    /// With `partitions`, where the build keys are below [`KEY_BITS_LIMIT`]: one bit per key
+    /// value, set for the build keys, which a probe reads before it hashes.
+    key_bits: Option<Vec<u64>>,
     /// A copy on the GPU, which large probes use.
     #[cfg(feature = "cuda")]
     device: Option<crate::cuda::DeviceJoinTable>,
@@ -89,6 +92,12 @@ fn min_probe_rows_from(value: Option<&str>) -> std::result::Result<usize, String
         }),
     }
 }
+
+/// A hashed table whose build keys are all below this keeps a bitmap of them (at most 1 MiB):
+/// a probe key whose bit is clear misses without hashing or touching a slot, so a probe side
+/// that mostly misses (TPC-H Q3's lines of orders not placed before its day) reads a bitmap
+/// that stays in cache.
+const KEY_BITS_LIMIT: u64 = 1 << 23;
 
 /// Build rows indexed by packed key: `entries[key]` is [`DIRECT_EMPTY`], a build row (high bit
 /// clear), or `DUPLICATES | d` for the rows `rows[starts[d]..starts[d + 1]]`.
@@ -350,13 +359,19 @@ impl JoinHashTable {
             .clamp(1, MAX_PARTITIONS)
     }
 
-    /// The table made of `partitions`, in partition order (their number a power of two).
-    pub fn from_partitions(partitions: Vec<JoinPartition>) -> JoinHashTable {
+    /// The table made of `partitions`, in partition order (their number a power of two), built
+    /// from the usable build `keys`.
+    pub fn from_partitions(
+        partitions: Vec<JoinPartition>,
+        keys: &[u64],
+        usable: &[bool],
+    ) -> JoinHashTable {
         debug_assert!(partitions.len().is_power_of_two());
         JoinHashTable {
             partition_bits: partitions.len().trailing_zeros(),
             partitions,
             direct: None,
+            key_bits: key_bits(keys, usable),
             #[cfg(feature = "cuda")]
             device: None,
         }
@@ -369,6 +384,7 @@ impl JoinHashTable {
             partitions: Vec::new(),
             partition_bits: 0,
             direct: Some(direct),
+            key_bits: None,
             #[cfg(feature = "cuda")]
             device: None,
         })
@@ -379,6 +395,7 @@ impl JoinHashTable {
     fn matches(&self, key: u64) -> Matches<'_> {
         match &self.direct {
             Some(direct) => direct.matches(key),
+            None if !self.may_hold(key) => Matches::None,
             None => {
                 let hash = hash_u64(key);
                 self.partitions[partition_of(hash, self.partition_bits)].matches(key, hash)
@@ -402,7 +419,18 @@ impl JoinHashTable {
                     JoinPartition::build(keys, &hashes, scattered.partition(partition))
                 })
                 .collect(),
+            keys,
+            usable,
         ))
+    }
+
+    /// Whether `key` may be a build key: false when the key bitmap says it is not.
+    #[inline]
+    fn may_hold(&self, key: u64) -> bool {
+        self.key_bits.as_ref().is_none_or(|bits| {
+            bits.get((key / 64) as usize)
+                .is_some_and(|word| word & (1 << (key % 64)) != 0)
+        })
     }
 
     /// Appends a (probe row, build row) pair for every build row whose key equals a usable
@@ -499,6 +527,7 @@ impl JoinHashTable {
     fn prefetch(&self, key: u64) {
         match &self.direct {
             Some(direct) => prefetch(direct.entries.as_ptr().wrapping_add(key as usize)),
+            None if !self.may_hold(key) => {}
             None => {
                 let hash = hash_u64(key);
                 let partition = &self.partitions[partition_of(hash, self.partition_bits)];
@@ -518,8 +547,28 @@ impl JoinHashTable {
             .iter()
             .map(JoinPartition::memory_size)
             .sum::<usize>()
+            + self.key_bits.as_ref().map_or(0, |bits| bits.len() * 8)
             + self.direct.as_ref().map_or(0, DirectTable::memory_size)
     }
+}
+
+/// The bitmap of the usable build `keys`, where all are below [`KEY_BITS_LIMIT`].
+fn key_bits(keys: &[u64], usable: &[bool]) -> Option<Vec<u64>> {
+    let usable_keys = || {
+        keys.iter()
+            .zip(usable)
+            .filter(|(_, usable)| **usable)
+            .map(|(&key, _)| key)
+    };
+    let largest = usable_keys().max()?;
+    if largest >= KEY_BITS_LIMIT {
+        return None;
+    }
+    let mut bits = vec![0u64; (largest / 64 + 1) as usize];
+    for key in usable_keys() {
+        bits[(key / 64) as usize] |= 1 << (key % 64);
+    }
+    Some(bits)
 }
 
 /// Says once per process on stderr that the GPU failed and the CPU took over: results stay
@@ -588,6 +637,26 @@ mod tests {
                 .direct
                 .is_some()
         );
+    }
+
+    #[test]
+    fn a_hashed_table_of_keys_below_2_pow_23_answers_misses_from_its_bitmap() {
+        let keys: Vec<u64> = (0..10_000).map(|row| row * 100 + 7).collect();
+        let table = JoinHashTable::build(&keys, &vec![true; keys.len()]).unwrap();
+        assert!(table.direct.is_none() && table.key_bits.is_some());
+        let probes = [7, 8, 107, 999_907, 999_908, 5_000_000, 1 << 40];
+        let (mut probe, mut build) = (Vec::new(), Vec::new());
+        table.probe(&probes, &[true; 7], &mut probe, &mut build);
+        assert_eq!((probe, build), (vec![0, 2, 3], vec![0, 1, 9_999]));
+        let mut found = Vec::new();
+        table.contains(&probes, &[true; 7], &mut found);
+        assert_eq!(found, [true, false, true, true, false, false, false]);
+
+        let wide: Vec<u64> = (0..1_000).map(|row| row << 30).collect();
+        let table = JoinHashTable::build(&wide, &vec![true; wide.len()]).unwrap();
+        assert!(table.key_bits.is_none());
+        table.contains(&[0, 1 << 30, 5], &[true; 3], &mut found);
+        assert_eq!(found, [true, true, false]);
     }
 
     #[test]

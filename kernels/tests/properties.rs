@@ -66,6 +66,8 @@ proptest! {
                     JoinPartition::build(&build_keys, &hashes, scattered.partition(partition))
                 })
                 .collect(),
+            &build_keys,
+            &build_usable,
         );
         let direct = JoinHashTable::try_direct(&build_keys, &build_usable)
             .expect("keys of a range of 40 are dense");
