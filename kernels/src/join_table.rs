@@ -3,10 +3,12 @@
 //! radix-partitioned build of DuckDB and of Balkesen et al.), and each partition is built on its
 //! own (in parallel by the caller). A partition is an open-addressing table whose slot holds the
 //! key, its build row when the key is unique, or else the range of its build rows in a
-//! contiguous (CSR) array: a probe of a unique key touches one cache line. When the packed build
-//! keys are dense (their largest is at most a few times the number of rows, as for the key
-//! columns of most tables), the table is instead a plain array indexed by the key itself: no
-//! hashing, and four bytes per key. Probes prefetch the slot of the key a few rows ahead.
+//! contiguous (CSR) array: a probe of a unique key touches one cache line; where all build keys
+//! are below 2^23, a bitmap of them answers most misses before any hashing. When the packed
+//! build keys are dense (their largest is at most a few times the number of rows, as for the key
+//! columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
+//! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
+//! rows ahead.
 
 use crate::error::{KernelError, Result};
 use crate::hash::hash_u64;
