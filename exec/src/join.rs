@@ -552,32 +552,32 @@ impl RowIndex {
 /// every memory count counts the shared buffer once per reference. Copying out the long strings
 /// (those of up to 12 bytes live in the views) costs one pass.
 fn with_compact_views(batch: RecordBatch) -> Result<RecordBatch> {
-    let shares_buffers = |column: &ArrayRef| {
-        column
-            .as_string_view_opt()
-            .map(|strings| strings.data_buffers().len())
-            .or_else(|| {
-                column
-                    .as_binary_view_opt()
-                    .map(|bytes| bytes.data_buffers().len())
-            })
-            .is_some_and(|buffers| buffers > 1)
-    };
-    if !batch.columns().iter().any(shares_buffers) {
+    let compacted: Vec<Option<ArrayRef>> = batch.columns().iter().map(compacted_views).collect();
+    if compacted.iter().all(Option::is_none) {
         return Ok(batch);
     }
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|column| -> ArrayRef {
-            match (column.as_string_view_opt(), column.as_binary_view_opt()) {
-                (Some(strings), _) if shares_buffers(column) => Arc::new(strings.gc()),
-                (_, Some(bytes)) if shares_buffers(column) => Arc::new(bytes.gc()),
-                _ => Arc::clone(column),
-            }
-        })
+    let columns = compacted
+        .into_iter()
+        .zip(batch.columns())
+        .map(|(compacted, column)| compacted.unwrap_or_else(|| Arc::clone(column)))
         .collect();
     RecordBatch::try_new(batch.schema(), columns).map_err(ExecError::arrow(OPERATOR))
+}
+
+/// `column` with its strings in buffers of its own, if it is a string or binary view column
+/// that lists more than one buffer.
+fn compacted_views(column: &ArrayRef) -> Option<ArrayRef> {
+    if let Some(strings) = column.as_string_view_opt()
+        && strings.data_buffers().len() > 1
+    {
+        return Some(Arc::new(strings.gc()));
+    }
+    if let Some(bytes) = column.as_binary_view_opt()
+        && bytes.data_buffers().len() > 1
+    {
+        return Some(Arc::new(bytes.gc()));
+    }
+    None
 }
 
 /// The packed join table of `key_columns`: a direct array when the keys are dense, else its

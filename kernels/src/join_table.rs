@@ -615,30 +615,23 @@ mod tests {
         assert_eq!(found, vec![false, true, false]);
     }
 
+    /// Whether the table of `keys` (all usable) is a direct array.
+    fn is_direct(keys: &[u64]) -> bool {
+        JoinHashTable::build(keys, &vec![true; keys.len()])
+            .unwrap()
+            .direct
+            .is_some()
+    }
+
     #[test]
     fn dense_keys_index_a_direct_table_and_sparse_ones_hash() {
         let dense: Vec<u64> = (0..10_000).map(|row| row % 9_000).collect();
-        assert!(
-            JoinHashTable::build(&dense, &vec![true; dense.len()])
-                .unwrap()
-                .direct
-                .is_some()
-        );
+        assert!(is_direct(&dense));
         let sparse: Vec<u64> = (0..10_000).map(|row| row * 100).collect();
-        assert!(
-            JoinHashTable::build(&sparse, &vec![true; sparse.len()])
-                .unwrap()
-                .direct
-                .is_none()
-        );
+        assert!(!is_direct(&sparse));
         // A few hundred keys below 2^18: an array of at most 1 MiB.
         let small: Vec<u64> = (0..400).map(|row| row * 600).collect();
-        assert!(
-            JoinHashTable::build(&small, &vec![true; small.len()])
-                .unwrap()
-                .direct
-                .is_some()
-        );
+        assert!(is_direct(&small));
     }
 
     #[test]

@@ -83,3 +83,28 @@ pub fn estimated_rows(plan: &str, is_operator: impl Fn(&str) -> bool) -> (f64, &
         .unwrap_or_else(|| panic!("no estimate in {line}"));
     (estimate, line)
 }
+
+/// Writes `columns` (name and values, all non-null BIGINT) as one Parquet file at `path`.
+pub fn write_int64_parquet(path: &Path, columns: Vec<(&str, Vec<i64>)>) {
+    use std::sync::Arc;
+
+    use sabot::arrow::array::Int64Array;
+    use sabot::arrow::datatypes::{DataType, Field, Schema};
+
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, _)| Field::new(*name, DataType::Int64, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays = columns
+        .into_iter()
+        .map(|(_, values)| Arc::new(Int64Array::from(values)) as _)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}

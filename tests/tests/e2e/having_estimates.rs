@@ -1,14 +1,9 @@
 //! A `HAVING` filter's row estimate is measured on a sample of the aggregation's groups when the
 //! table is clustered by the group key, so its rare groups are estimated near their real number.
 
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 use sabot::Sabot;
 
-use crate::common::estimated_rows;
+use crate::common::{estimated_rows, write_int64_parquet};
 
 const ORDERS: i64 = 50_000;
 const THRESHOLD: i64 = 240;
@@ -37,22 +32,7 @@ fn clustered_lines(path: &std::path::Path) -> usize {
         }
         heavy += usize::from(total > THRESHOLD);
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("k", DataType::Int64, false),
-        Field::new("q", DataType::Int64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(Int64Array::from(keys)),
-            Arc::new(Int64Array::from(quantities)),
-        ],
-    )
-    .unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_int64_parquet(path, vec![("k", keys), ("q", quantities)]);
     heavy
 }
 

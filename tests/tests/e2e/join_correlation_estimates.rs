@@ -4,35 +4,13 @@
 //! is off several times over.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow::array::{Int64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
 use sabot::Sabot;
 
-use crate::common::estimated_rows;
+use crate::common::{estimated_rows, write_int64_parquet};
 
 const ORDERS: i64 = 40_000;
 const DAY: i64 = 500;
-
-fn write(path: &Path, columns: Vec<(&str, Vec<i64>)>) {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(name, _)| Field::new(*name, DataType::Int64, false))
-            .collect::<Vec<_>>(),
-    ));
-    let arrays = columns
-        .into_iter()
-        .map(|(_, values)| Arc::new(Int64Array::from(values)) as _)
-        .collect();
-    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-}
 
 /// Orders (key, order day 0..1000) and their 1 to 7 lines (key, ship day 1 to 100 days after
 /// the order), both in key order; returns (lines, orders before `DAY`, lines shipped after
@@ -62,11 +40,11 @@ fn orders_and_lines(dir: &Path) -> (usize, usize, usize, usize) {
         }
     }
     let lines = line_keys.len();
-    write(
+    write_int64_parquet(
         &dir.join("orders.parquet"),
         vec![("k", order_keys), ("d", order_days)],
     );
-    write(
+    write_int64_parquet(
         &dir.join("lines.parquet"),
         vec![("k", line_keys), ("s", ship_days)],
     );
