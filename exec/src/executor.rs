@@ -6,13 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use arrow::array::{Array, RecordBatchOptions};
-use arrow::compute::filter_record_batch;
+use arrow::array::RecordBatchOptions;
 use arrow::record_batch::RecordBatch;
+use datafusion::physical_plan::PhysicalExpr;
 use sabot_scheduler::Scheduler;
 
 use crate::aggregate::{AggregateSink, evaluate_all};
 use crate::error::{ExecError, Result};
+use crate::filter::FilterPredicate;
 use crate::join::{JoinSpec, JoinTable};
 use crate::memory::MemoryBudget;
 use crate::plan::{NodeKind, PhysicalNode};
@@ -68,10 +69,17 @@ struct Pipeline {
     operators: Vec<StreamingOperator>,
 }
 
-/// A streaming operator of a pipeline, with the join table it probes if it is a join.
+/// A streaming operator of a pipeline and what it does to each batch.
 struct StreamingOperator {
     node: Arc<PhysicalNode>,
-    join_table: Option<Arc<JoinTable>>,
+    step: Step,
+}
+
+enum Step {
+    Filter(FilterPredicate),
+    Project(Vec<Arc<dyn PhysicalExpr>>),
+    /// Probes the join table (built by then).
+    Probe(Arc<JoinTable>, Arc<JoinSpec>),
 }
 
 enum PipelineSource {
@@ -228,10 +236,17 @@ impl Executor {
         let mut current = node;
         loop {
             current = match &current.kind {
-                NodeKind::Filter { input, .. } | NodeKind::Projection { input, .. } => {
+                NodeKind::Filter { input, predicate } => {
                     operators.push(StreamingOperator {
                         node: Arc::clone(current),
-                        join_table: None,
+                        step: Step::Filter(FilterPredicate::new(predicate, &current.schema)),
+                    });
+                    input
+                }
+                NodeKind::Projection { input, exprs } => {
+                    operators.push(StreamingOperator {
+                        node: Arc::clone(current),
+                        step: Step::Project(exprs.clone()),
                     });
                     input
                 }
@@ -239,7 +254,7 @@ impl Executor {
                     let table = self.join_table(current, build, spec, run)?;
                     operators.push(StreamingOperator {
                         node: Arc::clone(current),
-                        join_table: Some(table),
+                        step: Step::Probe(table, Arc::clone(spec)),
                     });
                     probe
                 }
@@ -393,38 +408,19 @@ fn push_through(
 ) -> Result<Option<RecordBatch>> {
     for StreamingOperator {
         node: operator,
-        join_table,
+        step,
     } in operators
     {
         let started = Instant::now();
-        batch = match &operator.kind {
-            NodeKind::HashJoin { spec, .. } => match join_table {
-                Some(table) => table.probe(spec, &batch, &operator.schema)?,
-                None => batch,
-            },
-            NodeKind::Filter { predicate, .. } => {
-                let mask = predicate
-                    .evaluate(&batch)
-                    .and_then(|value| value.into_array(batch.num_rows()))
-                    .map_err(ExecError::datafusion("Filter"))?;
-                let Some(mask) = mask.as_any().downcast_ref::<arrow::array::BooleanArray>() else {
-                    return Err(ExecError::Arrow {
-                        operator: "Filter",
-                        source: arrow::error::ArrowError::InvalidArgumentError(format!(
-                            "the predicate {predicate} gives {}, not booleans",
-                            mask.data_type()
-                        )),
-                    });
-                };
-                filter_record_batch(&batch, mask).map_err(ExecError::arrow("Filter"))?
-            }
-            NodeKind::Projection { exprs, .. } => {
+        batch = match step {
+            Step::Probe(table, spec) => table.probe(spec, &batch, &operator.schema)?,
+            Step::Filter(predicate) => predicate.filter(&batch)?,
+            Step::Project(exprs) => {
                 let columns = evaluate_all("Projection", exprs, &batch)?;
                 let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
                 RecordBatch::try_new_with_options(Arc::clone(&operator.schema), columns, &options)
                     .map_err(ExecError::arrow("Projection"))?
             }
-            _ => batch,
         };
         operator.metrics.record_time(started.elapsed());
         if batch.num_rows() == 0 {

@@ -17,6 +17,7 @@ mod decimal_expr;
 mod error;
 mod executor;
 mod file_cache;
+mod filter;
 mod join;
 mod join_estimate;
 mod memory;

@@ -1,0 +1,253 @@
+//! How a Filter operator applies its predicate to a batch. A conjunction is taken apart: the
+//! conjuncts that are cheap over every row (a fixed-width column compared with a literal or with
+//! another column, a null test of a column) are evaluated over the whole batch and their masks
+//! ANDed a word at a time; the other conjuncts (string matching, IN lists, arithmetic) are
+//! evaluated in the query's order, each only over the rows still kept. DataFusion's own AND
+//! instead evaluates its right side over the rows its left side kept and scatters the answers
+//! back into a full-length mask, one run of kept rows at a time, which cost TPC-H Q6 a quarter
+//! of its time.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::buffer::BooleanBuffer;
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Schema};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{
+    BinaryExpr, Column, IsNotNullExpr, IsNullExpr, Literal,
+};
+use datafusion::physical_expr::split_conjunction;
+use datafusion::physical_plan::PhysicalExpr;
+
+use crate::error::{ExecError, Result};
+
+const OPERATOR: &str = "Filter";
+
+/// A filter predicate split into the conjuncts evaluated over every row and the rest.
+pub(crate) struct FilterPredicate {
+    over_all_rows: Vec<Arc<dyn PhysicalExpr>>,
+    over_kept_rows: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl FilterPredicate {
+    /// `predicate` over rows of `schema`, taken apart at its ANDs.
+    pub(crate) fn new(predicate: &Arc<dyn PhysicalExpr>, schema: &Schema) -> FilterPredicate {
+        let (over_all_rows, over_kept_rows) = split_conjunction(predicate)
+            .into_iter()
+            .cloned()
+            .partition(|conjunct| cheap_over_all_rows(conjunct.as_ref(), schema));
+        FilterPredicate {
+            over_all_rows,
+            over_kept_rows,
+        }
+    }
+
+    /// The rows of `batch` for which every conjunct is true (not false, not null).
+    pub(crate) fn filter(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut mask: Option<BooleanBuffer> = None;
+        for conjunct in &self.over_all_rows {
+            let kept = true_rows(conjunct.as_ref(), batch)?;
+            mask = Some(match mask {
+                None => kept,
+                Some(mask) => &mask & &kept,
+            });
+        }
+        let mut kept = match mask {
+            Some(mask) => keep(batch, mask)?,
+            None => batch.clone(),
+        };
+        for conjunct in &self.over_kept_rows {
+            if kept.num_rows() == 0 {
+                break;
+            }
+            let mask = true_rows(conjunct.as_ref(), &kept)?;
+            kept = keep(&kept, mask)?;
+        }
+        Ok(kept)
+    }
+}
+
+/// Whether `conjunct` compares fixed-width columns and literals, or tests a column for null:
+/// vectorized kernels that cost less over every row than selecting rows first would.
+fn cheap_over_all_rows(conjunct: &dyn PhysicalExpr, schema: &Schema) -> bool {
+    let fixed_width_column = |expr: &Arc<dyn PhysicalExpr>| {
+        expr.downcast_ref::<Column>()
+            .is_some_and(|column| fixed_width(schema, column.index()))
+    };
+    let literal = |expr: &Arc<dyn PhysicalExpr>| expr.downcast_ref::<Literal>().is_some();
+    if let Some(binary) = conjunct.downcast_ref::<BinaryExpr>() {
+        let comparison = matches!(
+            binary.op(),
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+        );
+        let (left, right) = (binary.left(), binary.right());
+        return comparison
+            && (fixed_width_column(left) || fixed_width_column(right))
+            && (fixed_width_column(left) || literal(left))
+            && (fixed_width_column(right) || literal(right));
+    }
+    if let Some(is_null) = conjunct.downcast_ref::<IsNullExpr>() {
+        return is_null.arg().downcast_ref::<Column>().is_some();
+    }
+    if let Some(is_not_null) = conjunct.downcast_ref::<IsNotNullExpr>() {
+        return is_not_null.arg().downcast_ref::<Column>().is_some();
+    }
+    false
+}
+
+fn fixed_width(schema: &Schema, index: usize) -> bool {
+    schema.fields().get(index).is_some_and(|field| {
+        field.data_type().is_primitive() || matches!(field.data_type(), DataType::Boolean)
+    })
+}
+
+/// The rows where `conjunct` is true over `batch`; null counts as false.
+fn true_rows(conjunct: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<BooleanBuffer> {
+    let values = conjunct
+        .evaluate(batch)
+        .and_then(|value| value.into_array(batch.num_rows()))
+        .map_err(ExecError::datafusion(OPERATOR))?;
+    let Some(values) = values.as_boolean_opt() else {
+        return Err(ExecError::Arrow {
+            operator: OPERATOR,
+            source: ArrowError::InvalidArgumentError(format!(
+                "the predicate {conjunct} gives {}, not booleans",
+                values.data_type()
+            )),
+        });
+    };
+    Ok(match values.nulls() {
+        Some(nulls) => values.values() & nulls.inner(),
+        None => values.values().clone(),
+    })
+}
+
+/// The rows of `batch` that `mask` sets, without copying when it sets them all.
+fn keep(batch: &RecordBatch, mask: BooleanBuffer) -> Result<RecordBatch> {
+    if mask.count_set_bits() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    filter_record_batch(batch, &BooleanArray::new(mask, None)).map_err(ExecError::arrow(OPERATOR))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::Field;
+    use datafusion::common::ScalarValue;
+    use datafusion::physical_expr::expressions::{binary, col, is_null, like, lit};
+
+    use super::*;
+
+    fn batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("n", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(vec![
+                    Some(1),
+                    Some(5),
+                    None,
+                    Some(7),
+                    Some(9),
+                    Some(3),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("apple"),
+                    Some("avocado"),
+                    Some("apricot"),
+                    None,
+                    Some("banana"),
+                    Some("almond"),
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn and(
+        left: Arc<dyn PhysicalExpr>,
+        right: Arc<dyn PhysicalExpr>,
+        schema: &Schema,
+    ) -> Arc<dyn PhysicalExpr> {
+        binary(left, Operator::And, right, schema).unwrap()
+    }
+
+    #[test]
+    fn keeps_the_rows_the_whole_predicate_keeps() {
+        let batch = batch();
+        let schema = batch.schema();
+        let n = col("n", &schema).unwrap();
+        let s = col("s", &schema).unwrap();
+        let greater = binary(Arc::clone(&n), Operator::Gt, lit(2i64), &schema).unwrap();
+        let below = binary(Arc::clone(&n), Operator::Lt, lit(9i64), &schema).unwrap();
+        let starts_with_a = like(
+            false,
+            false,
+            s,
+            lit(ScalarValue::Utf8(Some("a%".to_string()))),
+            &schema,
+        )
+        .unwrap();
+        let predicate = and(and(greater, starts_with_a, &schema), below, &schema);
+        let split = FilterPredicate::new(&predicate, &schema);
+        assert_eq!(split.over_all_rows.len(), 2);
+        assert_eq!(split.over_kept_rows.len(), 1);
+        let kept = split.filter(&batch).unwrap();
+        let expected = filter_record_batch(
+            &batch,
+            predicate
+                .evaluate(&batch)
+                .unwrap()
+                .into_array(batch.num_rows())
+                .unwrap()
+                .as_boolean(),
+        )
+        .unwrap();
+        assert_eq!(kept, expected);
+        let n = kept
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        assert_eq!(n.values(), &[5, 3]);
+    }
+
+    #[test]
+    fn null_tests_and_a_predicate_keeping_nothing() {
+        let batch = batch();
+        let schema = batch.schema();
+        let n = col("n", &schema).unwrap();
+        let null_n = is_null(Arc::clone(&n)).unwrap();
+        let kept = FilterPredicate::new(&null_n, &schema)
+            .filter(&batch)
+            .unwrap();
+        assert_eq!(kept.num_rows(), 1);
+        let never = binary(n, Operator::Gt, lit(100i64), &schema).unwrap();
+        let split = FilterPredicate::new(&and(never, null_n, &schema), &schema);
+        assert_eq!(split.filter(&batch).unwrap().num_rows(), 0);
+    }
+
+    #[test]
+    fn a_predicate_of_another_type_is_an_error_naming_it() {
+        let batch = batch();
+        let schema = batch.schema();
+        let n = col("n", &schema).unwrap();
+        let error = FilterPredicate::new(&n, &schema)
+            .filter(&batch)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not booleans"), "{error}");
+    }
+}
