@@ -2,6 +2,7 @@
 //! tasks on the scheduler (one task per morsel, work-stealing across workers), and feeds each
 //! pipeline's output into its sink.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -54,6 +55,10 @@ impl CancelHandle {
 struct Run {
     budget: Arc<MemoryBudget>,
     cancel: CancelHandle,
+    /// The nodes the plan reaches by more than one path (one subquery used twice, as TPC-H
+    /// Q15's view), by address: each runs once, and its output is kept for the other paths.
+    shared: HashSet<usize>,
+    shared_outputs: Mutex<HashMap<usize, Vec<RecordBatch>>>,
 }
 
 /// Runs physical plans on a scheduler.
@@ -111,6 +116,8 @@ impl Executor {
         let run = Run {
             budget: Arc::clone(budget),
             cancel: cancel.clone(),
+            shared: nodes_reached_twice(root),
+            shared_outputs: Mutex::new(HashMap::new()),
         };
         self.materialize(root, &run)
     }
@@ -120,8 +127,32 @@ impl Executor {
         self.scheduler.pending_tasks()
     }
 
-    /// Runs `node` to completion and returns all its output batches, in order.
+    /// Runs `node` to completion and returns all its output batches, in order; a node reached
+    /// by several paths runs on the first.
     fn materialize(&self, node: &Arc<PhysicalNode>, run: &Run) -> Result<Vec<RecordBatch>> {
+        let address = Arc::as_ptr(node) as usize;
+        if !run.shared.contains(&address) {
+            return self.run_to_completion(node, run);
+        }
+        let kept = run
+            .shared_outputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&address)
+            .cloned();
+        if let Some(output) = kept {
+            return Ok(output);
+        }
+        let output = self.run_to_completion(node, run)?;
+        run.shared_outputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(address, output.clone());
+        Ok(output)
+    }
+
+    /// Runs `node` to completion and returns all its output batches, in order.
+    fn run_to_completion(&self, node: &Arc<PhysicalNode>, run: &Run) -> Result<Vec<RecordBatch>> {
         let output = match &node.kind {
             NodeKind::Aggregate { input, spec } => {
                 let pipeline = self.pipeline(input, run)?;
@@ -399,6 +430,22 @@ impl Executor {
         }
         waited.map_err(ExecError::from)
     }
+}
+
+/// The addresses of the nodes under `root` that more than one path reaches.
+fn nodes_reached_twice(root: &Arc<PhysicalNode>) -> HashSet<usize> {
+    let mut seen = HashSet::new();
+    let mut twice = HashSet::new();
+    let mut pending = vec![root];
+    while let Some(node) = pending.pop() {
+        let address = Arc::as_ptr(node) as usize;
+        if seen.insert(address) {
+            pending.extend(node.inputs());
+        } else {
+            twice.insert(address);
+        }
+    }
+    twice
 }
 
 /// Pushes `batch` through the streaming operators; `None` when a filter removed every row.

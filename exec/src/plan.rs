@@ -1,6 +1,7 @@
 //! The physical plan Sabot runs: a tree of operators, each with its output schema and its
 //! measurements, and its rendering for `EXPLAIN`.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
@@ -389,11 +390,16 @@ impl PhysicalNode {
         }
     }
 
-    /// Calls `visit` on this node and every node below it.
+    /// Calls `visit` once on this node and on every node below it (once also on a node that
+    /// several paths reach, as a subquery used twice).
     pub fn visit(&self, visit: &mut impl FnMut(&PhysicalNode)) {
-        visit(self);
-        for input in self.inputs() {
-            input.visit(visit);
+        let mut seen = HashSet::new();
+        let mut pending = vec![self];
+        while let Some(node) = pending.pop() {
+            if seen.insert(std::ptr::from_ref(node) as usize) {
+                visit(node);
+                pending.extend(node.inputs().into_iter().rev().map(Arc::as_ref));
+            }
         }
     }
 

@@ -1,9 +1,9 @@
 //! Translation of logical nodes into Sabot operators, node by node, with a DataFusion fallback
 //! for what Sabot cannot run yet.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, DataFusionError, JoinType, NullEquality};
@@ -36,6 +36,10 @@ use crate::subquery::scalar_subqueries_as_cross_joins;
 pub struct PhysicalPlanner<'a> {
     state: &'a SessionState,
     runtime: tokio::runtime::Handle,
+    /// The aggregations planned so far: an equal one elsewhere in the query (a view or common
+    /// table expression used twice, as in TPC-H Q15) becomes the same node, which the executor
+    /// runs once.
+    aggregations: Mutex<HashMap<LogicalPlan, Arc<PhysicalNode>>>,
 }
 
 /// The fraction of pairs of two relations' rows that a join on their keys keeps
@@ -97,17 +101,39 @@ type Native = std::result::Result<Arc<PhysicalNode>, Unsupported>;
 impl<'a> PhysicalPlanner<'a> {
     /// A planner for `state`'s queries; fallback subtrees run on `runtime`.
     pub fn new(state: &'a SessionState, runtime: tokio::runtime::Handle) -> Self {
-        PhysicalPlanner { state, runtime }
+        PhysicalPlanner {
+            state,
+            runtime,
+            aggregations: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Plans an optimized logical plan.
     pub fn plan<'p>(&'p self, plan: &'p LogicalPlan) -> BoxFuture<'p, Result<Arc<PhysicalNode>>> {
         Box::pin(async move {
-            match self.native(plan).await? {
-                Ok(node) => Ok(node),
-                Err(Unsupported(reason)) => self.fallback(plan, reason).await,
+            let aggregation = matches!(plan, LogicalPlan::Aggregate(_));
+            if aggregation {
+                let planned = self.planned_aggregations().get(plan).cloned();
+                if let Some(node) = planned {
+                    return Ok(node);
+                }
             }
+            let node = match self.native(plan).await? {
+                Ok(node) => node,
+                Err(Unsupported(reason)) => self.fallback(plan, reason).await?,
+            };
+            if aggregation {
+                self.planned_aggregations()
+                    .insert(plan.clone(), Arc::clone(&node));
+            }
+            Ok(node)
         })
+    }
+
+    fn planned_aggregations(&self) -> MutexGuard<'_, HashMap<LogicalPlan, Arc<PhysicalNode>>> {
+        self.aggregations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sabot's operator for `plan`, or why there is none.

@@ -11,5 +11,6 @@ mod join_correlation_estimates;
 mod join_order;
 mod nexmark_streams;
 mod scan_pruning;
+mod shared_subqueries;
 mod streaming_sql;
 mod tpch_answers;
