@@ -34,13 +34,16 @@ use crate::accumulators::OwnAggregate;
 use crate::decimal_expr::with_unchecked_decimal_arithmetic;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
-use crate::plan::PhysicalNode;
+use crate::plan::{NodeKind, PhysicalNode};
 
 const OPERATOR: &str = "HashAggregate";
 /// Below this many groups in all partial tables, one task merges them all.
 const GROUPS_PER_MERGE_PARTITION: usize = 16_384;
 /// Rows a partial table sees before the aggregation judges whether partial tables pay off.
 const ADAPTIVE_PROBE_ROWS: usize = 100_000;
+/// The most groups a partial or shared table is sized for up front, from the aggregation's
+/// estimated groups (a table that would hold more switches to shared tables first).
+const MAX_PRESIZED_GROUPS: usize = ADAPTIVE_PROBE_ROWS;
 /// Shared tables switched to: enough that tasks seldom wait for the same one, each small enough
 /// to stay nearer the cache.
 const SHARED_PARTITIONS: usize = 32;
@@ -701,6 +704,9 @@ enum PartialKeys {
     Rows { keys: Rows, hashes: Vec<u64> },
 }
 
+/// Per merge partition, the ids of one partial table's groups in it.
+type GroupsByPartition = Vec<Vec<u32>>;
+
 /// The output of one partial table, waiting to be merged.
 struct PartialGroups {
     keys: PartialKeys,
@@ -710,20 +716,27 @@ struct PartialGroups {
 }
 
 impl PartialGroups {
-    /// The groups whose key `split` puts in `partition` of `partitions`.
-    fn groups_in(&self, split: KeySplit, partition: usize, partitions: usize) -> Vec<u32> {
+    /// The ids of this table's groups by the partition of `partitions` that `split` puts
+    /// their keys in.
+    fn groups_by_partition(&self, split: KeySplit, partitions: usize) -> GroupsByPartition {
+        let mut by_partition = vec![Vec::new(); partitions];
+        let mut add = |partition: usize, group: usize| by_partition[partition].push(group as u32);
         match &self.keys {
-            PartialKeys::Single => vec![0],
-            PartialKeys::Narrow(keys) => (0..keys.len() as u32)
-                .filter(|&group| split.of(keys[group as usize], partitions) == partition)
-                .collect(),
-            PartialKeys::Wide(keys) => (0..keys.len() as u32)
-                .filter(|&group| split.of(keys[group as usize], partitions) == partition)
-                .collect(),
-            PartialKeys::Rows { hashes, .. } => (0..hashes.len() as u32)
-                .filter(|&group| partition_of(hashes[group as usize], partitions) == partition)
-                .collect(),
+            PartialKeys::Single => add(0, 0),
+            PartialKeys::Narrow(keys) => keys
+                .iter()
+                .enumerate()
+                .for_each(|(group, &key)| add(split.of(key, partitions), group)),
+            PartialKeys::Wide(keys) => keys
+                .iter()
+                .enumerate()
+                .for_each(|(group, &key)| add(split.of(key, partitions), group)),
+            PartialKeys::Rows { hashes, .. } => hashes
+                .iter()
+                .enumerate()
+                .for_each(|(group, &hash)| add(partition_of(hash, partitions), group)),
         }
+        by_partition
     }
 }
 
@@ -846,6 +859,12 @@ pub(crate) struct AggregateSink {
     /// Set once partial tables are found not to pay off (see the module's doc): one table per
     /// key partition, `None` once the merge has taken it.
     shared: OnceLock<Vec<Mutex<Option<GroupTable>>>>,
+    /// The groups a new partial table makes room for: the estimated groups, at most
+    /// [`MAX_PRESIZED_GROUPS`], so it does not grow and rehash step by step.
+    expected_groups: usize,
+    /// Whether the shared tables are used from the first batch on: packed keys, and at least
+    /// [`ADAPTIVE_PROBE_ROWS`] input rows estimated to make nearly as many groups.
+    starts_shared: bool,
 }
 
 impl AggregateSink {
@@ -857,7 +876,19 @@ impl AggregateSink {
     ) -> AggregateSink {
         let [first, second, third, fourth] = HASH_SEEDS;
         let split = KeySplit::for_layout(&spec.key_layout);
+        let estimated_groups = node.estimated_rows();
+        let expected_groups =
+            estimated_groups.map_or(0, |groups| (groups as usize).min(MAX_PRESIZED_GROUPS));
+        let estimated_input = match &node.kind {
+            NodeKind::Aggregate { input, .. } => input.estimated_rows(),
+            _ => None,
+        };
+        let starts_shared = matches!(spec.key_layout, KeyLayout::Packed(_))
+            && matches!((estimated_groups, estimated_input), (Some(groups), Some(rows))
+                if rows >= ADAPTIVE_PROBE_ROWS as f64 && groups * 5.0 >= rows * 4.0);
         AggregateSink {
+            expected_groups,
+            starts_shared,
             node,
             dictionaries: Arc::new(KeyDictionaries::new(&spec.key_types)),
             dictionary_reservation: Mutex::new(Reservation::new(&budget, OPERATOR)),
@@ -871,8 +902,13 @@ impl AggregateSink {
     }
 
     /// Folds `batch` into a partial table no other task is using, or into the shared tables
-    /// once the aggregation has switched to them.
+    /// once the aggregation has switched to them. An aggregation estimated to make a group of
+    /// nearly every input row (the distinct step of `COUNT(DISTINCT …)`) starts on the shared
+    /// tables.
     pub(crate) fn consume(&self, batch: &RecordBatch) -> Result<()> {
+        if self.starts_shared && self.shared.get().is_none() {
+            self.switch_to_shared_tables()?;
+        }
         if let (Some(shared), KeyLayout::Packed(packing)) =
             (self.shared.get(), &self.spec.key_layout)
         {
@@ -885,7 +921,12 @@ impl AggregateSink {
             .pop();
         let mut table = match table {
             Some(table) => table,
-            None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)?,
+            None => GroupTable::new(
+                &self.spec,
+                &self.budget,
+                &self.dictionaries,
+                self.expected_groups,
+            )?,
         };
         table.update(&self.spec, &self.hasher, batch)?;
         let switch = table.barely_reduces()
@@ -897,15 +938,26 @@ impl AggregateSink {
             .unwrap_or_else(PoisonError::into_inner)
             .push(table);
         if switch {
-            let tables = (0..SHARED_PARTITIONS)
-                .map(|_| {
-                    GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)
-                        .map(|table| Mutex::new(Some(table)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            // Another task may have switched first; its tables stay.
-            let _ = self.shared.set(tables);
+            self.switch_to_shared_tables()?;
         }
+        Ok(())
+    }
+
+    /// Makes the tables shared by all tasks, one per key partition (unless another task made
+    /// them first: its tables stay).
+    fn switch_to_shared_tables(&self) -> Result<()> {
+        let tables = (0..SHARED_PARTITIONS)
+            .map(|_| {
+                GroupTable::new(
+                    &self.spec,
+                    &self.budget,
+                    &self.dictionaries,
+                    self.expected_groups / SHARED_PARTITIONS,
+                )
+                .map(|table| Mutex::new(Some(table)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let _ = self.shared.set(tables);
         Ok(())
     }
 
@@ -964,16 +1016,22 @@ impl AggregateSink {
                 .clamp(1, scheduler.threads()),
         };
         let partials = Arc::new(partials);
+        let selections = Arc::new(self.partition_groups(&partials, partitions, scheduler)?);
         let results: Arc<Mutex<Vec<Result<RecordBatch>>>> = Arc::new(Mutex::new(Vec::new()));
         let group = scheduler.group();
         for partition in 0..partitions {
-            let (sink, partials, results) = (
+            let (sink, partials, selections, results) = (
                 Arc::clone(&self),
                 Arc::clone(&partials),
+                Arc::clone(&selections),
                 Arc::clone(&results),
             );
             group.spawn(move |_| {
-                let merged = sink.merge_partition(&partials, partition, partitions);
+                let selected: Vec<&[u32]> = selections
+                    .iter()
+                    .map(|by_partition| by_partition[partition].as_slice())
+                    .collect();
+                let merged = sink.merge_partition(&partials, &selected, partition);
                 results
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -985,20 +1043,58 @@ impl AggregateSink {
         results.into_iter().collect()
     }
 
-    /// Merges the groups whose hash falls in `partition` (into its shared table, if the
-    /// aggregation switched to them) and finalizes them.
+    /// Per partial table, the ids of its groups by merge partition: one task per table, so
+    /// each group's key is split once, not once per partition.
+    fn partition_groups(
+        &self,
+        partials: &Arc<Vec<PartialGroups>>,
+        partitions: usize,
+        scheduler: &Scheduler,
+    ) -> Result<Vec<GroupsByPartition>> {
+        if partitions == 1 {
+            return Ok(partials
+                .iter()
+                .map(|partial| vec![(0..partial.group_count as u32).collect()])
+                .collect());
+        }
+        let split = self.split;
+        let results: Arc<Mutex<Vec<(usize, GroupsByPartition)>>> = Arc::new(Mutex::new(Vec::new()));
+        let group = scheduler.group();
+        for index in 0..partials.len() {
+            let (partials, results) = (Arc::clone(partials), Arc::clone(&results));
+            group.spawn(move |_| {
+                let by_partition = partials[index].groups_by_partition(split, partitions);
+                results
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((index, by_partition));
+            });
+        }
+        group.wait()?;
+        let mut results =
+            std::mem::take(&mut *results.lock().unwrap_or_else(PoisonError::into_inner));
+        results.sort_unstable_by_key(|(index, _)| *index);
+        Ok(results
+            .into_iter()
+            .map(|(_, by_partition)| by_partition)
+            .collect())
+    }
+
+    /// Merges the groups of merge partition `partition` (`selections`: per partial table, its
+    /// groups there) into its shared table, if the aggregation switched to them, and finalizes
+    /// them.
     fn merge_partition(
         &self,
         partials: &[PartialGroups],
+        selections: &[&[u32]],
         partition: usize,
-        partitions: usize,
     ) -> Result<RecordBatch> {
         let spec = &self.spec;
-        let selections: Vec<Vec<u32>> = partials
+        let expected_groups = selections
             .iter()
-            .map(|partial| partial.groups_in(self.split, partition, partitions))
-            .collect();
-        let expected_groups = selections.iter().map(Vec::len).max().unwrap_or(0);
+            .map(|selected| selected.len())
+            .max()
+            .unwrap_or(0);
         let shared = self.shared.get().and_then(|shared| {
             shared[partition]
                 .lock()
@@ -1009,26 +1105,26 @@ impl AggregateSink {
             Some(table) => table,
             None => GroupTable::new(spec, &self.budget, &self.dictionaries, expected_groups)?,
         };
-        for (partial, selected) in partials.iter().zip(selections) {
+        for (partial, &selected) in partials.iter().zip(selections) {
             if selected.is_empty() {
                 continue;
             }
             let states = if selected.len() == partial.group_count {
                 partial.states.clone()
             } else {
-                take_each(&partial.states, &UInt32Array::from(selected.clone()))?
+                take_each(&partial.states, &UInt32Array::from(selected.to_vec()))?
             };
             table.group_ids.clear();
             match &partial.keys {
                 PartialKeys::Single => table.group_ids.push(0),
                 PartialKeys::Narrow(keys) => {
                     if let GroupKeys::Narrow(groups) = &mut table.keys {
-                        groups.intern_selected(keys, &selected, &mut table.group_ids);
+                        groups.intern_selected(keys, selected, &mut table.group_ids);
                     }
                 }
                 PartialKeys::Wide(keys) => {
                     if let GroupKeys::Wide(groups) = &mut table.keys {
-                        groups.intern_selected(keys, &selected, &mut table.group_ids);
+                        groups.intern_selected(keys, selected, &mut table.group_ids);
                     }
                 }
                 PartialKeys::Rows { keys, hashes } => table.keys.intern_rows(

@@ -7,6 +7,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use arrow::array::UInt32Array;
 use arrow::compute::{
     SortColumn, concat_batches, interleave_record_batch, lexsort_to_indices, take_record_batch,
 };
@@ -57,8 +58,58 @@ fn sort_run(
 ) -> Result<RecordBatch> {
     let all = concat_batches(schema, batches).map_err(ExecError::arrow(OPERATOR))?;
     let columns = sort_columns(&all, keys)?;
-    let indices = lexsort_to_indices(&columns, fetch).map_err(ExecError::arrow(OPERATOR))?;
+    let indices = if columns.len() == 1 {
+        lexsort_to_indices(&columns, fetch).map_err(ExecError::arrow(OPERATOR))?
+    } else {
+        sorted_by_rows(&columns, fetch)?
+    };
     take_record_batch(&all, &indices).map_err(ExecError::arrow(OPERATOR))
+}
+
+/// The row order of several sort keys (the first `fetch` positions with it), by their rows in
+/// Arrow's row format: one byte comparison per pair of rows, where a comparison column by
+/// column dispatches on each key's type (TPC-H Q16's 18K rows by a count and three strings
+/// took three times as long).
+fn sorted_by_rows(columns: &[SortColumn], fetch: Option<usize>) -> Result<UInt32Array> {
+    let rows = key_rows(&row_converter(columns)?, columns)?;
+    let mut order: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    let compare = |a: &u32, b: &u32| rows.row(*a as usize).cmp(&rows.row(*b as usize));
+    match fetch {
+        Some(fetch) if fetch < order.len() => {
+            if fetch > 0 {
+                order.select_nth_unstable_by(fetch - 1, compare);
+            }
+            order.truncate(fetch);
+            order.sort_by(compare);
+        }
+        _ => order.sort_by(compare),
+    }
+    Ok(UInt32Array::from(order))
+}
+
+/// A converter of sort key columns like `columns` into rows that compare as the keys do.
+fn row_converter(columns: &[SortColumn]) -> Result<RowConverter> {
+    let fields = columns
+        .iter()
+        .map(|column| {
+            SortField::new_with_options(
+                column.values.data_type().clone(),
+                column.options.unwrap_or_default(),
+            )
+        })
+        .collect();
+    RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))
+}
+
+/// The sort key `columns` as rows of `converter`.
+fn key_rows(converter: &RowConverter, columns: &[SortColumn]) -> Result<Rows> {
+    let values: Vec<_> = columns
+        .iter()
+        .map(|column| Arc::clone(&column.values))
+        .collect();
+    converter
+        .convert_columns(&values)
+        .map_err(ExecError::arrow(OPERATOR))
 }
 
 fn sort_columns(batch: &RecordBatch, keys: &[PhysicalSortExpr]) -> Result<Vec<SortColumn>> {
@@ -123,32 +174,11 @@ fn merge_runs(
         .iter()
         .map(|run| sort_columns(run, keys))
         .collect::<Result<Vec<_>>>()?;
-    let fields = run_keys
-        .first()
-        .map(|columns| {
-            columns
-                .iter()
-                .map(|column| {
-                    SortField::new_with_options(
-                        column.values.data_type().clone(),
-                        column.options.unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let converter = RowConverter::new(fields).map_err(ExecError::arrow(OPERATOR))?;
+    let converter = row_converter(run_keys.first().map_or(&[], Vec::as_slice))?;
     let rows: Vec<Rows> = run_keys
         .iter()
-        .map(|columns| {
-            let values: Vec<_> = columns
-                .iter()
-                .map(|column| Arc::clone(&column.values))
-                .collect();
-            converter.convert_columns(&values)
-        })
-        .collect::<std::result::Result<_, _>>()
-        .map_err(ExecError::arrow(OPERATOR))?;
+        .map(|columns| key_rows(&converter, columns))
+        .collect::<Result<_>>()?;
     let total: usize = runs.iter().map(RecordBatch::num_rows).sum();
     let wanted = fetch.map_or(total, |fetch| fetch.min(total));
     let mut heads = BinaryHeap::with_capacity(runs.len());

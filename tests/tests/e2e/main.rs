@@ -4,6 +4,7 @@
 mod bad_input;
 mod cancellation;
 mod common;
+mod count_distinct;
 mod dataframe_api;
 mod gpu_joins;
 mod having_estimates;
