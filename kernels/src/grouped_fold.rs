@@ -1,7 +1,9 @@
 //! Running per-group aggregates over group ids, fed one batch at a time: SUM, MIN and MAX of a
-//! primitive column ([`GroupedFold`]; integers, floats, dates and decimals) and COUNT
-//! ([`GroupedCount`]). A group with no non-null value yet has a null result. While no batch
-//! has had a null (or added groups without rows), nothing tracks which groups have values
+//! primitive column ([`GroupedFold`]; integers, floats, dates and decimals), COUNT
+//! ([`GroupedCount`]), and the sums and counts AVG divides ([`GroupedMean`], a group's sum and
+//! count side by side, so a row touches one cache line where two columns would each take a miss
+//! //! once the groups outgrow the cache: TPC-H Q17 averages over 200K parts). A group with no
+//! non-null value yet has a null result. While no batch has had a null (or added groups without rows), nothing tracks which groups have values
 //! (every group was made by a row that had one), so the common non-null batch is one pass of
 //! loads and adds per row.
 //! Integer and decimal sums wrap on overflow, as DataFusion's `SUM` does; MIN and MAX order
@@ -203,6 +205,96 @@ impl GroupedCount {
     /// Bytes held.
     pub fn memory_size(&self) -> usize {
         self.counts.capacity() * size_of::<i64>()
+    }
+}
+
+/// Per-group sum and count of a primitive column's non-null values.
+#[derive(Debug)]
+pub struct GroupedMean<T: ArrowPrimitiveType> {
+    groups: Vec<(T::Native, i64)>,
+}
+
+impl<T: ArrowPrimitiveType> Default for GroupedMean<T> {
+    fn default() -> Self {
+        GroupedMean { groups: Vec::new() }
+    }
+}
+
+impl<T: ArrowPrimitiveType> GroupedMean<T> {
+    /// No groups yet.
+    pub fn new() -> GroupedMean<T> {
+        GroupedMean::default()
+    }
+
+    /// Adds row `i` of `column` to group `group_ids[i]`, for a total of `groups` groups (which
+    /// every id must be below). Nulls are skipped.
+    pub fn update(
+        &mut self,
+        group_ids: &[usize],
+        column: &PrimitiveArray<T>,
+        groups: usize,
+    ) -> Result<()> {
+        check_ids(group_ids, column.len())?;
+        self.groups.resize(groups, (T::Native::ZERO, 0));
+        let values = column.values();
+        match column.nulls().filter(|nulls| nulls.null_count() > 0) {
+            None => {
+                for (&group, &value) in group_ids.iter().zip(values.iter()) {
+                    let (sum, count) = &mut self.groups[group];
+                    *sum = sum.add_wrapping(value);
+                    *count += 1;
+                }
+            }
+            Some(nulls) => {
+                for row in nulls.valid_indices() {
+                    let (sum, count) = &mut self.groups[group_ids[row]];
+                    *sum = sum.add_wrapping(values[row]);
+                    *count += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds partial sums and their counts into their groups; a null sum adds nothing to its
+    /// group's sum.
+    pub fn merge(
+        &mut self,
+        group_ids: &[usize],
+        sums: &PrimitiveArray<T>,
+        counts: &Int64Array,
+        groups: usize,
+    ) -> Result<()> {
+        check_ids(group_ids, sums.len())?;
+        check_ids(group_ids, counts.len())?;
+        self.groups.resize(groups, (T::Native::ZERO, 0));
+        let has_sum = |row: usize| sums.is_valid(row);
+        for (row, &group) in group_ids.iter().enumerate() {
+            let (sum, count) = &mut self.groups[group];
+            if has_sum(row) {
+                *sum = sum.add_wrapping(sums.value(row));
+            }
+            *count += counts.value(row);
+        }
+        Ok(())
+    }
+
+    /// The groups' sums as a column of `data_type` (null where a group counted no value) and
+    /// their counts; the groups start over.
+    pub fn finish(&mut self, data_type: &DataType) -> Result<(PrimitiveArray<T>, Int64Array)> {
+        let groups = std::mem::take(&mut self.groups);
+        let counted = NullBuffer::from_iter(groups.iter().map(|&(_, count)| count > 0));
+        let sums = groups.iter().map(|&(sum, _)| sum).collect::<Vec<_>>();
+        let counts = groups.iter().map(|&(_, count)| count).collect::<Vec<_>>();
+        let nulls = (counted.null_count() > 0).then_some(counted);
+        let sums =
+            PrimitiveArray::<T>::try_new(sums.into(), nulls)?.with_data_type(data_type.clone());
+        Ok((sums, Int64Array::from(counts)))
+    }
+
+    /// Bytes held.
+    pub fn memory_size(&self) -> usize {
+        self.groups.capacity() * size_of::<(T::Native, i64)>()
     }
 }
 

@@ -7,7 +7,7 @@
 //! [`StringDictionary`] shared by an operator's tasks, and then pack like integers. Operators in
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
 //! Decimal sums, differences and products of operands that fit 64 bits run unchecked in one
-//! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX and COUNT ([`GroupedFold`], [`GroupedCount`]) back the
+//! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX, COUNT and AVG ([`GroupedFold`], [`GroupedCount`], [`GroupedMean`]) back the
 //! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
 //! large join tables run on a GPU with the `cuda` feature, when one is present and the input is
 //! large enough (module `cuda`); otherwise, and always without the feature, on the CPU.
@@ -32,7 +32,7 @@ mod string_dictionary;
 pub use decimal_arithmetic::{DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, decimal_arithmetic};
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
-pub use grouped_fold::{Fold, GroupedCount, GroupedFold};
+pub use grouped_fold::{Fold, GroupedCount, GroupedFold, GroupedMean};
 pub use grouped_sum::{
     Backend, GPU_MIN_GROUPS, GPU_MIN_ROWS, GroupedSums, grouped_sum_f64, grouped_sum_i64,
     grouped_sum_on_cpu,

@@ -9,8 +9,8 @@ use arrow::datatypes::DataType;
 use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
 use sabot_kernels::{
-    Fold, GroupMap, GroupedCount, GroupedFold, JoinHashTable, JoinPartition, KeyPacking,
-    PartitionedRows, grouped_sum_i64, hash_u64_slice,
+    Fold, GroupMap, GroupedCount, GroupedFold, GroupedMean, JoinHashTable, JoinPartition,
+    KeyPacking, PartitionedRows, grouped_sum_i64, hash_u64_slice,
 };
 
 fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
@@ -359,6 +359,7 @@ proptest! {
             .collect();
         let mut counts = GroupedCount::new();
         let mut rows = GroupedCount::new();
+        let mut means = GroupedMean::<Int64Type>::new();
         // Group ids are handed out in order of first appearance, as a group map does.
         let mut group_of: HashMap<usize, usize> = HashMap::new();
         let mut values_of: Vec<Vec<i64>> = Vec::new();
@@ -384,6 +385,7 @@ proptest! {
             }
             counts.update(&ids, column.nulls(), groups).unwrap();
             rows.update(&ids, None, groups).unwrap();
+            means.update(&ids, &column, groups).unwrap();
         }
         for (fold, grouped) in &mut folds {
             let result: Vec<Option<i64>> = grouped.finish(&DataType::Int64).unwrap().iter().collect();
@@ -398,6 +400,30 @@ proptest! {
             prop_assert_eq!(result, expected, "{:?}", fold);
         }
         let expected_counts: Vec<i64> = values_of.iter().map(|values| values.len() as i64).collect();
+        let expected_sums: Vec<Option<i64>> = values_of
+            .iter()
+            .map(|values| (!values.is_empty()).then(|| values.iter().sum()))
+            .collect();
+        let (mean_sums, mean_counts) = means.finish(&DataType::Int64).unwrap();
+        prop_assert_eq!(mean_sums.iter().collect::<Vec<_>>(), expected_sums.clone());
+        prop_assert_eq!(mean_counts.values().to_vec(), expected_counts.clone());
+        // Merging the states in two halves gives the same sums and counts.
+        let half = mean_sums.len() / 2;
+        let ids: Vec<usize> = (0..mean_sums.len()).collect();
+        let mut merged = GroupedMean::<Int64Type>::new();
+        for (start, end) in [(0, half), (half, mean_sums.len())] {
+            merged
+                .merge(
+                    &ids[start..end],
+                    &mean_sums.slice(start, end - start),
+                    &mean_counts.slice(start, end - start),
+                    mean_sums.len(),
+                )
+                .unwrap();
+        }
+        let (merged_sums, merged_counts) = merged.finish(&DataType::Int64).unwrap();
+        prop_assert_eq!(merged_sums.iter().collect::<Vec<_>>(), expected_sums);
+        prop_assert_eq!(merged_counts.values().to_vec(), expected_counts.clone());
         prop_assert_eq!(counts.finish().values().to_vec(), expected_counts);
         prop_assert_eq!(rows.finish().values().to_vec(), rows_of);
     }
