@@ -34,16 +34,16 @@ use crate::accumulators::OwnAggregate;
 use crate::decimal_expr::with_unchecked_decimal_arithmetic;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
-use crate::plan::{NodeKind, PhysicalNode};
+use crate::plan::PhysicalNode;
 
 const OPERATOR: &str = "HashAggregate";
 /// Below this many groups in all partial tables, one task merges them all.
 const GROUPS_PER_MERGE_PARTITION: usize = 16_384;
 /// Rows a partial table sees before the aggregation judges whether partial tables pay off.
-const ADAPTIVE_PROBE_ROWS: usize = 100_000;
+const ADAPTIVE_PROBE_ROWS: usize = 32_768;
 /// The most groups a partial or shared table is sized for up front, from the aggregation's
-/// estimated groups (a table that would hold more switches to shared tables first).
-const MAX_PRESIZED_GROUPS: usize = ADAPTIVE_PROBE_ROWS;
+/// estimated groups (a few MiB of slots); a larger table grows as groups come.
+const MAX_PRESIZED_GROUPS: usize = 1 << 17;
 /// Shared tables switched to: enough that tasks seldom wait for the same one, each small enough
 /// to stay nearer the cache.
 const SHARED_PARTITIONS: usize = 32;
@@ -862,9 +862,6 @@ pub(crate) struct AggregateSink {
     /// The groups a new partial table makes room for: the estimated groups, at most
     /// [`MAX_PRESIZED_GROUPS`], so it does not grow and rehash step by step.
     expected_groups: usize,
-    /// Whether the shared tables are used from the first batch on: packed keys, and at least
-    /// [`ADAPTIVE_PROBE_ROWS`] input rows estimated to make nearly as many groups.
-    starts_shared: bool,
 }
 
 impl AggregateSink {
@@ -876,19 +873,11 @@ impl AggregateSink {
     ) -> AggregateSink {
         let [first, second, third, fourth] = HASH_SEEDS;
         let split = KeySplit::for_layout(&spec.key_layout);
-        let estimated_groups = node.estimated_rows();
-        let expected_groups =
-            estimated_groups.map_or(0, |groups| (groups as usize).min(MAX_PRESIZED_GROUPS));
-        let estimated_input = match &node.kind {
-            NodeKind::Aggregate { input, .. } => input.estimated_rows(),
-            _ => None,
-        };
-        let starts_shared = matches!(spec.key_layout, KeyLayout::Packed(_))
-            && matches!((estimated_groups, estimated_input), (Some(groups), Some(rows))
-                if rows >= ADAPTIVE_PROBE_ROWS as f64 && groups * 5.0 >= rows * 4.0);
+        let expected_groups = node
+            .estimated_rows()
+            .map_or(0, |groups| (groups as usize).min(MAX_PRESIZED_GROUPS));
         AggregateSink {
             expected_groups,
-            starts_shared,
             node,
             dictionaries: Arc::new(KeyDictionaries::new(&spec.key_types)),
             dictionary_reservation: Mutex::new(Reservation::new(&budget, OPERATOR)),
@@ -902,13 +891,8 @@ impl AggregateSink {
     }
 
     /// Folds `batch` into a partial table no other task is using, or into the shared tables
-    /// once the aggregation has switched to them. An aggregation estimated to make a group of
-    /// nearly every input row (the distinct step of `COUNT(DISTINCT …)`) starts on the shared
-    /// tables.
+    /// once the aggregation has switched to them.
     pub(crate) fn consume(&self, batch: &RecordBatch) -> Result<()> {
-        if self.starts_shared && self.shared.get().is_none() {
-            self.switch_to_shared_tables()?;
-        }
         if let (Some(shared), KeyLayout::Packed(packing)) =
             (self.shared.get(), &self.spec.key_layout)
         {
