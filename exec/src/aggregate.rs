@@ -41,8 +41,8 @@ const OPERATOR: &str = "HashAggregate";
 const GROUPS_PER_MERGE_PARTITION: usize = 16_384;
 /// Rows a partial table sees before the aggregation judges whether partial tables pay off.
 const ADAPTIVE_PROBE_ROWS: usize = 32_768;
-/// The most groups a partial or shared table is sized for up front, from the aggregation's
-/// estimated groups (a few MiB of slots); a larger table grows as groups come.
+/// The most groups the shared tables are sized for up front, from the aggregation's estimated
+/// groups (a few MiB of slots); larger ones grow as groups come.
 const MAX_PRESIZED_GROUPS: usize = 1 << 17;
 /// Shared tables switched to: enough that tasks seldom wait for the same one, each small enough
 /// to stay nearer the cache.
@@ -859,8 +859,10 @@ pub(crate) struct AggregateSink {
     /// Set once partial tables are found not to pay off (see the module's doc): one table per
     /// key partition, `None` once the merge has taken it.
     shared: OnceLock<Vec<Mutex<Option<GroupTable>>>>,
-    /// The groups a new partial table makes room for: the estimated groups, at most
-    /// [`MAX_PRESIZED_GROUPS`], so it does not grow and rehash step by step.
+    /// The groups the shared tables make room for together: the estimated groups, at most
+    /// [`MAX_PRESIZED_GROUPS`], so they do not grow and rehash step by step. (Partial tables
+    /// start small: most index a narrow key range directly, and an estimate past the true
+    /// groups would make each task zero a table it never fills.)
     expected_groups: usize,
 }
 
@@ -905,12 +907,7 @@ impl AggregateSink {
             .pop();
         let mut table = match table {
             Some(table) => table,
-            None => GroupTable::new(
-                &self.spec,
-                &self.budget,
-                &self.dictionaries,
-                self.expected_groups,
-            )?,
+            None => GroupTable::new(&self.spec, &self.budget, &self.dictionaries, 0)?,
         };
         table.update(&self.spec, &self.hasher, batch)?;
         let switch = table.barely_reduces()

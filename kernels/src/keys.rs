@@ -147,9 +147,7 @@ impl KeyPacking {
         }
         let rows = columns.first().map_or(0, |column| column.len());
         keys.clear();
-        keys.resize(rows, K::default());
         usable.clear();
-        usable.resize(rows, true);
         for (index, (column, field)) in columns.iter().zip(&self.columns).enumerate() {
             if column.data_type() != &field.data_type || column.len() != rows {
                 return Err(KernelError::KeyColumn {
@@ -169,6 +167,14 @@ impl KeyPacking {
             let nulls = column
                 .logical_nulls()
                 .filter(|nulls| nulls.null_count() > 0);
+            if index == 0 && nulls.is_none() {
+                first_field(field, &values, keys, usable);
+                continue;
+            }
+            if index == 0 {
+                keys.resize(rows, K::default());
+                usable.resize(rows, true);
+            }
             pack_field(field, &values, nulls.as_ref(), keys, usable);
             if let Some(nulls) = &nulls {
                 mark_nulls(field, nulls, keys, usable);
@@ -198,6 +204,28 @@ impl KeyPacking {
             })
             .collect()
     }
+}
+
+/// Packs the first key column, without nulls, into fresh `keys` and `usable`: one pass that
+/// writes each key and whether its value is in range, with no read of what was there.
+fn first_field<K: PackedKey>(
+    field: &PackedColumn,
+    values: &[i64],
+    keys: &mut Vec<K>,
+    usable: &mut Vec<bool>,
+) {
+    let max_offset = field.max_offset();
+    let offset = |value: i64| value.wrapping_sub(field.min) as u64;
+    if field.bits == 0 {
+        keys.resize(values.len(), K::default());
+    } else {
+        keys.extend(
+            values
+                .iter()
+                .map(|&value| K::field(offset(value) & max_offset, field.shift)),
+        );
+    }
+    usable.extend(values.iter().map(|&value| offset(value) <= max_offset));
 }
 
 /// Packs one column's `values` into its field; a non-null value outside the field's range makes
