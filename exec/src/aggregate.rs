@@ -11,7 +11,9 @@
 //! [`ADAPTIVE_PROBE_ROWS`] rows and nearly every row made a new group, the aggregation switches
 //! (for packed keys) to tables shared by all tasks, one per key partition: each batch is
 //! split by partition and folded straight into those, so most rows are interned once instead of
-//! twice, and the merge only has to fold in the partial tables from before the switch.
+//! twice, and the merge only has to fold in the partial tables from before the switch. An
+//! aggregation estimated to make nearly as many groups as it reads rows (the distinct step of
+//! `COUNT(DISTINCT …)`) starts on the shared tables.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -34,7 +36,7 @@ use crate::accumulators::OwnAggregate;
 use crate::decimal_expr::with_unchecked_decimal_arithmetic;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
-use crate::plan::PhysicalNode;
+use crate::plan::{NodeKind, PhysicalNode};
 
 const OPERATOR: &str = "HashAggregate";
 /// Below this many groups in all partial tables, one task merges them all.
@@ -864,6 +866,9 @@ pub(crate) struct AggregateSink {
     /// start small: most index a narrow key range directly, and an estimate past the true
     /// groups would make each task zero a table it never fills.)
     expected_groups: usize,
+    /// Whether the shared tables are used from the first batch on: packed keys, and at least
+    /// [`ADAPTIVE_PROBE_ROWS`] input rows estimated to make nearly as many groups.
+    starts_shared: bool,
 }
 
 impl AggregateSink {
@@ -875,11 +880,19 @@ impl AggregateSink {
     ) -> AggregateSink {
         let [first, second, third, fourth] = HASH_SEEDS;
         let split = KeySplit::for_layout(&spec.key_layout);
-        let expected_groups = node
-            .estimated_rows()
-            .map_or(0, |groups| (groups as usize).min(MAX_PRESIZED_GROUPS));
+        let estimated_groups = node.estimated_rows();
+        let expected_groups =
+            estimated_groups.map_or(0, |groups| (groups as usize).min(MAX_PRESIZED_GROUPS));
+        let estimated_input = match &node.kind {
+            NodeKind::Aggregate { input, .. } => input.estimated_rows(),
+            _ => None,
+        };
+        let starts_shared = matches!(spec.key_layout, KeyLayout::Packed(_))
+            && matches!((estimated_groups, estimated_input), (Some(groups), Some(rows))
+                if rows >= ADAPTIVE_PROBE_ROWS as f64 && groups * 5.0 >= rows * 4.0);
         AggregateSink {
             expected_groups,
+            starts_shared,
             node,
             dictionaries: Arc::new(KeyDictionaries::new(&spec.key_types)),
             dictionary_reservation: Mutex::new(Reservation::new(&budget, OPERATOR)),
@@ -893,8 +906,13 @@ impl AggregateSink {
     }
 
     /// Folds `batch` into a partial table no other task is using, or into the shared tables
-    /// once the aggregation has switched to them.
+    /// once the aggregation has switched to them. An aggregation estimated to make a group of
+    /// nearly every input row (the distinct step of `COUNT(DISTINCT …)`) starts on the shared
+    /// tables.
     pub(crate) fn consume(&self, batch: &RecordBatch) -> Result<()> {
+        if self.starts_shared && self.shared.get().is_none() {
+            self.switch_to_shared_tables()?;
+        }
         if let (Some(shared), KeyLayout::Packed(packing)) =
             (self.shared.get(), &self.spec.key_layout)
         {

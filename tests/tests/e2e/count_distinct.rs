@@ -1,6 +1,6 @@
 //! `COUNT(DISTINCT …)` per group over an input where nearly every (group, value) pair is new:
-//! its distinct step finds its partial tables barely shrink the input and switches to the tables
-//! its tasks share. The counts must match a plain count.
+//! its distinct step is estimated to make a group of nearly every row, so it aggregates into the
+//! tables its tasks share from the first batch on. The counts must match a plain count.
 
 use std::collections::HashSet;
 
