@@ -5,8 +5,9 @@
 //! `sabot-scheduler` pool (DESIGN.md D3). Scalar expressions are DataFusion's `PhysicalExpr`s
 //! (decimal `+`, `-` and `*` on Sabot's unchecked 64-bit kernel where the operands allow), and
 //! aggregate states sit behind DataFusion's `GroupsAccumulator` interface (Sabot's own
-//! accumulators for COUNT, SUM, MIN and MAX of primitive columns, DataFusion's for the rest); the
-//! pipelines, hash tables, sorting and scheduling are ours.
+//! accumulators for COUNT, SUM, MIN and MAX of primitive columns and AVG of float and decimal
+//! ones, DataFusion's for the rest); the pipelines, hash tables, sorting and scheduling are
+//! ours.
 
 #![deny(unsafe_code)]
 
