@@ -207,8 +207,42 @@ impl KeyPacking {
 }
 
 /// Packs the first key column, without nulls, into fresh `keys` and `usable`: one pass that
-/// writes each key and whether its value is in range, with no read of what was there.
+/// writes each key and whether its value is in range, with no read of what was there. Runs the
+/// AVX2 build where the CPU has it.
 fn first_field<K: PackedKey>(
+    field: &PackedColumn,
+    values: &[i64],
+    keys: &mut Vec<K>,
+    usable: &mut Vec<bool>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx2() {
+        #[allow(unsafe_code)]
+        // SAFETY: `first_field_avx2` needs nothing but AVX2, which this CPU has (checked just
+        // above).
+        unsafe {
+            first_field_avx2(field, values, keys, usable);
+        }
+        return;
+    }
+    first_field_baseline(field, values, keys, usable);
+}
+
+/// [`first_field`] compiled with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn first_field_avx2<K: PackedKey>(
+    field: &PackedColumn,
+    values: &[i64],
+    keys: &mut Vec<K>,
+    usable: &mut Vec<bool>,
+) {
+    first_field_baseline(field, values, keys, usable);
+}
+
+/// [`first_field`]'s loop, inlined into each build.
+#[inline(always)]
+fn first_field_baseline<K: PackedKey>(
     field: &PackedColumn,
     values: &[i64],
     keys: &mut Vec<K>,
@@ -427,4 +461,57 @@ fn typed_array(
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both builds of the first-field loop give the same keys and usable rows, in range and out
+    /// of it, for a field of no bits and fields at a shift, in `u64` and `u128` keys.
+    #[test]
+    fn the_avx2_build_of_the_first_field_packs_as_the_baseline_does() {
+        let values: Vec<i64> = (0..1000i64)
+            .map(|row| (row * 7919) % 2000 - 500)
+            .chain([i64::MIN, i64::MAX, 0, -1])
+            .collect();
+        for (min, bits, shift) in [(-500, 10, 0), (0, 0, 0), (-100, 8, 3), (i64::MIN, 64, 0)] {
+            let field = PackedColumn {
+                data_type: DataType::Int64,
+                min,
+                bits,
+                shift,
+                null_bit: None,
+            };
+            let (mut keys, mut usable) = (Vec::<u64>::new(), Vec::new());
+            first_field_baseline(&field, &values, &mut keys, &mut usable);
+            let (mut wide_keys, mut wide_usable) = (Vec::<u128>::new(), Vec::new());
+            first_field_baseline(&field, &values, &mut wide_keys, &mut wide_usable);
+            assert_eq!(usable, wide_usable);
+            assert_eq!(keys.len(), values.len());
+            let in_range = usable.iter().filter(|&&usable| usable).count();
+            assert!(in_range > 0 && (bits == 64 || in_range < values.len()));
+            if !crate::simd::avx2() {
+                eprintln!("this CPU has no AVX2: only the baseline build was checked");
+                continue;
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                let (mut simd_keys, mut simd_usable) = (Vec::<u64>::new(), Vec::new());
+                #[allow(unsafe_code)]
+                // SAFETY: `simd::avx2()` said this CPU runs AVX2.
+                unsafe {
+                    first_field_avx2(&field, &values, &mut simd_keys, &mut simd_usable);
+                }
+                assert_eq!((simd_keys, simd_usable), (keys, usable));
+                let (mut simd_wide, mut simd_wide_usable) = (Vec::<u128>::new(), Vec::new());
+                #[allow(unsafe_code)]
+                // SAFETY: as above.
+                unsafe {
+                    first_field_avx2(&field, &values, &mut simd_wide, &mut simd_wide_usable);
+                }
+                assert_eq!((simd_wide, simd_wide_usable), (wide_keys, wide_usable));
+            }
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! (group ids for a whole batch at once). String group keys become `u32` ids through a
 //! [`StringDictionary`] shared by an operator's tasks, and then pack like integers. Operators in
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
+//! The key-packing loop runs an AVX2 build where the CPU has one (module `simd`).
 //! Decimal sums, differences and products of operands that fit 64 bits run unchecked in one
 //! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX, COUNT and AVG ([`GroupedFold`], [`GroupedCount`], [`GroupedMean`]) back the
 //! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
@@ -26,6 +27,7 @@ mod join_table;
 mod keys;
 mod packed_key;
 mod prefetch;
+mod simd;
 mod slots;
 mod string_dictionary;
 
