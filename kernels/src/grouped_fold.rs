@@ -2,10 +2,11 @@
 //! primitive column ([`GroupedFold`]; integers, floats, dates and decimals), COUNT
 //! ([`GroupedCount`]), and the sums and counts AVG divides ([`GroupedMean`], a group's sum and
 //! count side by side, so a row touches one cache line where two columns would each take a miss
-//! //! once the groups outgrow the cache: TPC-H Q17 averages over 200K parts). A group with no
-//! non-null value yet has a null result. While no batch has had a null (or added groups without rows), nothing tracks which groups have values
-//! (every group was made by a row that had one), so the common non-null batch is one pass of
-//! loads and adds per row.
+//! once the groups outgrow the cache: TPC-H Q17 averages over 200K parts). A group with no
+//! non-null value yet has a null result. While no batch has had a null (or added groups without
+//! rows), nothing tracks which groups have values (every group was made by a row that had one),
+//! so the common non-null batch is one pass of loads and adds per row. With few groups that pass
+//! folds into [`LANES`] copies of the states, merged after the batch (see [`fold_rows`]).
 //! Integer and decimal sums wrap on overflow, as DataFusion's `SUM` does; MIN and MAX order
 //! floats totally (NaN above every number), as DataFusion's do.
 
@@ -113,9 +114,15 @@ impl<T: ArrowPrimitiveType> GroupedFold<T> {
                 }
             }
             (_, None) => {
-                for (&group, &value) in group_ids.iter().zip(values.iter()) {
-                    step(&mut self.values[group], value);
-                }
+                let start = self.start();
+                fold_rows(
+                    &mut self.values,
+                    start,
+                    group_ids,
+                    |row| values[row],
+                    &step,
+                    |state, lane| step(state, lane),
+                );
             }
         }
     }
@@ -158,11 +165,14 @@ impl GroupedCount {
         check_ids(group_ids, rows)?;
         self.counts.resize(groups, 0);
         match nulls.filter(|nulls| nulls.null_count() > 0) {
-            None => {
-                for &group in group_ids {
-                    self.counts[group] += 1;
-                }
-            }
+            None => fold_rows(
+                &mut self.counts,
+                0,
+                group_ids,
+                |_| (),
+                |count, ()| *count += 1,
+                |count, lane| *count += lane,
+            ),
             Some(nulls) => {
                 for row in nulls.valid_indices() {
                     self.counts[group_ids[row]] += 1;
@@ -238,13 +248,20 @@ impl<T: ArrowPrimitiveType> GroupedMean<T> {
         self.groups.resize(groups, (T::Native::ZERO, 0));
         let values = column.values();
         match column.nulls().filter(|nulls| nulls.null_count() > 0) {
-            None => {
-                for (&group, &value) in group_ids.iter().zip(values.iter()) {
-                    let (sum, count) = &mut self.groups[group];
+            None => fold_rows(
+                &mut self.groups,
+                (T::Native::ZERO, 0),
+                group_ids,
+                |row| values[row],
+                |(sum, count), value| {
                     *sum = sum.add_wrapping(value);
                     *count += 1;
-                }
-            }
+                },
+                |(sum, count), (lane_sum, lane_count)| {
+                    *sum = sum.add_wrapping(lane_sum);
+                    *count += lane_count;
+                },
+            ),
             Some(nulls) => {
                 for row in nulls.valid_indices() {
                     let (sum, count) = &mut self.groups[group_ids[row]];
@@ -295,6 +312,49 @@ impl<T: ArrowPrimitiveType> GroupedMean<T> {
     /// Bytes held.
     pub fn memory_size(&self) -> usize {
         self.groups.capacity() * size_of::<(T::Native, i64)>()
+    }
+}
+
+/// Groups up to this many fold a batch through [`LANES`] copies of their states.
+const LANED_MAX_GROUPS: usize = 64;
+/// Copies of the states a batch of few groups folds into.
+const LANES: usize = 4;
+
+/// Folds row `i`'s value (`value_of(i)`) into the state of group `group_ids[i]` with `step`.
+/// With at most [`LANED_MAX_GROUPS`] groups, row `i` goes into copy `i % LANES` of the states,
+/// and the copies are merged into `states` with `combine` after the batch: with few groups,
+/// consecutive rows often update the same group, and each update would wait for the one before
+/// it to reach memory; four copies let four updates run at once.
+fn fold_rows<S: Copy, V>(
+    states: &mut [S],
+    identity: S,
+    group_ids: &[usize],
+    value_of: impl Fn(usize) -> V,
+    step: impl Fn(&mut S, V),
+    combine: impl Fn(&mut S, S),
+) {
+    let rows = group_ids.len();
+    if states.len() > LANED_MAX_GROUPS || rows < LANES * states.len() {
+        for (row, &group) in group_ids.iter().enumerate() {
+            step(&mut states[group], value_of(row));
+        }
+        return;
+    }
+    let mut lanes: [Vec<S>; LANES] = std::array::from_fn(|_| vec![identity; states.len()]);
+    let laned = rows / LANES * LANES;
+    for start in (0..laned).step_by(LANES) {
+        for (lane, states) in lanes.iter_mut().enumerate() {
+            let row = start + lane;
+            step(&mut states[group_ids[row]], value_of(row));
+        }
+    }
+    for row in laned..rows {
+        step(&mut states[group_ids[row]], value_of(row));
+    }
+    for lane in &lanes {
+        for (state, &part) in states.iter_mut().zip(lane) {
+            combine(state, part);
+        }
     }
 }
 
