@@ -231,7 +231,7 @@ impl JoinTable {
         let Some(filter) = &spec.filter else {
             return Ok((probe_rows, build_rows));
         };
-        let joined = self.joined(spec, probe, &probe_rows, &build_rows)?;
+        let joined = self.joined(spec, probe, probe_rows.clone(), build_rows.clone())?;
         let keep = filter
             .evaluate(&joined)
             .and_then(|value| value.into_array(joined.num_rows()))
@@ -266,7 +266,7 @@ impl JoinTable {
                 self.with_unmatched_probe_rows(spec, probe, probe_rows, build_rows)?
             }
             JoinKind::Left if !probe_rows.is_empty() => {
-                self.joined(spec, probe, &probe_rows, &build_rows)?
+                self.joined(spec, probe, probe_rows, build_rows)?
             }
             _ => return Ok(None),
         };
@@ -348,7 +348,7 @@ impl JoinTable {
         let output = match spec.kind {
             JoinKind::Inner => {
                 let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
-                self.joined(spec, probe, &probe_rows, &build_rows)?
+                self.joined(spec, probe, probe_rows, build_rows)?
             }
             JoinKind::Left | JoinKind::Full => {
                 let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
@@ -409,11 +409,11 @@ impl JoinTable {
         &self,
         spec: &JoinSpec,
         probe: &RecordBatch,
-        probe_rows: &[u32],
-        build_rows: &[u32],
+        probe_rows: Vec<u32>,
+        build_rows: Vec<u32>,
     ) -> Result<RecordBatch> {
-        let probe_indices = UInt32Array::from(probe_rows.to_vec());
-        let build_indices = UInt32Array::from(build_rows.to_vec());
+        let probe_indices = UInt32Array::from(probe_rows);
+        let build_indices = UInt32Array::from(build_rows);
         self.assemble(spec, probe, &probe_indices, &build_indices)
     }
 
@@ -435,7 +435,13 @@ impl JoinTable {
                 })
                 .collect()
         };
-        let probe_columns = gather(probe, probe_indices)?;
+        // Every probe row matched once (a foreign key into a table the build side holds
+        // whole): the probe's columns are the output's as they are.
+        let probe_columns = if is_identity(probe_indices, probe.num_rows()) {
+            probe.columns().to_vec()
+        } else {
+            gather(probe, probe_indices)?
+        };
         let build_columns = gather(&self.batch, build_indices)?;
         let columns = if spec.build_is_left {
             build_columns.into_iter().chain(probe_columns).collect()
@@ -447,6 +453,17 @@ impl JoinTable {
         RecordBatch::try_new_with_options(Arc::clone(&spec.joined_schema), columns, &options)
             .map_err(ExecError::arrow(OPERATOR))
     }
+}
+
+/// Whether `indices` are `0, 1, …, rows - 1`, without nulls.
+fn is_identity(indices: &UInt32Array, rows: usize) -> bool {
+    indices.len() == rows
+        && indices.null_count() == 0
+        && indices
+            .values()
+            .iter()
+            .enumerate()
+            .all(|(position, &row)| row as usize == position)
 }
 
 impl RowIndex {
@@ -723,6 +740,17 @@ mod tests {
     use super::*;
     use arrow::array::StringViewArray;
     use arrow::datatypes::{Field, Schema};
+
+    #[test]
+    fn only_every_probe_row_once_in_order_is_the_identity() {
+        let indices = |rows: Vec<Option<u32>>| UInt32Array::from(rows);
+        assert!(is_identity(&indices(vec![Some(0), Some(1), Some(2)]), 3));
+        assert!(is_identity(&indices(vec![]), 0));
+        assert!(!is_identity(&indices(vec![Some(0), Some(1), Some(2)]), 4));
+        assert!(!is_identity(&indices(vec![Some(0), Some(0), Some(2)]), 3));
+        assert!(!is_identity(&indices(vec![Some(1), Some(0), Some(2)]), 3));
+        assert!(!is_identity(&indices(vec![Some(0), None, Some(2)]), 3));
+    }
 
     #[test]
     fn a_build_side_keeps_one_copy_of_a_shared_string_buffer() {
