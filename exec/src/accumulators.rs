@@ -170,16 +170,7 @@ impl<T: ArrowPrimitiveType> GroupsAccumulator for FoldAccumulator<T> {
         total_num_groups: usize,
     ) -> DataFusionResult<()> {
         refuse_filter_and_partial_emit(opt_filter, EmitTo::All)?;
-        let column = values.first().ok_or_else(|| {
-            DataFusionError::Internal("an aggregate of a column got none".to_string())
-        })?;
-        let column = column.as_primitive_opt::<T>().ok_or_else(|| {
-            DataFusionError::Internal(format!(
-                "an aggregate of {} got a column of {}",
-                T::DATA_TYPE,
-                column.data_type()
-            ))
-        })?;
+        let column = first_primitive::<T>(values)?;
         self.groups
             .update(group_indices, column, total_num_groups)
             .map_err(kernel_error)
@@ -211,12 +202,7 @@ impl<T: ArrowPrimitiveType> GroupsAccumulator for FoldAccumulator<T> {
         opt_filter: Option<&BooleanArray>,
     ) -> DataFusionResult<Vec<ArrayRef>> {
         refuse_filter_and_partial_emit(opt_filter, EmitTo::All)?;
-        let column = values
-            .first()
-            .and_then(|column| column.as_primitive_opt::<T>())
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!("an aggregate of {} got none", T::DATA_TYPE))
-            })?;
+        let column = first_primitive::<T>(values)?;
         Ok(vec![Arc::new(
             column.clone().with_data_type(self.output.clone()),
         )])
@@ -248,6 +234,17 @@ impl<T: ArrowPrimitiveType> AverageAccumulator<T> {
     }
 }
 
+/// The first of an aggregate's argument columns as an array of `T`, or an error naming what
+/// it got.
+fn first_primitive<T: ArrowPrimitiveType>(
+    values: &[ArrayRef],
+) -> DataFusionResult<&PrimitiveArray<T>> {
+    let column = values.first().ok_or_else(|| {
+        DataFusionError::Internal("an aggregate of a column got none".to_string())
+    })?;
+    primitive_of::<T>(column)
+}
+
 /// `column` as an array of `T`, or an error naming what it is.
 fn primitive_of<T: ArrowPrimitiveType>(column: &ArrayRef) -> DataFusionResult<&PrimitiveArray<T>> {
     column.as_primitive_opt::<T>().ok_or_else(|| {
@@ -268,13 +265,12 @@ impl<T: ArrowPrimitiveType> GroupsAccumulator for AverageAccumulator<T> {
         total_num_groups: usize,
     ) -> DataFusionResult<()> {
         refuse_filter_and_partial_emit(opt_filter, EmitTo::All)?;
-        let [column] = values else {
-            return Err(DataFusionError::Internal(
-                "an average takes one column".to_string(),
-            ));
-        };
         self.groups
-            .update(group_indices, primitive_of::<T>(column)?, total_num_groups)
+            .update(
+                group_indices,
+                first_primitive::<T>(values)?,
+                total_num_groups,
+            )
             .map_err(kernel_error)
     }
 
@@ -290,12 +286,7 @@ impl<T: ArrowPrimitiveType> GroupsAccumulator for AverageAccumulator<T> {
         opt_filter: Option<&BooleanArray>,
     ) -> DataFusionResult<Vec<ArrayRef>> {
         refuse_filter_and_partial_emit(opt_filter, EmitTo::All)?;
-        let column = values
-            .first()
-            .and_then(|column| column.as_primitive_opt::<T>())
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!("an average of {} got none", T::DATA_TYPE))
-            })?;
+        let column = first_primitive::<T>(values)?;
         let counts: UInt64Array = (0..column.len())
             .map(|row| u64::from(column.is_valid(row)))
             .collect();

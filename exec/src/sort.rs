@@ -1,7 +1,8 @@
 //! Sorting a pipeline's output by several keys, and top-k when only the first rows are wanted
 //! (`ORDER BY … LIMIT k`): the sort then keeps k row indices instead of ordering every row.
 //! A large input is cut into one run per worker; the runs are sorted in parallel (each keeping
-//! its own top k) and merged by comparing their keys in Arrow's row format.
+//! its own top k) and merged by comparing their keys in Arrow's row format. A run sorted by
+//! several keys also orders its rows by their row-format bytes; one key uses Arrow's sort.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
