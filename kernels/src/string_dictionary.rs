@@ -4,8 +4,9 @@
 //! by its view (length and inline bytes, one `u128`) without touching its bytes; other strings
 //! of up to 15 bytes as one `u128` of their bytes and length; longer ones through a hash map of
 //! their bytes, hashed with `ahash` (std's SipHash showed in TPC-H Q16's profile). Inline views
-//! seen recently are answered by a small direct-mapped cache. Lookups take a read lock; only a
-//! batch with new strings takes the write lock, once.
+//! seen recently are answered by a small direct-mapped cache, one-byte strings by an array indexed
+//! by their byte. Lookups take a read lock; only a batch with new strings takes the write lock,
+//! once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -253,9 +254,18 @@ impl StringDictionary {
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
             let mut recent = RecentViews::new();
+            // Ids of one-byte strings (flags and codes) by their byte; 0 where not yet known.
+            let mut one_byte = [NULL_ID; 256];
             for (row, &view) in views.iter().enumerate() {
                 if is_null(row) {
                     ids.push(NULL_ID);
+                    continue;
+                }
+                let byte = (view as u32 == 1).then_some((view >> 32) as u8 as usize);
+                if let Some(byte) = byte
+                    && one_byte[byte] != NULL_ID
+                {
+                    ids.push(one_byte[byte]);
                     continue;
                 }
                 let found = match inline_view(view) {
@@ -268,6 +278,9 @@ impl StringDictionary {
                     }),
                     None => entries.find(column.value(row)),
                 };
+                if let (Some(byte), Some(id)) = (byte, found) {
+                    one_byte[byte] = id;
+                }
                 ids.push(found.unwrap_or_else(|| {
                     missing.push(row);
                     MISSING
@@ -344,6 +357,51 @@ mod tests {
         assert!(values.is_null(0));
         let strings: Vec<&str> = (1..values.len()).map(|id| values.value(id)).collect();
         assert_eq!(strings, vec!["b", long, "c", ""]);
+    }
+
+    #[test]
+    fn one_byte_flags_keep_their_ids_across_batches_and_types() {
+        let flags: Vec<Option<&str>> = (0..3000)
+            .map(|row| match row % 7 {
+                0 => None,
+                1 | 4 => Some("R"),
+                2 => Some("A"),
+                3 => Some("N"),
+                5 => Some("NN"),
+                _ => Some(""),
+            })
+            .collect();
+        let dictionary = StringDictionary::new();
+        let mut from_strings = Vec::new();
+        dictionary
+            .intern(&StringArray::from(flags.clone()), &mut from_strings)
+            .unwrap();
+        for _ in 0..2 {
+            let mut from_views = Vec::new();
+            dictionary
+                .intern(&StringViewArray::from(flags.clone()), &mut from_views)
+                .unwrap();
+            assert_eq!(from_views, from_strings);
+        }
+        // New one-byte strings first met as views get ids the string path then finds.
+        let views_first = StringDictionary::new();
+        let mut first_views = Vec::new();
+        views_first
+            .intern(&StringViewArray::from(flags.clone()), &mut first_views)
+            .unwrap();
+        let mut then_strings = Vec::new();
+        views_first
+            .intern(&StringArray::from(flags.clone()), &mut then_strings)
+            .unwrap();
+        assert_eq!(then_strings, first_views);
+        let values = dictionary.values(&DataType::Utf8).unwrap();
+        let values = values.as_string::<i32>();
+        for (flag, &id) in flags.iter().zip(&from_strings) {
+            match flag {
+                None => assert_eq!(id, NULL_ID),
+                Some(flag) => assert_eq!(values.value(id as usize), *flag),
+            }
+        }
     }
 
     #[test]
