@@ -17,6 +17,8 @@ use crate::slots::SlotTable;
 
 /// How many probe keys ahead a probe asks for the cache line it will need.
 const PREFETCH_DISTANCE: usize = 16;
+/// Tables smaller than this many bytes stay in the core's L2 cache: their probes do not prefetch.
+const PREFETCH_MIN_TABLE_BYTES: usize = 1 << 20;
 /// About how many build rows one partition holds.
 const ROWS_PER_PARTITION: usize = 1 << 14;
 /// The most partitions a table is split into.
@@ -460,8 +462,10 @@ impl JoinHashTable {
                 }
             }
         }
+        // A table that fits the core's cache needs no prefetch.
+        let prefetching = self.memory_size() >= PREFETCH_MIN_TABLE_BYTES;
         for (row, (&key, &usable)) in keys.iter().zip(usable).enumerate() {
-            if let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
+            if prefetching && let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
                 self.prefetch(ahead);
             }
             if !usable {
