@@ -36,6 +36,7 @@ use crate::accumulators::OwnAggregate;
 use crate::decimal_expr::with_unchecked_decimal_arithmetic;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
+use crate::parallel::in_parallel;
 use crate::plan::{NodeKind, PhysicalNode};
 
 const OPERATOR: &str = "HashAggregate";
@@ -1016,30 +1017,21 @@ impl AggregateSink {
         };
         let partials = Arc::new(partials);
         let selections = Arc::new(self.partition_groups(&partials, partitions, scheduler)?);
-        let results: Arc<Mutex<Vec<Result<RecordBatch>>>> = Arc::new(Mutex::new(Vec::new()));
-        let group = scheduler.group();
-        for partition in 0..partitions {
-            let (sink, partials, selections, results) = (
+        let merges = (0..partitions).map(|partition| {
+            let (sink, partials, selections) = (
                 Arc::clone(&self),
                 Arc::clone(&partials),
                 Arc::clone(&selections),
-                Arc::clone(&results),
             );
-            group.spawn(move |_| {
+            move || {
                 let selected: Vec<&[u32]> = selections
                     .iter()
                     .map(|by_partition| by_partition[partition].as_slice())
                     .collect();
-                let merged = sink.merge_partition(&partials, &selected, partition);
-                results
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(merged);
-            });
-        }
-        group.wait()?;
-        let results = std::mem::take(&mut *results.lock().unwrap_or_else(PoisonError::into_inner));
-        results.into_iter().collect()
+                sink.merge_partition(&partials, &selected, partition)
+            }
+        });
+        in_parallel(scheduler, merges)?.into_iter().collect()
     }
 
     /// Per partial table, the ids of its groups by merge partition: one task per table, so
@@ -1057,26 +1049,11 @@ impl AggregateSink {
                 .collect());
         }
         let split = self.split;
-        let results: Arc<Mutex<Vec<(usize, GroupsByPartition)>>> = Arc::new(Mutex::new(Vec::new()));
-        let group = scheduler.group();
-        for index in 0..partials.len() {
-            let (partials, results) = (Arc::clone(partials), Arc::clone(&results));
-            group.spawn(move |_| {
-                let by_partition = partials[index].groups_by_partition(split, partitions);
-                results
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((index, by_partition));
-            });
-        }
-        group.wait()?;
-        let mut results =
-            std::mem::take(&mut *results.lock().unwrap_or_else(PoisonError::into_inner));
-        results.sort_unstable_by_key(|(index, _)| *index);
-        Ok(results
-            .into_iter()
-            .map(|(_, by_partition)| by_partition)
-            .collect())
+        let splits = (0..partials.len()).map(|index| {
+            let partials = Arc::clone(partials);
+            move || partials[index].groups_by_partition(split, partitions)
+        });
+        in_parallel(scheduler, splits)
     }
 
     /// Merges the groups of merge partition `partition` (`selections`: per partial table, its

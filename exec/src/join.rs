@@ -7,8 +7,8 @@
 //! filter over the joined columns; a join without keys pairs every row (a cross join).
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use ahash::RandomState;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_null_array};
@@ -24,6 +24,7 @@ use sabot_scheduler::Scheduler;
 use crate::aggregate::evaluate_all;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
+use crate::parallel::in_parallel;
 
 const OPERATOR: &str = "HashJoin";
 /// Marks the end of a chain of build rows with the same key.
@@ -647,28 +648,23 @@ fn build_packed_table(
         ));
     }
     let inputs = Arc::new((keys, hashes, scattered));
-    let built: Arc<Mutex<Vec<(usize, JoinPartition)>>> =
-        Arc::new(Mutex::new(Vec::with_capacity(partitions)));
-    let group = scheduler.group();
-    for task in 0..tasks {
-        let (inputs, built) = (Arc::clone(&inputs), Arc::clone(&built));
-        group.spawn(move |_| {
+    let builds = (0..tasks).map(|task| {
+        let inputs = Arc::clone(&inputs);
+        move || {
             let (keys, hashes, scattered) = &*inputs;
-            let mine: Vec<(usize, JoinPartition)> = (task..partitions)
+            (task..partitions)
                 .step_by(tasks)
                 .map(|partition| {
                     let rows = scattered.partition(partition);
                     (partition, JoinPartition::build(keys, hashes, rows))
                 })
-                .collect();
-            built
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(mine);
-        });
-    }
-    group.wait()?;
-    let mut built = std::mem::take(&mut *built.lock().unwrap_or_else(PoisonError::into_inner));
+                .collect::<Vec<_>>()
+        }
+    });
+    let mut built: Vec<(usize, JoinPartition)> = in_parallel(scheduler, builds)?
+        .into_iter()
+        .flatten()
+        .collect();
     built.sort_unstable_by_key(|(partition, _)| *partition);
     Ok(JoinHashTable::from_partitions(
         built.into_iter().map(|(_, partition)| partition).collect(),

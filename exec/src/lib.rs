@@ -23,6 +23,7 @@ mod join;
 mod join_estimate;
 mod memory;
 mod metrics;
+mod parallel;
 mod plan;
 mod sample;
 mod selectivity;

@@ -6,7 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use arrow::array::UInt32Array;
 use arrow::compute::{
@@ -20,6 +20,7 @@ use sabot_scheduler::Scheduler;
 
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
+use crate::parallel::in_parallel;
 
 const OPERATOR: &str = "Sort";
 /// Inputs below this many rows are sorted by one task.
@@ -129,9 +130,6 @@ fn sort_columns(batch: &RecordBatch, keys: &[PhysicalSortExpr]) -> Result<Vec<So
         .collect()
 }
 
-/// A run's position among the runs, and its sorted rows.
-type SortedRun = (usize, Result<RecordBatch>);
-
 /// Sorts consecutive slices of `batches` as `runs` runs, one task each.
 fn sort_runs_in_parallel(
     batches: &[RecordBatch],
@@ -142,27 +140,11 @@ fn sort_runs_in_parallel(
     scheduler: &Scheduler,
 ) -> Result<Vec<RecordBatch>> {
     let per_run = batches.len().div_ceil(runs);
-    let sorted: Arc<Mutex<Vec<SortedRun>>> = Arc::new(Mutex::new(Vec::new()));
-    let group = scheduler.group();
-    for (run, chunk) in batches.chunks(per_run).enumerate() {
-        let (chunk, schema, keys, sorted) = (
-            chunk.to_vec(),
-            Arc::clone(schema),
-            keys.to_vec(),
-            Arc::clone(&sorted),
-        );
-        group.spawn(move |_| {
-            let result = sort_run(&chunk, &schema, &keys, fetch);
-            sorted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((run, result));
-        });
-    }
-    group.wait()?;
-    let mut sorted = std::mem::take(&mut *sorted.lock().unwrap_or_else(PoisonError::into_inner));
-    sorted.sort_unstable_by_key(|(run, _)| *run);
-    sorted.into_iter().map(|(_, batch)| batch).collect()
+    let pieces = batches.chunks(per_run).map(|chunk| {
+        let (chunk, schema, keys) = (chunk.to_vec(), Arc::clone(schema), keys.to_vec());
+        move || sort_run(&chunk, &schema, &keys, fetch)
+    });
+    in_parallel(scheduler, pieces)?.into_iter().collect()
 }
 
 /// Merges sorted `runs` into one batch of their first `fetch` rows (all rows without it).
