@@ -62,6 +62,10 @@ pub struct JoinSpec {
     pub joined_schema: SchemaRef,
     /// Whether the build side is the logical left input.
     pub build_is_left: bool,
+    /// Whether this is a semi join that drops only rows a join above drops anyway (an
+    /// aggregation's input filtered by the keys that join can match): the nodes above it
+    /// estimate their share of their base table as if it kept every row.
+    pub key_prefilter: bool,
 }
 
 impl JoinSpec {

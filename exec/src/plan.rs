@@ -111,11 +111,19 @@ impl PhysicalNode {
 
     /// This operator over `inputs` in place of its own (in the order of
     /// [`PhysicalNode::inputs`]), with fresh metrics; a leaf is returned as it is.
-    pub fn with_inputs(self: &Arc<Self>, mut inputs: Vec<Arc<PhysicalNode>>) -> Arc<PhysicalNode> {
+    pub fn with_inputs(self: &Arc<Self>, inputs: Vec<Arc<PhysicalNode>>) -> Arc<PhysicalNode> {
+        match self.kind_with_inputs(inputs) {
+            Some(kind) => Arc::new(PhysicalNode::new(kind, Arc::clone(&self.schema))),
+            None => Arc::clone(self),
+        }
+    }
+
+    /// This node's operator over `inputs`; `None` for a leaf.
+    fn kind_with_inputs(&self, mut inputs: Vec<Arc<PhysicalNode>>) -> Option<NodeKind> {
         let mut next = || inputs.remove(0);
         let kind = match &self.kind {
             NodeKind::ParquetScan(_) | NodeKind::Batches { .. } | NodeKind::Fallback(_) => {
-                return Arc::clone(self);
+                return None;
             }
             NodeKind::Filter { predicate, .. } => NodeKind::Filter {
                 input: next(),
@@ -148,7 +156,7 @@ impl PhysicalNode {
                 inputs: std::mem::take(&mut inputs),
             },
         };
-        Arc::new(PhysicalNode::new(kind, Arc::clone(&self.schema)))
+        Some(kind)
     }
 
     /// A rough count of the rows this node produces, from file metadata, sampled distinct
@@ -323,6 +331,35 @@ impl PhysicalNode {
                         .map_or(below, |values| below.min(values)),
                 )
             }
+            // An inner or semi join keeps only the key values both inputs have.
+            NodeKind::HashJoin { probe, build, spec }
+                if matches!(spec.kind, JoinKind::Inner | JoinKind::LeftSemi) =>
+            {
+                let (input, column) = self.input_column(index)?;
+                let below = input.column_distinct(column)?;
+                let (side_keys, other, other_keys) = if std::ptr::eq(input, probe.as_ref()) {
+                    (&spec.probe_keys, build, &spec.build_keys)
+                } else {
+                    (&spec.build_keys, probe, &spec.probe_keys)
+                };
+                let paired = side_keys
+                    .iter()
+                    .zip(other_keys)
+                    .find(|(key, _)| {
+                        key.downcast_ref::<Column>()
+                            .is_some_and(|key| key.index() == column)
+                    })
+                    .and_then(|(_, other_key)| {
+                        let distinct =
+                            other.column_distinct(other_key.downcast_ref::<Column>()?.index())?;
+                        Some(
+                            other
+                                .estimated_rows()
+                                .map_or(distinct, |rows| distinct.min(rows)),
+                        )
+                    });
+                Some(paired.map_or(below, |paired| below.min(paired)))
+            }
             _ => {
                 let (input, column) = self.input_column(index)?;
                 input.column_distinct(column)
@@ -356,7 +393,33 @@ impl PhysicalNode {
     /// The fraction of its base table's rows this subtree keeps: under the key/foreign-key
     /// assumption, the fraction of another input's rows that find a match in it.
     pub fn surviving_fraction(&self) -> Option<f64> {
+        if let Some(unfiltered) = self.without_key_prefilter() {
+            return unfiltered.surviving_fraction();
+        }
         Some((self.estimated_rows()? / self.base_rows()?.max(1.0)).min(1.0))
+    }
+
+    /// This subtree without the key prefilter it reads through projections, filters and an
+    /// aggregation, if it reads one: the prefilter drops only rows that the join above drops
+    /// anyway, so that join's estimates see the subtree as if it kept them.
+    fn without_key_prefilter(&self) -> Option<PhysicalNode> {
+        let (NodeKind::Projection { input, .. }
+        | NodeKind::Filter { input, .. }
+        | NodeKind::Aggregate { input, .. }) = &self.kind
+        else {
+            return None;
+        };
+        let unfiltered_input = match &input.kind {
+            NodeKind::HashJoin { probe, build, spec } if spec.key_prefilter => {
+                // The logical left input, whose rows the semi join keeps or drops.
+                Arc::clone(if spec.build_is_left { build } else { probe })
+            }
+            _ => Arc::new(input.without_key_prefilter()?),
+        };
+        Some(PhysicalNode::new(
+            self.kind_with_inputs(vec![unfiltered_input])?,
+            Arc::clone(&self.schema),
+        ))
     }
 
     /// The rows of the largest table read below this node: the key domain a join on this

@@ -183,6 +183,7 @@ fn join_building_on(
         filter,
         joined_schema,
         build_is_left,
+        key_prefilter: false,
     };
     let node = NodeKind::HashJoin {
         probe,
@@ -252,6 +253,7 @@ fn a_join_table_over_the_memory_limit_names_the_operator() {
         filter: None,
         joined_schema: left_schema.clone(),
         build_is_left: false,
+        key_prefilter: false,
     };
     let node = NodeKind::HashJoin {
         probe: batches_node(&left_schema, left),

@@ -9,6 +9,7 @@
 mod error;
 mod join_order;
 mod join_region;
+mod key_source;
 mod memory_table;
 mod physical;
 mod semi_join_pushdown;

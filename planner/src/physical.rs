@@ -28,9 +28,14 @@ use sabot_exec::{
 use crate::error::{PlanError, Result};
 use crate::join_order::{Edge, JoinGraph, JoinTree};
 use crate::join_region::{JoinRegion, join_region};
+use crate::key_source::{is_key_scan, key_sources, with_keys_filtered};
 use crate::memory_table::MemoryTable;
 use crate::semi_join_pushdown::semi_join_pushed_down;
 use crate::subquery::scalar_subqueries_as_cross_joins;
+
+/// The largest fraction of its table a filtered scan may keep for its keys to filter an
+/// aggregation's input ([`key_source`](crate::key_source)).
+const MAX_KEY_SCAN_FRACTION: f64 = 0.1;
 
 /// Plans queries of one session for Sabot's executor.
 pub struct PhysicalPlanner<'a> {
@@ -189,6 +194,9 @@ impl<'a> PhysicalPlanner<'a> {
                 None => Err(Unsupported("LIMIT or OFFSET is not a literal".to_string())),
             },
             LogicalPlan::Join(join) => {
+                if let Some(filtered) = self.with_aggregation_keys_filtered(join).await? {
+                    return Ok(Ok(self.plan(&filtered).await?));
+                }
                 if let Some(pushed) = semi_join_pushed_down(join)? {
                     return Ok(Ok(self.plan(&pushed).await?));
                 }
@@ -211,6 +219,30 @@ impl<'a> PhysicalPlanner<'a> {
                 node_name(other)
             ))),
         })
+    }
+
+    /// `join` with an aggregation below an input grouped only for the keys of a filtered scan
+    /// below its other input (`key_source`), where that scan keeps at most
+    /// [`MAX_KEY_SCAN_FRACTION`] of its table and the aggregation reads at least as many rows
+    /// as the table has: the second scan and the semi join then cost less than the groups they
+    /// save.
+    async fn with_aggregation_keys_filtered(&self, join: &Join) -> Result<Option<LogicalPlan>> {
+        for source in key_sources(join) {
+            let keys = self.plan(&source.scan).await?;
+            let input = self.plan(&source.aggregation_input).await?;
+            let (Some(kept), Some(key_rows), Some(input_rows)) = (
+                keys.surviving_fraction(),
+                keys.estimated_rows(),
+                input.estimated_rows(),
+            ) else {
+                continue;
+            };
+            let table_rows = key_rows / kept.max(f64::MIN_POSITIVE);
+            if kept <= MAX_KEY_SCAN_FRACTION && input_rows >= table_rows {
+                return Ok(Some(with_keys_filtered(join, &source)?));
+            }
+        }
+        Ok(None)
     }
 
     /// The region of inner equi-joins rooted at `plan` (if it is one) joined in the order that
@@ -364,9 +396,9 @@ impl<'a> PhysicalPlanner<'a> {
             JoinKind::Inner,
             (left_node, &left_schema),
             (right_node, &right_schema),
-            &on,
-            filter.as_ref(),
+            (&on, filter.as_ref()),
             schema,
+            false,
         )?;
         Ok((node, joined))
     }
@@ -403,23 +435,24 @@ impl<'a> PhysicalPlanner<'a> {
             kind,
             (left, join.left.schema()),
             (right, join.right.schema()),
-            &join.on,
-            join.filter.as_ref(),
+            (&join.on, join.filter.as_ref()),
             schema,
+            is_key_scan(&join.right),
         ))
     }
 
     /// A hash join of two planned inputs (each with its logical schema) on `on`'s key pairs:
     /// build on the right input, or on the left when it looks smaller; the other side streams
-    /// through the table.
+    /// through the table. `key_prefilter`: the join is an aggregation input's semi join with a
+    /// key scan (`key_source`).
     fn hash_join(
         &self,
         kind: JoinKind,
         (left, left_schema): (Arc<PhysicalNode>, &DFSchema),
         (right, right_schema): (Arc<PhysicalNode>, &DFSchema),
-        on: &[(Expr, Expr)],
-        filter: Option<&Expr>,
+        (on, filter): (&[(Expr, Expr)], Option<&Expr>),
         schema: SchemaRef,
+        key_prefilter: bool,
     ) -> Native {
         let left_keys: Vec<Expr> = on.iter().map(|(left, _)| left.clone()).collect();
         let right_keys: Vec<Expr> = on.iter().map(|(_, right)| right.clone()).collect();
@@ -461,6 +494,7 @@ impl<'a> PhysicalPlanner<'a> {
             filter,
             joined_schema: Arc::new(Schema::new(joined_fields)),
             build_is_left,
+            key_prefilter,
         };
         let node = NodeKind::HashJoin {
             probe,

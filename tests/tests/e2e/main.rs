@@ -1,6 +1,7 @@
 //! End-to-end tests of the `sabot` library: TPC-H answers on both engines, bad input, and the
 //! DataFrame API. One test binary, so the TPC-H data set is generated once.
 
+mod aggregation_key_filters;
 mod bad_input;
 mod cancellation;
 mod common;

@@ -1,0 +1,99 @@
+//! An aggregation joined on its group key with a selectively filtered table is grouped only
+//! for that table's keys (TPC-H Q17's correlated average): the answers are DataFusion's, and
+//! the aggregation makes only the groups that can match. Where the join keeps unmatched groups
+//! (a left join on the aggregation's side) every group is still made.
+
+use sabot::{Engine, Sabot};
+
+use crate::common::{sorted_rows, write_int64_parquet};
+
+const FACTS: i64 = 100_000;
+const KEYS: i64 = 5_000;
+/// Distinct tags of `dims`; `tag = 7` keeps one key in this many.
+const TAGS: i64 = 200;
+
+fn session(dir: &std::path::Path) -> Sabot {
+    let facts = dir.join("facts.parquet");
+    let dims = dir.join("dims.parquet");
+    write_int64_parquet(
+        &facts,
+        vec![
+            ("k", (0..FACTS).map(|row| row * 7919 % KEYS).collect()),
+            ("v", (0..FACTS).map(|row| row * 104_729 % 1_000).collect()),
+        ],
+    );
+    write_int64_parquet(
+        &dims,
+        vec![
+            ("k", (0..KEYS).collect()),
+            ("tag", (0..KEYS).map(|key| key * 31 % TAGS).collect()),
+        ],
+    );
+    let sabot = Sabot::builder().threads(2).build().unwrap();
+    sabot.register_parquet("facts", &facts).unwrap();
+    sabot.register_parquet("dims", &dims).unwrap();
+    sabot
+}
+
+fn rows_on(sabot: &Sabot, query: &str, engine: Engine) -> Vec<String> {
+    sorted_rows(
+        &sabot
+            .sql(query)
+            .unwrap()
+            .with_engine(engine)
+            .collect()
+            .unwrap(),
+    )
+}
+
+/// The output rows of the first aggregation grouped by `facts.k` in `query`'s analyzed plan.
+fn groups_made(sabot: &Sabot, query: &str) -> u64 {
+    let plan = sabot.sql(query).unwrap().explain(true).unwrap();
+    let line = plan
+        .lines()
+        .find(|line| line.contains("HashAggregate: groups=[k@"))
+        .unwrap_or_else(|| panic!("no aggregation by k in {plan}"));
+    line.split("metrics=[rows=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|rows| rows.parse().ok())
+        .unwrap_or_else(|| panic!("no output rows in {line}"))
+}
+
+#[test]
+fn aggregations_are_grouped_only_for_the_keys_a_join_can_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let sabot = session(dir.path());
+    let tagged_keys = (0..KEYS).filter(|key| key * 31 % TAGS == 7).count() as u64;
+    let queries = [
+        "SELECT sum(f.v) FROM facts f JOIN dims d ON f.k = d.k \
+         WHERE d.tag = 7 AND f.v < (SELECT avg(f2.v) FROM facts f2 WHERE f2.k = d.k)",
+        "SELECT t.k, t.total FROM (SELECT k, sum(v) AS total FROM facts GROUP BY k) t \
+         JOIN dims d ON t.k = d.k WHERE d.tag = 7",
+        "SELECT d.k FROM dims d WHERE d.tag = 7 AND d.k IN \
+         (SELECT k FROM facts GROUP BY k HAVING sum(v) > 9000)",
+    ];
+    for query in queries {
+        let expected = rows_on(&sabot, query, Engine::DataFusion);
+        assert!(!expected.is_empty(), "{query}");
+        assert_eq!(rows_on(&sabot, query, Engine::Sabot), expected, "{query}");
+        assert_eq!(groups_made(&sabot, query), tagged_keys, "{query}");
+    }
+}
+
+#[test]
+fn groups_a_join_keeps_unmatched_are_all_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let sabot = session(dir.path());
+    let queries = [
+        "SELECT t.k, t.total, d.tag FROM (SELECT k, sum(v) AS total FROM facts GROUP BY k) t \
+         LEFT JOIN (SELECT * FROM dims WHERE tag = 7) d ON t.k = d.k",
+        "SELECT count(*) FROM (SELECT k, sum(v) AS total FROM facts GROUP BY k) t \
+         WHERE t.k NOT IN (SELECT k FROM dims WHERE tag = 7)",
+    ];
+    for query in queries {
+        let expected = rows_on(&sabot, query, Engine::DataFusion);
+        assert_eq!(rows_on(&sabot, query, Engine::Sabot), expected, "{query}");
+    }
+    assert_eq!(groups_made(&sabot, queries[0]), KEYS as u64);
+}
