@@ -5,7 +5,8 @@
 //! tables' key columns do, or dictionary ids and packed fields of small ranges), a key's id is
 //! looked up in an array indexed by `key - base`: no hash, no probe loop — the "perfect hash"
 //! aggregation DuckDB runs on statistics. Otherwise keys go into an open-addressing table, whose
-//! lookups prefetch their slots a few keys ahead once it outgrows the core's cache.
+//! lookups prefetch their slots a few keys ahead once it outgrows the core's cache (and skip
+//! the lookup of a key that repeats the row before it).
 
 use crate::packed_key::PackedKey;
 use crate::slots::SlotTable;
@@ -132,11 +133,19 @@ impl<K: PackedKey> GroupMap<K> {
             Index::Hashed(table) => {
                 self.hashes.clear();
                 self.hashes.extend(keys.iter().map(|key| key.hash()));
+                // A key repeating the row before it (input clustered by the key, as `lineitem`
+                // is by order) takes that row's id without a probe of the large table.
+                let mut previous: Option<(K, usize)> = None;
                 for (row, (&key, &hash)) in keys.iter().zip(&self.hashes).enumerate() {
                     if let Some(&ahead) = self.hashes.get(row + PREFETCH_DISTANCE) {
                         table.prefetch(ahead);
                     }
-                    group_ids.push(table.find_or_insert(key, hash) as usize);
+                    let id = match previous {
+                        Some((previous_key, id)) if previous_key == key => id,
+                        _ => table.find_or_insert(key, hash) as usize,
+                    };
+                    previous = Some((key, id));
+                    group_ids.push(id);
                 }
             }
         }

@@ -205,6 +205,7 @@ impl DirectTable {
 }
 
 /// The build rows a probe key matches.
+#[derive(Clone, Copy)]
 enum Matches<'a> {
     None,
     One(u32),
@@ -464,6 +465,9 @@ impl JoinHashTable {
         }
         // A table that fits the core's cache needs no prefetch.
         let prefetching = self.memory_size() >= PREFETCH_MIN_TABLE_BYTES;
+        // A key repeating the usable row before it (probe input clustered by the key, as
+        // `lineitem` is by order) takes that row's matches without a lookup.
+        let mut previous: Option<(u64, Matches<'_>)> = None;
         for (row, (&key, &usable)) in keys.iter().zip(usable).enumerate() {
             if prefetching && let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
                 self.prefetch(ahead);
@@ -471,7 +475,12 @@ impl JoinHashTable {
             if !usable {
                 continue;
             }
-            match self.matches(key) {
+            let matches = match previous {
+                Some((previous_key, matches)) if previous_key == key => matches,
+                _ => self.matches(key),
+            };
+            previous = Some((key, matches));
+            match matches {
                 Matches::None => {}
                 Matches::One(build_row) => {
                     probe_rows.push(row as u32);

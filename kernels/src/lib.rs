@@ -6,7 +6,8 @@
 //! (group ids for a whole batch at once). String group keys become `u32` ids through a
 //! [`StringDictionary`] shared by an operator's tasks, and then pack like integers. Operators in
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
-//! The key-packing loop runs an AVX2 build where the CPU has one (module `simd`).
+//! The key-packing loop runs an AVX2 build where the CPU has one (module `simd`). String-view
+//! columns are matched against literals by their 16-byte views ([`views_matching`]).
 //! Decimal sums, differences and products of operands that fit 64 bits run unchecked in one
 //! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX, COUNT and AVG ([`GroupedFold`], [`GroupedCount`], [`GroupedMean`]) back the
 //! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
@@ -30,6 +31,7 @@ mod prefetch;
 mod simd;
 mod slots;
 mod string_dictionary;
+mod view_match;
 
 pub use decimal_arithmetic::{DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, decimal_arithmetic};
 pub use error::{KernelError, Result};
@@ -46,3 +48,4 @@ pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
 pub use keys::{KeyPacking, union_of_ranges, value_range};
 pub use packed_key::PackedKey;
 pub use string_dictionary::StringDictionary;
+pub use view_match::{ViewLiteral, views_matching};

@@ -311,6 +311,28 @@ proptest! {
 }
 
 #[test]
+fn repeated_keys_in_a_large_hashed_map_keep_their_ids() {
+    // Sparse keys (hashed) in runs of 1 to 4, enough groups for the table to outgrow the cache.
+    let keys: Vec<u64> = (0..160_000u64)
+        .flat_map(|run| {
+            let key = run.wrapping_mul(0x9e37_79b9_7f4a_7c15) % (1 << 40);
+            std::iter::repeat_n(key, 1 + (run % 4) as usize)
+        })
+        .collect();
+    let mut map = GroupMap::<u64>::new();
+    let mut reference = FirstAppearance::default();
+    for batch in keys.chunks(32_768) {
+        let mut ids = Vec::new();
+        map.intern(batch, &mut ids);
+        let wide: Vec<u128> = batch.iter().map(|&key| u128::from(key)).collect();
+        assert_eq!(ids, reference.intern(&wide));
+    }
+    assert!(!map.is_direct());
+    assert!(map.memory_size() > 1 << 20, "{} bytes", map.memory_size());
+    assert_eq!(map.len(), reference.keys.len());
+}
+
+#[test]
 fn dense_keys_index_directly_and_wide_ranges_hash() {
     let mut dense = GroupMap::<u64>::new();
     let mut ids = Vec::new();
