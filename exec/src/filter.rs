@@ -287,6 +287,16 @@ mod tests {
         binary(left, Operator::And, right, schema).unwrap()
     }
 
+    /// The rows of `batch` DataFusion's evaluation of `predicate` keeps.
+    fn kept_by_datafusion(predicate: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> RecordBatch {
+        let mask = predicate
+            .evaluate(batch)
+            .unwrap()
+            .into_array(batch.num_rows())
+            .unwrap();
+        filter_record_batch(batch, mask.as_boolean()).unwrap()
+    }
+
     #[test]
     fn keeps_the_rows_the_whole_predicate_keeps() {
         let batch = batch();
@@ -308,17 +318,7 @@ mod tests {
         assert_eq!(split.over_all_rows.len(), 2);
         assert_eq!(split.over_kept_rows.len(), 1);
         let kept = split.filter(&batch).unwrap();
-        let expected = filter_record_batch(
-            &batch,
-            predicate
-                .evaluate(&batch)
-                .unwrap()
-                .into_array(batch.num_rows())
-                .unwrap()
-                .as_boolean(),
-        )
-        .unwrap();
-        assert_eq!(kept, expected);
+        assert_eq!(kept, kept_by_datafusion(&predicate, &batch));
         let n = kept
             .column(0)
             .as_any()
@@ -381,17 +381,11 @@ mod tests {
                 matches!(split.over_all_rows[..], [Conjunct::Strings { .. }]),
                 "{predicate}"
             );
-            let expected = filter_record_batch(
-                &batch,
-                predicate
-                    .evaluate(&batch)
-                    .unwrap()
-                    .into_array(batch.num_rows())
-                    .unwrap()
-                    .as_boolean(),
-            )
-            .unwrap();
-            assert_eq!(split.filter(&batch).unwrap(), expected, "{predicate}");
+            assert_eq!(
+                split.filter(&batch).unwrap(),
+                kept_by_datafusion(&predicate, &batch),
+                "{predicate}"
+            );
         }
     }
 
