@@ -337,6 +337,13 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
+    if let Some(missing) = missing_cpu_features() {
+        eprintln!(
+            "error: this sabot was built for x86-64-v3 CPUs and this CPU lacks {missing}; \
+             build it for this CPU with RUSTFLAGS=\"-C target-cpu=native\" cargo build --release"
+        );
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -349,6 +356,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The instructions this build was compiled to use (`.cargo/config.toml`) that the CPU lacks,
+/// if any: checked before anything else runs, so an older CPU gets this message rather than
+/// an illegal-instruction crash.
+fn missing_cpu_features() -> Option<&'static str> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return Some("AVX2");
+        }
+        if !std::arch::is_x86_feature_detected!("bmi2") {
+            return Some("BMI2");
+        }
+        if !std::arch::is_x86_feature_detected!("fma") {
+            return Some("FMA");
+        }
+    }
+    None
 }
 
 fn run(cli: Cli) -> Result<()> {
