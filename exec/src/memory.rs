@@ -1,10 +1,39 @@
 //! The per-query memory budget that hash tables and sorts reserve from. Exceeding it ends the
 //! query with an error naming the operator (spilling comes later) instead of an OOM kill.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use arrow::array::{Array, ArrayData};
+use arrow::record_batch::RecordBatch;
+
 use crate::error::{ExecError, Result};
+
+/// The bytes `batches` hold, each buffer counted once however many of their columns share it.
+/// Summing `RecordBatch::get_array_memory_size` counts a buffer once per array: string-view
+/// columns taken from one dictionary's values all name that dictionary's whole data buffers,
+/// so a sort of a few thousand such rows in many batches counted those buffers once per batch.
+pub(crate) fn distinct_buffer_bytes(batches: &[RecordBatch]) -> usize {
+    fn add(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let nulls = data.nulls().map(|nulls| nulls.buffer());
+        for buffer in data.buffers().iter().chain(nulls) {
+            if seen.insert(buffer.as_ptr() as usize) {
+                *total += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            add(child, seen, total);
+        }
+    }
+    let (mut seen, mut total) = (HashSet::new(), 0);
+    for batch in batches {
+        for column in batch.columns() {
+            add(&column.to_data(), &mut seen, &mut total);
+        }
+    }
+    total
+}
 
 /// Bytes a query may hold in operator state, shared by all its operators.
 #[derive(Debug)]
@@ -125,5 +154,42 @@ mod tests {
         drop(sort);
         assert_eq!(budget.used_bytes(), 0);
         assert_eq!(budget.peak_bytes(), 60);
+    }
+
+    #[test]
+    fn buffers_shared_by_batches_count_once() {
+        use arrow::array::{StringViewArray, UInt32Array};
+        use arrow::compute::take;
+        use arrow::datatypes::{DataType, Field, Schema};
+
+        let long: Vec<String> = (0..10_000)
+            .map(|row| format!("a long string, row {row}"))
+            .collect();
+        let values = StringViewArray::from_iter_values(&long);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batches: Vec<RecordBatch> = (0..4u32)
+            .map(|batch| {
+                let picked =
+                    take(&values, &UInt32Array::from(vec![batch, batch + 4]), None).unwrap();
+                RecordBatch::try_new(Arc::clone(&schema), vec![picked]).unwrap()
+            })
+            .collect();
+        let shared = distinct_buffer_bytes(&batches);
+        let per_batch: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        let strings: usize = values
+            .data_buffers()
+            .iter()
+            .map(|buffer| buffer.capacity())
+            .sum();
+        assert!(shared >= strings, "{shared} < {strings}");
+        assert!(
+            shared < 2 * strings,
+            "{shared} counts the shared buffers twice"
+        );
+        assert!(per_batch >= 4 * strings, "{per_batch}");
     }
 }

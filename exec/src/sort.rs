@@ -19,7 +19,7 @@ use datafusion::physical_expr::PhysicalSortExpr;
 use sabot_scheduler::Scheduler;
 
 use crate::error::{ExecError, Result};
-use crate::memory::{MemoryBudget, Reservation};
+use crate::memory::{MemoryBudget, Reservation, distinct_buffer_bytes};
 use crate::parallel::in_parallel;
 
 const OPERATOR: &str = "Sort";
@@ -37,7 +37,7 @@ pub(crate) fn sort_batches(
     scheduler: &Scheduler,
 ) -> Result<Vec<RecordBatch>> {
     let mut reservation = Reservation::new(budget, OPERATOR);
-    let input_bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let input_bytes = distinct_buffer_bytes(batches);
     reservation.resize(input_bytes * 2)?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     if rows == 0 {
