@@ -80,13 +80,10 @@ impl FilterPredicate {
                 } => {
                     let column = batch.column(*column);
                     let Some(views) = column.as_string_view_opt() else {
-                        return Err(ExecError::Arrow {
-                            operator: OPERATOR,
-                            source: ArrowError::InvalidArgumentError(format!(
-                                "a string comparison got a column of {}",
-                                column.data_type()
-                            )),
-                        });
+                        return Err(invalid_input(format!(
+                            "a string comparison got a column of {}",
+                            column.data_type()
+                        )));
                     };
                     views_matching(views, literals, *negated)
                 }
@@ -219,18 +216,23 @@ fn true_rows(conjunct: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Boolean
         .and_then(|value| value.into_array(batch.num_rows()))
         .map_err(ExecError::datafusion(OPERATOR))?;
     let Some(values) = values.as_boolean_opt() else {
-        return Err(ExecError::Arrow {
-            operator: OPERATOR,
-            source: ArrowError::InvalidArgumentError(format!(
-                "the predicate {conjunct} gives {}, not booleans",
-                values.data_type()
-            )),
-        });
+        return Err(invalid_input(format!(
+            "the predicate {conjunct} gives {}, not booleans",
+            values.data_type()
+        )));
     };
     Ok(match values.nulls() {
         Some(nulls) => values.values() & nulls.inner(),
         None => values.values().clone(),
     })
+}
+
+/// The filter's error for an input of the wrong type, saying what it got.
+fn invalid_input(message: String) -> ExecError {
+    ExecError::Arrow {
+        operator: OPERATOR,
+        source: ArrowError::InvalidArgumentError(message),
+    }
 }
 
 /// The rows of `batch` that `mask` sets, without copying when it sets them all.
