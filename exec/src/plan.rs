@@ -424,7 +424,7 @@ impl PhysicalNode {
 
     /// The rows of the largest table read below this node: the key domain a join on this
     /// subtree draws from.
-    fn base_rows(&self) -> Option<f64> {
+    pub fn base_rows(&self) -> Option<f64> {
         match &self.kind {
             NodeKind::ParquetScan(_) | NodeKind::Batches { .. } | NodeKind::Fallback(_) => {
                 self.estimated_rows()

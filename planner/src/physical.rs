@@ -230,14 +230,13 @@ impl<'a> PhysicalPlanner<'a> {
         for source in key_sources(join) {
             let keys = self.plan(&source.scan).await?;
             let input = self.plan(&source.aggregation_input).await?;
-            let (Some(kept), Some(key_rows), Some(input_rows)) = (
+            let (Some(kept), Some(table_rows), Some(input_rows)) = (
                 keys.surviving_fraction(),
-                keys.estimated_rows(),
+                keys.base_rows(),
                 input.estimated_rows(),
             ) else {
                 continue;
             };
-            let table_rows = key_rows / kept.max(f64::MIN_POSITIVE);
             if kept <= MAX_KEY_SCAN_FRACTION && input_rows >= table_rows {
                 return Ok(Some(with_keys_filtered(join, &source)?));
             }
