@@ -13,12 +13,14 @@
 
 mod accumulators;
 mod aggregate;
+mod analyze;
 mod column_stats;
 mod decimal_expr;
 mod error;
 mod executor;
 mod file_cache;
 mod filter;
+mod histogram;
 mod join;
 mod join_estimate;
 mod memory;
@@ -32,9 +34,11 @@ mod source;
 pub mod stream;
 
 pub use aggregate::{AggregateMode, AggregateSpec};
+pub use analyze::{ColumnSummary, TableSummary, analyze_parquet};
 pub use decimal_expr::with_unchecked_decimal_arithmetic;
 pub use error::{ExecError, Result};
 pub use executor::{CancelHandle, Executor};
+pub use histogram::Histogram;
 pub use join::{JoinKind, JoinSpec};
 pub use join_estimate::{KeyColumn, equi_join_selectivity};
 pub use memory::MemoryBudget;

@@ -652,6 +652,16 @@ impl ColumnStatistics for PhysicalNode {
         self.column_bounds(column)
     }
 
+    fn histogram(&self, column: usize) -> Option<Arc<crate::histogram::Histogram>> {
+        let (scan, column) = self.scanned_column(column)?;
+        scan.column_histogram(column)
+    }
+
+    fn null_fraction(&self, column: usize) -> Option<f64> {
+        let (scan, column) = self.scanned_column(column)?;
+        scan.column_null_fraction(column)
+    }
+
     fn sample(&self, column: usize) -> Option<arrow::array::ArrayRef> {
         let (scan, column) = self.scanned_column(column)?;
         scan.column_sample(column)

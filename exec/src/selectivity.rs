@@ -4,7 +4,9 @@
 //! per value; a `LIKE` keeps the share of the column's first 8K sampled values it matches (without a
 //! sample, 5% for `'prefix%'`, 20% for other patterns). The range comparisons of one integer or date column with
 //! literals are put together into one interval, which keeps its share of the column's
-//! `[min, max]` from the file statistics; without them each comparison keeps 30%. Conjuncts on
+//! `[min, max]` from the file statistics, or after `ANALYZE` the share its equi-depth histogram
+//! gives (of the non-null rows); without either each comparison keeps 30%. `IS NULL` keeps the
+//! share of nulls `ANALYZE` counted (10% when unknown). Conjuncts on
 //! one table are not independent in practice, so they combine with exponential backoff: the most
 //! selective counts fully, the next by its square root, the next by its fourth root, and so on.
 //! Conjuncts on different tables (a join's residual filter) multiply as independent.
@@ -21,6 +23,8 @@ use datafusion::physical_expr::expressions::{
     BinaryExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr, Literal, NotExpr,
 };
 use datafusion::physical_plan::PhysicalExpr;
+
+use crate::histogram::Histogram;
 
 const EQUALITY: f64 = 0.1;
 const PREFIX_MATCH: f64 = 0.05;
@@ -41,6 +45,10 @@ pub(crate) trait ColumnStatistics {
     fn distinct(&self, column: usize) -> Option<f64>;
     /// The smallest and largest value of an integer or date column.
     fn bounds(&self, column: usize) -> Option<(i64, i64)>;
+    /// The equi-depth histogram of an integer, date or decimal column (from `ANALYZE`).
+    fn histogram(&self, column: usize) -> Option<Arc<Histogram>>;
+    /// The share of the column's values that are null (from `ANALYZE`).
+    fn null_fraction(&self, column: usize) -> Option<f64>;
     /// A sample of the column's values (the first of its file).
     fn sample(&self, column: usize) -> Option<ArrayRef>;
     /// Which scanned table the column comes from (one id per scan in the plan), if known.
@@ -74,12 +82,14 @@ pub(crate) fn filter_selectivity(
         }
     }
     for (column, interval) in intervals {
-        selectivities.push((
-            statistics.origin(column),
-            statistics
+        let share = match statistics.histogram(column) {
+            Some(histogram) => histogram.share(interval.low, interval.high),
+            None => statistics
                 .bounds(column)
                 .map_or(RANGE, |bounds| interval.share_of(bounds)),
-        ));
+        };
+        let not_null = 1.0 - statistics.null_fraction(column).unwrap_or(0.0);
+        selectivities.push((statistics.origin(column), share * not_null));
     }
     // Terms on one table back off from each other; tables count as independent.
     selectivities.sort_by(|(origin, selectivity), (other_origin, other)| {
@@ -279,11 +289,17 @@ fn term_selectivity(term: &dyn PhysicalExpr, statistics: &dyn ColumnStatistics) 
     if let Some(not) = term.downcast_ref::<NotExpr>() {
         return 1.0 - term_selectivity(not.arg().as_ref(), statistics);
     }
-    if term.downcast_ref::<IsNullExpr>().is_some() {
-        return IS_NULL;
+    let null_share = |tested: &Arc<dyn PhysicalExpr>| {
+        tested
+            .downcast_ref::<Column>()
+            .and_then(|column| statistics.null_fraction(column.index()))
+            .unwrap_or(IS_NULL)
+    };
+    if let Some(is_null) = term.downcast_ref::<IsNullExpr>() {
+        return null_share(is_null.arg());
     }
-    if term.downcast_ref::<IsNotNullExpr>().is_some() {
-        return 1.0 - IS_NULL;
+    if let Some(is_not_null) = term.downcast_ref::<IsNotNullExpr>() {
+        return 1.0 - null_share(is_not_null.arg());
     }
     UNKNOWN
 }
@@ -369,6 +385,9 @@ mod tests {
         bounds: [Option<(i64, i64)>; 2],
         /// Sampled values of `name`.
         names: Option<ArrayRef>,
+        /// `ANALYZE`'s histogram of `a`.
+        histogram: Option<Arc<Histogram>>,
+        null_fractions: [Option<f64>; 2],
         origins: [Option<usize>; 2],
     }
 
@@ -379,6 +398,14 @@ mod tests {
 
         fn bounds(&self, column: usize) -> Option<(i64, i64)> {
             self.bounds[column]
+        }
+
+        fn histogram(&self, column: usize) -> Option<Arc<Histogram>> {
+            (column == 0).then(|| self.histogram.clone()).flatten()
+        }
+
+        fn null_fraction(&self, column: usize) -> Option<f64> {
+            self.null_fractions[column]
         }
 
         fn sample(&self, column: usize) -> Option<ArrayRef> {
@@ -394,6 +421,8 @@ mod tests {
         distinct: [None, None],
         bounds: [None, None],
         names: None,
+        histogram: None,
+        null_fractions: [None, None],
         origins: [None, None],
     };
 
@@ -423,6 +452,8 @@ mod tests {
             distinct: [Some(4.0), Some(150.0)],
             bounds: [None, None],
             names: None,
+            histogram: None,
+            null_fractions: [None, None],
             origins: [None, None],
         };
         let equal = binary(lit("BRASS"), Operator::Eq, Arc::clone(&name));
@@ -456,6 +487,8 @@ mod tests {
             distinct: [Some(10.0), Some(4.0)],
             bounds: [None, None],
             names: None,
+            histogram: None,
+            null_fractions: [None, None],
             origins,
         };
         let both = binary(
@@ -482,6 +515,8 @@ mod tests {
             distinct: [None, None],
             bounds: [Some((1, 100)), None],
             names: None,
+            histogram: None,
+            null_fractions: [None, None],
             origins: [None, None],
         };
         let low = binary(Arc::clone(&a), Operator::GtEq, lit(11i64));
@@ -492,6 +527,31 @@ mod tests {
         assert!((filter_selectivity(above.as_ref(), &bounded) - 0.1).abs() < 1e-12);
         let empty = binary(a, Operator::Lt, lit(-5i64));
         assert!((filter_selectivity(empty.as_ref(), &bounded) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn analyzed_columns_give_ranges_their_histogram_share_and_null_tests_their_nulls() {
+        let a = col("a", &schema()).unwrap();
+        // 90% of the values below 100, the rest up to 1,000,000; a fifth of the rows null.
+        let mut values: Vec<i64> = (0..9_000).map(|value| value % 100).collect();
+        values.extend((0..1_000).map(|value| 100 + value * 1_000));
+        values.sort_unstable();
+        let analyzed = Known {
+            distinct: [None, None],
+            bounds: [Some((0, 999_100)), None],
+            names: None,
+            histogram: Histogram::from_sorted_sample(&values, 64, (0, 999_100)).map(Arc::new),
+            null_fractions: [Some(0.2), None],
+            origins: [None, None],
+        };
+        let low = binary(Arc::clone(&a), Operator::Lt, lit(100i64));
+        // The bounds alone would say 0.01%.
+        let kept = filter_selectivity(low.as_ref(), &analyzed);
+        assert!((kept - 0.9 * 0.8).abs() < 0.03, "kept {kept}");
+        let is_null: Arc<dyn PhysicalExpr> = Arc::new(IsNullExpr::new(Arc::clone(&a)));
+        assert!((filter_selectivity(is_null.as_ref(), &analyzed) - 0.2).abs() < 1e-12);
+        let is_not_null: Arc<dyn PhysicalExpr> = Arc::new(IsNotNullExpr::new(a));
+        assert!((filter_selectivity(is_not_null.as_ref(), &analyzed) - 0.8).abs() < 1e-12);
     }
 
     #[test]
@@ -509,6 +569,8 @@ mod tests {
             distinct: [None, None],
             bounds: [None, None],
             names: Some(Arc::new(StringArray::from(names))),
+            histogram: None,
+            null_fractions: [None, None],
             origins: [None, None],
         };
         let selectivity = |expr: Arc<dyn PhysicalExpr>| filter_selectivity(expr.as_ref(), &sampled);
@@ -520,6 +582,8 @@ mod tests {
         // A sample of string views (as Parquet scans read strings) matches the same way.
         let views = Known {
             names: Some(cast(sampled.names.as_ref().unwrap(), &DataType::Utf8View).unwrap()),
+            histogram: None,
+            null_fractions: [None, None],
             ..sampled
         };
         assert!((filter_selectivity(like("%green%", false).as_ref(), &views) - 0.05).abs() < 1e-12);

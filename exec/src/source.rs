@@ -1,7 +1,7 @@
 //! Pipeline sources: the morsels a pipeline starts from. A Parquet scan yields one morsel per
 //! row group, read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
 //! skipping the row groups whose min/max statistics rule out the query's filters (DataFusion's
-//! `PruningPredicate` decides);
+//! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its statistics;
 //! a fallback runs a DataFusion subtree and yields its batches.
 
 use std::fs::File;
@@ -23,9 +23,11 @@ use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 
+use crate::analyze::{ColumnSummary, TableSummary};
 use crate::error::{ExecError, Result};
 use crate::executor::CancelHandle;
 use crate::file_cache::FileStamp;
+use crate::histogram::Histogram;
 
 /// Rows per batch decoded from Parquet.
 const PARQUET_BATCH_ROWS: usize = 32_768;
@@ -40,6 +42,8 @@ pub struct ParquetScan {
     schema: SchemaRef,
     /// Compressed bytes of the column chunks read so far.
     bytes_read: AtomicU64,
+    /// What `ANALYZE` found of these files' columns, when it ran on exactly these versions.
+    analyzed: Option<Arc<TableSummary>>,
 }
 
 #[derive(Debug, Clone)]
@@ -80,7 +84,9 @@ impl ParquetScan {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let stamps: Vec<FileStamp> = files.iter().map(|file| file.stamp.clone()).collect();
         Ok(ParquetScan {
+            analyzed: crate::analyze::analyzed(&stamps),
             files,
             projection,
             schema,
@@ -142,9 +148,17 @@ impl ParquetScan {
             .sum()
     }
 
-    /// The estimated number of distinct values of output column `index`, sampled from the
-    /// first file (see `column_stats`).
+    /// What `ANALYZE` found of output column `index`, if it ran on these files.
+    fn analyzed_column(&self, index: usize) -> Option<&ColumnSummary> {
+        self.analyzed.as_ref()?.column(*self.projection.get(index)?)
+    }
+
+    /// The estimated number of distinct values of output column `index`: `ANALYZE`'s count,
+    /// else one sampled from the first file (see `column_stats`).
     pub fn column_distinct(&self, index: usize) -> Option<f64> {
+        if let Some(analyzed) = self.analyzed_column(index) {
+            return Some(analyzed.distinct);
+        }
         let file = self.files.first()?;
         crate::column_stats::distinct_estimate(
             &file.stamp,
@@ -165,15 +179,34 @@ impl ParquetScan {
         )
     }
 
-    /// The smallest and largest value of output column `index` in every file, from the files'
-    /// statistics, when it is an integer column whose statistics give both.
+    /// The smallest and largest value of output column `index` in every file, from `ANALYZE`
+    /// or else the files' statistics, when it is an integer column whose statistics give both.
     pub fn column_bounds(&self, index: usize) -> Option<(i64, i64)> {
+        if let Some(analyzed) = self.analyzed_column(index) {
+            return analyzed.bounds;
+        }
         let column = *self.projection.get(index)?;
         sabot_kernels::union_of_ranges(
             self.files
                 .iter()
                 .map(|file| crate::column_stats::integer_bounds(&file.metadata, column)),
         )
+    }
+
+    /// The equi-depth histogram `ANALYZE` made of output column `index`.
+    pub fn column_histogram(&self, index: usize) -> Option<Arc<Histogram>> {
+        self.analyzed_column(index)?.histogram.clone()
+    }
+
+    /// The share of null values in output column `index`, where `ANALYZE` counted them.
+    pub fn column_null_fraction(&self, index: usize) -> Option<f64> {
+        let analyzed = self.analyzed_column(index)?;
+        let rows = self.analyzed.as_ref()?.rows;
+        Some(if rows == 0 {
+            0.0
+        } else {
+            analyzed.nulls as f64 / rows as f64
+        })
     }
 
     /// The share `index` of `count` of this scan: every `count`-th of its row groups (across
@@ -206,6 +239,7 @@ impl ParquetScan {
             projection: self.projection.clone(),
             schema: Arc::clone(&self.schema),
             bytes_read: AtomicU64::new(0),
+            analyzed: self.analyzed.clone(),
         }
     }
 

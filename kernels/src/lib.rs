@@ -8,6 +8,7 @@
 //! `sabot-exec` call these; keys that do not pack take the operators' row-format path.
 //! The key-packing loop runs an AVX2 build where the CPU has one (module `simd`). String-view
 //! columns are matched against literals by their 16-byte views ([`views_matching`]).
+//! Distinct values are counted in fixed memory by [`HyperLogLog`] sketches (`ANALYZE`).
 //! Decimal sums, differences and products of operands that fit 64 bits run unchecked in one
 //! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX, COUNT and AVG ([`GroupedFold`], [`GroupedCount`], [`GroupedMean`]) back the
 //! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
@@ -24,6 +25,7 @@ mod group_map;
 mod grouped_fold;
 mod grouped_sum;
 mod hash;
+mod hyperloglog;
 mod join_table;
 mod keys;
 mod packed_key;
@@ -42,6 +44,7 @@ pub use grouped_sum::{
     grouped_sum_on_cpu,
 };
 pub use hash::{hash_u64, hash_u64_slice};
+pub use hyperloglog::HyperLogLog;
 #[cfg(feature = "cuda")]
 pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS, GPU_MIN_PROBE_ROWS_VARIABLE};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
