@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::datasource::physical_plan::parquet::{
     ParquetAccessPlan, ParquetFileMetrics, RowGroupAccessPlanFilter,
 };
@@ -312,7 +312,9 @@ impl ParquetScan {
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            // A scan of no columns (`count(*)`) still has its rows.
+            let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &rows)
                 .map_err(ExecError::arrow("ParquetScan"))?;
             emit(batch)?;
         }

@@ -93,3 +93,27 @@ fn filters_skip_row_groups_their_statistics_rule_out() {
         .sum();
     assert_eq!(total, 0, "every row group pruned still gives a count of 0");
 }
+
+#[test]
+fn a_scan_of_no_columns_counts_every_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sorted_file(dir.path());
+    let sabot = Sabot::builder().threads(2).build().unwrap();
+    sabot.register_parquet("t", &path).unwrap();
+    let count = |engine| {
+        let batches = sabot
+            .sql("SELECT count(*) FROM t")
+            .unwrap()
+            .with_engine(engine)
+            .collect()
+            .unwrap();
+        batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+            .value(0)
+    };
+    assert_eq!(count(Engine::Sabot), (ROWS_PER_GROUP * GROUPS) as i64);
+    assert_eq!(count(Engine::Sabot), count(Engine::DataFusion));
+}
