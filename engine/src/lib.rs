@@ -17,6 +17,7 @@
 //! # Ok::<(), sabot::SabotError>(())
 //! ```
 
+mod analyze;
 pub mod cluster_bench;
 pub mod dataframe;
 pub mod distributed;

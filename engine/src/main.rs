@@ -217,9 +217,11 @@ struct SqlArgs {
     /// Engine that runs the query: sabot or datafusion
     #[arg(long, default_value = "sabot")]
     engine: Engine,
-    /// The SQL statement
+    /// The SQL statement; several, separated by ';', run in turn and each result is printed
+    /// (e.g. "ANALYZE; SELECT ...": ANALYZE reads every table and the query is planned from
+    /// what it found)
     query: Option<String>,
-    /// Read the SQL statement from FILE instead
+    /// Read the SQL statement(s) from FILE instead
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
     /// Run the query on the cluster of this coordinator (host:port); tables must be Parquet
@@ -271,6 +273,10 @@ enum BenchCommand {
         /// engine, with their q-errors (max of estimate/actual and actual/estimate)
         #[arg(long)]
         report_estimates: bool,
+        /// Run ANALYZE on every table before the first query (a full read of each; its time is
+        /// printed and not counted), so Sabot plans from full statistics instead of samples
+        #[arg(long)]
+        analyze: bool,
     },
     /// Run TPC-H queries on one process and on a coordinator with worker processes started on
     /// this machine (the same threads in all), side by side, with the bytes each query
@@ -393,6 +399,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             answers,
             report_estimates,
+            analyze,
         }) => {
             let config = BenchConfig {
                 scale_factor: sf,
@@ -402,7 +409,7 @@ fn run(cli: Cli) -> Result<()> {
                 answers,
                 report_estimates,
             };
-            run_bench(&cli.session, &config, json.as_deref())
+            run_bench(&cli.session, &config, analyze, json.as_deref())
         }
         Command::Bench(BenchCommand::Kv {
             keys,
@@ -511,17 +518,32 @@ fn run_sql(session_args: &SessionArgs, args: SqlArgs) -> Result<()> {
     for (name, path) in &args.tables {
         register_table(&sabot, name, path)?;
     }
-    let frame = sabot.sql(&sql)?;
-    let schema = frame.schema();
     let cancel = CancelHandle::new();
     sabot.cancel_on_interrupt(&cancel);
-    let batches = frame.execute_with_cancel(&cancel)?.batches;
-    let mut stdout = std::io::stdout().lock();
-    sabot::format::write_batches(&batches, &schema, args.format, &mut stdout)?;
-    stdout.flush().map_err(|error| SabotError::Io {
-        path: PathBuf::from("<stdout>"),
-        source: error,
-    })
+    for statement in sql_statements(&sql) {
+        let frame = sabot.sql(&statement)?;
+        let schema = frame.schema();
+        let batches = frame.execute_with_cancel(&cancel)?.batches;
+        let mut stdout = std::io::stdout().lock();
+        sabot::format::write_batches(&batches, &schema, args.format, &mut stdout)?;
+        stdout.flush().map_err(|error| SabotError::Io {
+            path: PathBuf::from("<stdout>"),
+            source: error,
+        })?;
+    }
+    Ok(())
+}
+
+/// The statements of `sql`, one per `;`-separated statement. Text that does not parse is
+/// passed on whole, so that planning it reports the syntax error.
+fn sql_statements(sql: &str) -> Vec<String> {
+    match datafusion::sql::parser::DFParser::parse_sql(sql) {
+        Ok(statements) if statements.len() > 1 => statements
+            .iter()
+            .map(|statement| statement.to_string())
+            .collect(),
+        _ => vec![sql.to_string()],
+    }
 }
 
 fn print_status(args: &StatusArgs) -> Result<()> {
@@ -602,7 +624,12 @@ fn generate_with_progress(sf: f64, out: &Path, threads: usize) -> Result<()> {
     Ok(())
 }
 
-fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Path>) -> Result<()> {
+fn run_bench(
+    session_args: &SessionArgs,
+    config: &BenchConfig,
+    analyze: bool,
+    json: Option<&Path>,
+) -> Result<()> {
     generate::validate_scale_factor(config.scale_factor)?;
     let sabot = session(session_args, Engine::default())?;
     let dir = sabot::tpch::cache_dir(&sabot.settings().data_dir, config.scale_factor);
@@ -616,6 +643,14 @@ fn run_bench(session_args: &SessionArgs, config: &BenchConfig, json: Option<&Pat
         generate_with_progress(config.scale_factor, &dir, sabot.settings().threads)?;
     }
     sabot::tpch::register(&sabot, &dir)?;
+    if analyze {
+        let started = std::time::Instant::now();
+        let columns = sabot.analyze(None, &[])?.count()?;
+        eprintln!(
+            "ANALYZE: {columns} columns of every table in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let report = sabot::tpch::bench::run(&sabot, config, |timing: &QueryTiming| {
         eprintln!(
             "Q{:<2} {:<10} median {:.3} s",

@@ -401,8 +401,12 @@ impl Sabot {
         names
     }
 
-    /// Plans a SQL statement. Nothing runs until an action (`collect`, `show`, `count`).
+    /// Plans a SQL statement. Nothing runs until an action (`collect`, `show`, `count`), except
+    /// for `ANALYZE`, which reads its tables at once (see [`Sabot::analyze`]).
     pub fn sql(&self, text: &str) -> Result<DataFrame> {
+        if let Some(request) = crate::analyze::analyze_request(text) {
+            return self.analyze(request.table.as_deref(), &request.columns);
+        }
         let context = self.inner.context.clone();
         let text = text.to_string();
         let text_for_cluster = text.clone();
@@ -413,6 +417,64 @@ impl Sabot {
             DataFrame::new(frame, Arc::clone(&self.inner), self.inner.settings.engine)
                 .with_sql(text_for_cluster),
         )
+    }
+
+    /// Reads Parquet table `table` (every Parquet table when `None`) once in full and keeps
+    /// statistics of its columns (`columns`; all when empty) for planning: distinct counts
+    /// (HyperLogLog), null counts, bounds and equi-depth histograms of integer, date and
+    /// decimal columns. Queries planned afterwards estimate from them instead of samples, until
+    /// a file of the table changes. Returns a row per analyzed column. Not available in a
+    /// distributed session, whose coordinator plans the queries.
+    pub fn analyze(&self, table: Option<&str>, columns: &[String]) -> Result<DataFrame> {
+        if let Some(cluster) = &self.inner.cluster {
+            return Err(SabotError::NotSupported {
+                message: format!(
+                    "ANALYZE in a distributed session: the coordinator ({}) plans its queries \
+                     from its own statistics",
+                    cluster.coordinator
+                ),
+            });
+        }
+        let names = match table {
+            Some(name) => vec![name.to_string()],
+            None => self.table_names(),
+        };
+        let mut batches = Vec::new();
+        for name in names {
+            let context = self.inner.context.clone();
+            let lookup = name.clone();
+            let provider = self.inner.block_on(async move {
+                context
+                    .table_provider(lookup.as_str())
+                    .await
+                    .map_err(SabotError::from)
+            })?;
+            let threads = self.inner.settings.threads;
+            let summary =
+                match crate::analyze::analyze_table(&name, provider.as_ref(), columns, threads) {
+                    Some(summary) => summary?,
+                    None if table.is_some() => {
+                        return Err(SabotError::NotSupported {
+                            message: format!(
+                                "ANALYZE {name}: only tables of Parquet files are analyzed"
+                            ),
+                        });
+                    }
+                    None => continue,
+                };
+            batches.push(crate::analyze::summary_rows(
+                &name,
+                &provider.schema(),
+                &summary,
+            )?);
+        }
+        let rows = MemTable::try_new(crate::analyze::summary_schema(), vec![batches])?;
+        let frame = self.inner.context.read_table(Arc::new(rows))?;
+        Ok(DataFrame::new(
+            frame,
+            Arc::clone(&self.inner),
+            self.inner.settings.engine,
+        ))
     }
 
     /// A DataFrame over a registered table.

@@ -408,3 +408,38 @@ fn bench_kv_writes_every_workload_for_both_stores_as_json() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("maybe"), "{}", stderr(&bad));
 }
+
+#[test]
+fn sql_runs_several_statements_in_turn_and_analyze_prints_its_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tpch");
+    let data = data.to_str().unwrap();
+    assert!(
+        sabot(&["tpch", "gen", "--sf", "0.01", "--out", data])
+            .status
+            .success()
+    );
+    let output = sabot(&[
+        "sql",
+        "--tpch",
+        data,
+        "--format",
+        "csv",
+        "ANALYZE nation (n_nationkey, n_name); SELECT count(*) AS nations FROM nation",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(
+        printed.contains("nation,n_nationkey,25,0,25,0,24,")
+            && printed.contains("nation,n_name,25,0,25,,,\n")
+            && printed.contains("nations\n25\n"),
+        "{printed}"
+    );
+    let refused = sabot(&["sql", "--tpch", data, "ANALYZE nation (nope)"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no column named nope"),
+        "{}",
+        stderr(&refused)
+    );
+}

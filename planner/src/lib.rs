@@ -20,7 +20,7 @@ mod window_functions;
 
 pub use error::{PlanError, Result};
 pub use memory_table::MemoryTable;
-pub use physical::PhysicalPlanner;
+pub use physical::{PhysicalPlanner, parquet_table_files};
 pub use stages::{Exchange, Stage, StagePlan};
 pub use stream::{StreamPlan, aggregate_call, plan_stream, reads_stream};
 pub use window_functions::{WindowFunctionKind, window_functions};

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, DataFusionError, JoinType, NullEquality};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::TableProvider;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::SessionState;
@@ -699,6 +700,18 @@ fn limit_bounds(limit: &Limit) -> Option<(usize, Option<usize>)> {
         FetchType::UnsupportedExpr => return None,
     };
     Some((skip, fetch))
+}
+
+/// The Parquet files behind `provider` when it is a listing table of Parquet files (the tables
+/// `ANALYZE` reads); `None` for other tables; an error names a directory that cannot be listed.
+pub fn parquet_table_files(
+    provider: &dyn TableProvider,
+) -> Option<std::result::Result<Vec<PathBuf>, String>> {
+    let listing = provider.downcast_ref::<ListingTable>()?;
+    if listing.options().format.get_ext() != "parquet" {
+        return None;
+    }
+    Some(parquet_files(listing).map_err(|Unsupported(message)| message))
 }
 
 /// The Parquet files behind a listing table.

@@ -2,6 +2,7 @@
 //! DataFrame API. One test binary, so the TPC-H data set is generated once.
 
 mod aggregation_key_filters;
+mod analyze_statistics;
 mod bad_input;
 mod cancellation;
 mod common;
