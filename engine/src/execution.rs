@@ -202,7 +202,9 @@ impl PreparedQuery {
                 let mut estimates = Vec::new();
                 root.visit(&mut |node| {
                     let operator = match &node.kind {
-                        NodeKind::HashJoin { spec, .. } => format!("HashJoin {:?}", spec.kind),
+                        NodeKind::HashJoin { spec, .. } => {
+                            format!("{} {:?}", spec.algorithm(), spec.kind)
+                        }
                         NodeKind::Aggregate { .. } => "HashAggregate".to_string(),
                         _ => return,
                     };

@@ -69,6 +69,17 @@ pub struct JoinSpec {
 }
 
 impl JoinSpec {
+    /// How the join finds its pairs: `HashJoin` (a hash table of the build side's keys) or,
+    /// for a join without equality keys, `NestedLoopJoin` (every probe row against every build
+    /// row, the filter deciding).
+    pub fn algorithm(&self) -> &'static str {
+        if self.probe_keys.is_empty() {
+            "NestedLoopJoin"
+        } else {
+            "HashJoin"
+        }
+    }
+
     /// Whether the join must emit build rows after the probe side is done: a full join, or a
     /// left, semi, anti or mark join that builds on the logical left input. Its probe pipeline
     /// marks the build rows it matches (left and full joins also emit their pairs as they go).

@@ -565,7 +565,7 @@ impl PhysicalNode {
             }
             NodeKind::Limit { skip, fetch, .. } => format!("Limit: skip={skip}, fetch={fetch:?}"),
             NodeKind::Union { inputs } => format!("Union: inputs={}", inputs.len()),
-            NodeKind::HashJoin { spec, .. } => format!("HashJoin: {spec}"),
+            NodeKind::HashJoin { spec, .. } => format!("{}: {spec}", spec.algorithm()),
         }
     }
 }

@@ -194,3 +194,43 @@ fn q18_semi_join_filters_orders_before_the_inner_joins() {
         "the semi join is not below both inner joins: {lines:#?}"
     );
 }
+
+#[test]
+fn joins_without_equality_keys_are_nested_loops_over_the_smaller_side() {
+    let sabot = tpch_session();
+    let query = "SELECT count(*) FROM nation, region WHERE n_regionkey < r_regionkey";
+    let explained = sabot.sql(query).unwrap().explain(false).unwrap();
+    let plan = explained
+        .split("Physical plan")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no physical plan in {explained}"));
+    let join = plan
+        .lines()
+        .find(|line| line.contains("Join:"))
+        .unwrap_or_else(|| panic!("no join in {plan}"));
+    // `region` (5 rows) is held and every `nation` row (25) meets each of its rows.
+    assert!(join.contains("NestedLoopJoin: Inner, on=[]"), "{join}");
+    let build_side = if join.contains("build=right") { 2 } else { 1 };
+    let scans: Vec<&str> = plan
+        .lines()
+        .filter(|line| line.contains("ParquetScan"))
+        .collect();
+    assert!(scans[build_side - 1].contains("region.parquet"), "{plan}");
+    let equi = "SELECT count(*) FROM nation, region WHERE n_regionkey = r_regionkey";
+    let equi_plan = sabot.sql(equi).unwrap().explain(false).unwrap();
+    assert!(equi_plan.contains("HashJoin: Inner"), "{equi_plan}");
+    let count = |sql: &str, engine| {
+        crate::common::sorted_rows(
+            &sabot
+                .sql(sql)
+                .unwrap()
+                .with_engine(engine)
+                .collect()
+                .unwrap(),
+        )
+    };
+    assert_eq!(
+        count(query, Engine::Sabot),
+        count(query, Engine::DataFusion)
+    );
+}
