@@ -370,7 +370,11 @@ impl Executor {
         };
         match pipeline.source {
             PipelineSource::Parquet { scan, node } => {
-                for (index, morsel) in scan.morsels().into_iter().enumerate() {
+                for (index, morsel) in scan
+                    .morsels(self.scheduler.threads())
+                    .into_iter()
+                    .enumerate()
+                {
                     let cancel = run.cancel.clone();
                     let (scan, node, operators, sink, report) = (
                         Arc::clone(&scan),

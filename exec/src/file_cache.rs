@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::file::metadata::PageIndexPolicy;
 
 use crate::error::{ExecError, Result};
 
@@ -86,8 +87,9 @@ pub(crate) fn footer(path: &Path) -> Result<(ArrowReaderMetadata, FileStamp)> {
         return Ok((found.clone(), stamp));
     }
     let file = File::open(path).map_err(|error| unreadable(&error))?;
-    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())
-        .map_err(|error| unreadable(&error))?;
+    // The offset index locates each page, so a scan of part of a row group reads only its pages.
+    let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+    let metadata = ArrowReaderMetadata::load(&file, options).map_err(|error| unreadable(&error))?;
     let mut footers = footers().lock().unwrap_or_else(PoisonError::into_inner);
     // An older version of the file is not read again.
     footers.retain(|cached, _| cached.path != stamp.path);

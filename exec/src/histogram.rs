@@ -30,8 +30,8 @@ impl Histogram {
         // The sample may have missed the extremes; the full read saw them.
         bounds[0] = min;
         bounds[buckets] = max;
-        for bucket in 1..buckets {
-            bounds[bucket] = bounds[bucket].clamp(min, max);
+        for bound in &mut bounds[1..buckets] {
+            *bound = (*bound).clamp(min, max);
         }
         Some(Histogram { bounds })
     }

@@ -1,5 +1,5 @@
 //! Pipeline sources: the morsels a pipeline starts from. A Parquet scan yields one morsel per
-//! row group, read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
+//! row group (or per range of a row group's rows, where it has too few row groups for the threads), read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
 //! skipping the row groups whose min/max statistics rule out the query's filters (DataFusion's
 //! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its statistics;
 //! a fallback runs a DataFusion subtree and yields its batches.
@@ -21,7 +21,9 @@ use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 
 use crate::analyze::{ColumnSummary, TableSummary};
 use crate::error::{ExecError, Result};
@@ -56,11 +58,18 @@ struct ScannedFile {
     row_groups: Vec<usize>,
 }
 
-/// One unit of scan work: a row group of a file.
+/// Scans of fewer row groups than this many per thread split their row groups.
+const MORSELS_PER_THREAD: usize = 2;
+/// The fewest rows a split of a row group reads.
+const MIN_SPLIT_ROWS: usize = 16_384;
+
+/// One unit of scan work: a row group of a file, or a range of its rows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RowGroupMorsel {
     file: usize,
     row_group: usize,
+    /// The first row (within the row group) and the number of rows read; `None` for all.
+    rows: Option<(usize, usize)>,
 }
 
 impl ParquetScan {
@@ -253,20 +262,59 @@ impl ParquetScan {
         self.files.iter().map(|file| &file.path)
     }
 
-    pub(crate) fn morsels(&self) -> Vec<RowGroupMorsel> {
-        self.files
+    /// The scan's work for `threads` threads, in file and row order: a morsel per row group,
+    /// or where the scan has fewer than `MORSELS_PER_THREAD` row groups per thread (a table of
+    /// one large row group), each row group split into equal row ranges so that every thread
+    /// has some to read; splits read pages their neighbours also read (and each its column
+    /// chunks' dictionaries), so they are no smaller than `MIN_SPLIT_ROWS`.
+    pub(crate) fn morsels(&self, threads: usize) -> Vec<RowGroupMorsel> {
+        let groups: Vec<(usize, usize)> = self
+            .files
             .iter()
             .enumerate()
             .flat_map(|(file, scanned)| {
                 scanned
                     .row_groups
                     .iter()
-                    .map(move |&row_group| RowGroupMorsel { file, row_group })
+                    .map(move |&row_group| (file, row_group))
             })
-            .collect()
+            .collect();
+        let wanted = threads.max(1) * MORSELS_PER_THREAD;
+        let splits = if groups.is_empty() || groups.len() >= wanted {
+            1
+        } else {
+            wanted.div_ceil(groups.len())
+        };
+        let mut morsels = Vec::with_capacity(groups.len() * splits);
+        for (file, row_group) in groups {
+            let rows = self.files[file]
+                .metadata
+                .metadata()
+                .row_group(row_group)
+                .num_rows()
+                .max(0) as usize;
+            let parts = splits.min(rows / MIN_SPLIT_ROWS).max(1);
+            if parts == 1 {
+                morsels.push(RowGroupMorsel {
+                    file,
+                    row_group,
+                    rows: None,
+                });
+                continue;
+            }
+            morsels.extend((0..parts).map(|part| {
+                let (first, end) = (rows * part / parts, rows * (part + 1) / parts);
+                RowGroupMorsel {
+                    file,
+                    row_group,
+                    rows: Some((first, end - first)),
+                }
+            }));
+        }
+        morsels
     }
 
-    /// Decodes one row group, calling `emit` with each batch.
+    /// Decodes one row group or range of its rows, calling `emit` with each batch.
     pub(crate) fn read(
         &self,
         morsel: RowGroupMorsel,
@@ -279,13 +327,19 @@ impl ParquetScan {
             scanned.metadata.parquet_schema(),
             self.projection.iter().copied(),
         );
-        let reader =
+        let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, scanned.metadata.clone())
                 .with_row_groups(vec![morsel.row_group])
                 .with_projection(mask)
-                .with_batch_size(PARQUET_BATCH_ROWS)
-                .build()
-                .map_err(|error| fail(&error))?;
+                .with_batch_size(PARQUET_BATCH_ROWS);
+        if let Some((first, count)) = morsel.rows {
+            // The offset index (read with the footer) lets the decoder skip the pages outside.
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(first),
+                RowSelector::select(count),
+            ]));
+        }
+        let reader = builder.build().map_err(|error| fail(&error))?;
         // The decoder returns columns in file order; the plan may want another order or types.
         let file_order = self.file_order();
         let row_group = scanned.metadata.metadata().row_group(morsel.row_group);
@@ -295,8 +349,13 @@ impl ParquetScan {
             .filter_map(|&column| row_group.columns().get(column))
             .map(|chunk| chunk.compressed_size())
             .sum();
-        self.bytes_read
-            .fetch_add(chunk_bytes.max(0) as u64, Ordering::Relaxed);
+        let share = morsel.rows.map_or(1.0, |(_, count)| {
+            count as f64 / row_group.num_rows().max(1) as f64
+        });
+        self.bytes_read.fetch_add(
+            (chunk_bytes.max(0) as f64 * share) as u64,
+            Ordering::Relaxed,
+        );
         for batch in reader {
             let batch = batch.map_err(|error| fail(&error))?;
             let columns = file_order
@@ -424,4 +483,75 @@ pub fn display_datafusion_plan(plan: &dyn ExecutionPlan, metrics: bool) -> Strin
         DisplayableExecutionPlan::new(plan)
     };
     shown.indent(false).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    /// A file of `ids` in row groups of `group_rows` rows and pages of 1,000 rows.
+    fn write(path: &std::path::Path, ids: std::ops::Range<i64>, group_rows: usize) -> SchemaRef {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from_iter_values(ids))],
+        )
+        .unwrap();
+        let properties = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(group_rows))
+            .set_data_page_row_count_limit(1_000)
+            .set_write_batch_size(1_000)
+            .build();
+        let file = File::create(path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(properties)).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        schema
+    }
+
+    fn read_all(scan: &ParquetScan, morsels: &[RowGroupMorsel]) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for &morsel in morsels {
+            scan.read(morsel, |batch| {
+                ids.extend(batch.column(0).as_primitive::<Int64Type>().values());
+                Ok(())
+            })
+            .unwrap();
+        }
+        ids
+    }
+
+    #[test]
+    fn a_scan_of_few_row_groups_splits_them_and_still_reads_each_row_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one_group.parquet");
+        let schema = write(&path, 0..100_000, 100_000);
+        let scan = ParquetScan::try_new(vec![path], vec![0], schema).unwrap();
+        // One row group for 4 threads: 8 splits wanted, 6 of at least `MIN_SPLIT_ROWS` rows.
+        let morsels = scan.morsels(4);
+        assert_eq!(morsels.len(), 6);
+        assert_eq!(read_all(&scan, &morsels), (0..100_000).collect::<Vec<_>>());
+        // One thread: two splits.
+        assert_eq!(scan.morsels(1).len(), 2);
+        assert!(scan.bytes_read() > 0);
+    }
+
+    #[test]
+    fn a_scan_of_enough_row_groups_reads_them_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("groups.parquet");
+        let schema = write(&path, 0..40_000, 5_000);
+        let scan = ParquetScan::try_new(vec![path], vec![0], schema).unwrap();
+        let morsels = scan.morsels(2);
+        assert_eq!(morsels.len(), 8);
+        assert!(morsels.iter().all(|morsel| morsel.rows.is_none()));
+        assert_eq!(read_all(&scan, &morsels), (0..40_000).collect::<Vec<_>>());
+        // Small row groups are not split however many threads there are.
+        assert_eq!(scan.morsels(16).len(), 8);
+    }
 }

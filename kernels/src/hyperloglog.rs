@@ -65,7 +65,10 @@ impl HyperLogLog {
             .registers
             .iter()
             .fold((0.0f64, 0usize), |(sum, empty), &rank| {
-                (sum + (-f64::from(rank)).exp2(), empty + usize::from(rank == 0))
+                (
+                    sum + (-f64::from(rank)).exp2(),
+                    empty + usize::from(rank == 0),
+                )
             });
         let alpha = 0.7213 / (1.0 + 1.079 / registers);
         let raw = alpha * registers * registers / sum;
