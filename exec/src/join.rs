@@ -225,6 +225,32 @@ impl JoinTable {
         Ok((probe_rows, build_rows))
     }
 
+    /// Whether rows can be filtered by key alone before they reach the probe (see
+    /// [`JoinTable::key_filter`]): one key packed into a table with a cheap membership test.
+    pub(crate) fn has_key_filter(&self) -> bool {
+        match &self.index {
+            JoinIndex::Packed { packing, table } => {
+                packing.key_columns() == 1 && table.has_key_filter()
+            }
+            _ => false,
+        }
+    }
+
+    /// The rows of `key` (values of the join's one probe key) that may find a build row:
+    /// exact for a table indexed by key, by the key bitmap for a hashed one. A row it drops has
+    /// no match, so a join that drops unmatched probe rows may drop it earlier.
+    pub(crate) fn key_filter(&self, key: &ArrayRef) -> Result<BooleanArray> {
+        let JoinIndex::Packed { packing, table } = &self.index else {
+            return Ok(BooleanArray::from(vec![true; key.len()]));
+        };
+        let (mut keys, mut usable, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        packing
+            .pack(std::slice::from_ref(key), &mut keys, &mut usable)
+            .map_err(ExecError::kernel(OPERATOR))?;
+        table.may_match(&keys, &usable, &mut kept);
+        Ok(BooleanArray::from(kept))
+    }
+
     /// Whether each probe row has a build row with an equal key that passes the residual filter.
     fn probe_matched(&self, spec: &JoinSpec, probe: &RecordBatch) -> Result<Vec<bool>> {
         if let (JoinIndex::Packed { packing, table }, None) = (&self.index, &spec.filter) {

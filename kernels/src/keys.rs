@@ -111,6 +111,11 @@ impl KeyPacking {
         Some(KeyPacking { columns: packed })
     }
 
+    /// The number of key columns packed.
+    pub fn key_columns(&self) -> usize {
+        self.columns.len()
+    }
+
     /// The bits a packed key uses: keys of up to 64 bits go in a `u64`, wider ones in a `u128`.
     pub fn bits(&self) -> u32 {
         self.columns.last().map_or(0, |field| {

@@ -11,6 +11,7 @@ mod dataframe_api;
 mod gpu_joins;
 mod having_estimates;
 mod join_correlation_estimates;
+mod join_key_filters;
 mod join_order;
 mod nexmark_streams;
 mod scan_pruning;
