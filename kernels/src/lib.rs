@@ -9,6 +9,7 @@
 //! The key-packing loop runs an AVX2 build where the CPU has one (module `simd`). String-view
 //! columns are matched against literals by their 16-byte views ([`views_matching`]).
 //! Distinct values are counted in fixed memory by [`HyperLogLog`] sketches (`ANALYZE`).
+//! `LIKE` patterns of several literal segments are matched by substring search ([`LikePattern`]).
 //! Decimal sums, differences and products of operands that fit 64 bits run unchecked in one
 //! pass ([`decimal_arithmetic`]). Running grouped SUM, MIN, MAX, COUNT and AVG ([`GroupedFold`], [`GroupedCount`], [`GroupedMean`]) back the
 //! aggregation operator's accumulators. One-shot grouped SUM and COUNT over group ids ([`grouped_sum_i64`], [`grouped_sum_f64`]) and probes of
@@ -28,6 +29,7 @@ mod hash;
 mod hyperloglog;
 mod join_table;
 mod keys;
+mod like_match;
 mod packed_key;
 mod prefetch;
 mod simd;
@@ -49,6 +51,7 @@ pub use hyperloglog::HyperLogLog;
 pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS, GPU_MIN_PROBE_ROWS_VARIABLE};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
 pub use keys::{KeyPacking, union_of_ranges, value_range};
+pub use like_match::{LikePattern, string_views_like, strings_like};
 pub use packed_key::PackedKey;
 pub use string_dictionary::StringDictionary;
 pub use view_match::{ViewLiteral, views_matching};

@@ -1,0 +1,175 @@
+//! SQL `LIKE` patterns made of literal text and `%` (no `_`, no escapes), matched by SIMD
+//! substring search (`memchr::memmem`): each literal segment is looked for after the previous
+//! one's match, leftmost first, which decides such a pattern exactly. Arrow's own `LIKE` has
+//! fast paths for one segment (prefix, suffix, contains) and falls back to a regular expression
+//! for more (TPC-H Q13's `'%special%requests%'`, Q16's `'%Customer%Complaints%'`).
+
+use arrow::array::{Array, GenericStringArray, OffsetSizeTrait, StringViewArray};
+use arrow::buffer::BooleanBuffer;
+use memchr::memmem::Finder;
+
+/// A `LIKE` pattern of literal segments separated by `%`.
+#[derive(Debug, Clone)]
+pub struct LikePattern {
+    /// The first non-empty literal segment.
+    first: Finder<'static>,
+    /// The segments between the first and the last.
+    middle: Vec<Finder<'static>>,
+    /// The last non-empty literal segment.
+    last: Finder<'static>,
+    /// Whether the pattern does not start with `%`: the first segment is a prefix.
+    anchored_start: bool,
+    /// Whether the pattern does not end with `%`: the last segment is a suffix.
+    anchored_end: bool,
+}
+
+impl LikePattern {
+    /// The pattern `pattern`, when it has at least two literal segments and no `_` or escape
+    /// character (`None` otherwise: Arrow's kernels match those as fast or need a regular
+    /// expression).
+    pub fn multi_segment(pattern: &str) -> Option<LikePattern> {
+        if pattern.contains(['_', '\\']) {
+            return None;
+        }
+        let mut segments: Vec<Finder<'static>> = pattern
+            .split('%')
+            .filter(|segment| !segment.is_empty())
+            .map(|segment| Finder::new(segment.as_bytes()).into_owned())
+            .collect();
+        if segments.len() < 2 {
+            return None;
+        }
+        let last = segments.pop()?;
+        let first = segments.remove(0);
+        Some(LikePattern {
+            first,
+            middle: segments,
+            last,
+            anchored_start: !pattern.starts_with('%'),
+            anchored_end: !pattern.ends_with('%'),
+        })
+    }
+
+    /// Whether `value` matches the pattern.
+    pub fn matches(&self, value: &[u8]) -> bool {
+        let (first, last) = (&self.first, &self.last);
+        let mut position = if self.anchored_start {
+            if !value.starts_with(first.needle()) {
+                return false;
+            }
+            first.needle().len()
+        } else {
+            match first.find(value) {
+                Some(found) => found + first.needle().len(),
+                None => return false,
+            }
+        };
+        for segment in &self.middle {
+            match segment.find(&value[position..]) {
+                Some(found) => position += found + segment.needle().len(),
+                None => return false,
+            }
+        }
+        if self.anchored_end {
+            value.len() >= position + last.needle().len() && value.ends_with(last.needle())
+        } else {
+            last.find(&value[position..]).is_some()
+        }
+    }
+}
+
+/// The rows of `values` that match `pattern` (`negated`: that do not); null rows are in
+/// neither.
+pub fn string_views_like(
+    values: &StringViewArray,
+    pattern: &LikePattern,
+    negated: bool,
+) -> BooleanBuffer {
+    let matched = BooleanBuffer::collect_bool(values.len(), |row| {
+        pattern.matches(values.value(row).as_bytes()) != negated
+    });
+    with_nulls_false(matched, values)
+}
+
+/// [`string_views_like`] for `Utf8` and `LargeUtf8` arrays.
+pub fn strings_like<O: OffsetSizeTrait>(
+    values: &GenericStringArray<O>,
+    pattern: &LikePattern,
+    negated: bool,
+) -> BooleanBuffer {
+    let matched = BooleanBuffer::collect_bool(values.len(), |row| {
+        pattern.matches(values.value(row).as_bytes()) != negated
+    });
+    with_nulls_false(matched, values)
+}
+
+fn with_nulls_false(matched: BooleanBuffer, values: &dyn Array) -> BooleanBuffer {
+    match values.nulls() {
+        Some(nulls) => &matched & nulls.inner(),
+        None => matched,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::StringArray;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `LIKE` by its definition: `%` matches any run of characters, the rest itself.
+    fn reference(pattern: &[u8], value: &[u8]) -> bool {
+        match pattern.split_first() {
+            None => value.is_empty(),
+            Some((b'%', rest)) => (0..=value.len()).any(|skip| reference(rest, &value[skip..])),
+            Some((&literal, rest)) => {
+                value.first() == Some(&literal) && reference(rest, &value[1..])
+            }
+        }
+    }
+
+    #[test]
+    fn tpch_patterns_match_as_like_does() {
+        let pattern = LikePattern::multi_segment("%special%requests%").unwrap();
+        assert!(pattern.matches(b"the special requests are"));
+        assert!(pattern.matches(b"specialrequests"));
+        assert!(!pattern.matches(b"requests special"));
+        assert!(!pattern.matches(b"special request"));
+        let anchored = LikePattern::multi_segment("ab%ab").unwrap();
+        assert!(anchored.matches(b"abab") && anchored.matches(b"ab xx ab"));
+        // The prefix and suffix may not share characters.
+        assert!(!anchored.matches(b"aba") && !anchored.matches(b"ab"));
+        for single in ["%green%", "forest%", "%BRASS", "PROMO", "a_b%c", "%a\\%b%"] {
+            assert!(LikePattern::multi_segment(single).is_none(), "{single}");
+        }
+    }
+
+    #[test]
+    fn nulls_match_neither_way() {
+        let values = StringViewArray::from(vec![Some("x special y requests"), None, Some("no")]);
+        let pattern = LikePattern::multi_segment("%special%requests%").unwrap();
+        let like: Vec<bool> = string_views_like(&values, &pattern, false).iter().collect();
+        assert_eq!(like, [true, false, false]);
+        let not_like: Vec<bool> = string_views_like(&values, &pattern, true).iter().collect();
+        assert_eq!(not_like, [false, false, true]);
+        let utf8 = StringArray::from(vec![Some("x special y requests"), None, Some("no")]);
+        let like: Vec<bool> = strings_like(&utf8, &pattern, false).iter().collect();
+        assert_eq!(like, [true, false, false]);
+    }
+
+    proptest! {
+        #[test]
+        fn patterns_of_literals_and_percents_match_like_their_definition(
+            pattern in "[ab%]{0,8}",
+            value in "[ab]{0,10}",
+        ) {
+            if let Some(compiled) = LikePattern::multi_segment(&pattern) {
+                prop_assert_eq!(
+                    compiled.matches(value.as_bytes()),
+                    reference(pattern.as_bytes(), value.as_bytes()),
+                    "{} LIKE {}", value, pattern
+                );
+            }
+        }
+    }
+}
