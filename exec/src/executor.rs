@@ -3,7 +3,7 @@
 //! pipeline's output into its sink.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -88,6 +88,7 @@ enum Step {
     KeyFilter {
         table: Arc<JoinTable>,
         column: usize,
+        pass_rate: Arc<PassRate>,
     },
     Filter(FilterPredicate),
     Project(Vec<Arc<dyn PhysicalExpr>>),
@@ -463,18 +464,42 @@ fn nodes_reached_twice(root: &Arc<PhysicalNode>) -> HashSet<usize> {
 }
 
 /// Pushes `batch` through the streaming operators; `None` when a filter removed every row.
-/// Joins estimated to keep at most this share of their probe rows filter them by key at the
-/// start of the pipeline.
-const KEY_FILTER_MAX_SHARE: f64 = 0.5;
+/// A key filter that lets through more than this share of the rows it has seen stops filtering.
+const KEY_FILTER_MAX_PASS_RATE: f64 = 0.5;
+/// Rows a key filter sees before it judges its pass rate.
+const KEY_FILTER_TRIAL_ROWS: u64 = 65_536;
+
+/// How many rows a key filter has seen and let through, to turn itself off where it keeps
+/// most of them (a join that finds a match for most probe rows gains nothing from it).
+#[derive(Default)]
+struct PassRate {
+    seen: AtomicU64,
+    kept: AtomicU64,
+    off: AtomicBool,
+}
+
+impl PassRate {
+    fn worth_it(&self) -> bool {
+        !self.off.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, seen: usize, kept: usize) {
+        let seen = self.seen.fetch_add(seen as u64, Ordering::Relaxed) + seen as u64;
+        let kept = self.kept.fetch_add(kept as u64, Ordering::Relaxed) + kept as u64;
+        if seen >= KEY_FILTER_TRIAL_ROWS && kept as f64 > seen as f64 * KEY_FILTER_MAX_PASS_RATE {
+            self.off.store(true, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Key filters for the joins of a pipeline from `source` through `operators`, to run on the
 /// source's batches before any operator (sideways information passing). A join gets one where
 /// it drops probe rows without a match (inner and semi joins), on one key column that comes
 /// unchanged from the source, with a table that tells misses without lookups (indexed by key,
-/// or with a key bitmap), estimated to keep at most `KEY_FILTER_MAX_SHARE` of its probe rows,
-/// and after a filter or another join's probe that would otherwise work on the rows it drops
-/// (TPC-H Q3: `lineitem`'s date filter copies half the table, of which 1% has an order the
-/// join keeps).
+/// or with a key bitmap), after a filter or another join's probe that would otherwise work on
+/// the rows it drops (TPC-H Q3: `lineitem`'s date filter copies half the table, of which 1%
+/// has an order the join keeps). A filter that lets most rows through turns itself off
+/// ([`PassRate`]).
 fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<StreamingOperator> {
     let mut filters = Vec::new();
     for (position, operator) in operators.iter().enumerate() {
@@ -487,17 +512,12 @@ fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<St
         let NodeKind::HashJoin { probe, .. } = &operator.node.kind else {
             continue;
         };
-        let ([key], Some(joined), Some(probed)) = (
-            spec.probe_keys.as_slice(),
-            operator.node.estimated_rows(),
-            probe.estimated_rows(),
-        ) else {
+        let [key] = spec.probe_keys.as_slice() else {
             continue;
         };
         if !saves_work
             || !matches!(spec.kind, JoinKind::Inner | JoinKind::LeftSemi)
             || !table.has_key_filter()
-            || joined > probed * KEY_FILTER_MAX_SHARE
         {
             continue;
         }
@@ -515,6 +535,7 @@ fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<St
             step: Step::KeyFilter {
                 table: Arc::clone(table),
                 column,
+                pass_rate: Arc::default(),
             },
         });
     }
@@ -542,8 +563,16 @@ fn push_through(
     {
         let started = Instant::now();
         batch = match step {
-            Step::KeyFilter { table, column } => {
+            Step::KeyFilter {
+                table,
+                column,
+                pass_rate,
+            } => {
+                if !pass_rate.worth_it() {
+                    continue;
+                }
                 let kept = table.key_filter(batch.column(*column))?;
+                pass_rate.record(batch.num_rows(), kept.true_count());
                 operator.metrics.record_time(started.elapsed());
                 let kept = filter_record_batch(&batch, &kept)
                     .map_err(ExecError::arrow("HashJoin key filter"))?;
@@ -590,4 +619,25 @@ fn as_union_rows(batch: RecordBatch, schema: &arrow::datatypes::SchemaRef) -> Re
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
         .map_err(ExecError::arrow("Union"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_filter_that_keeps_most_rows_turns_itself_off_after_its_trial() {
+        let selective = PassRate::default();
+        let useless = PassRate::default();
+        for _ in 0..4 {
+            selective.record(32_768, 300);
+            useless.record(32_768, 30_000);
+        }
+        assert!(selective.worth_it());
+        assert!(!useless.worth_it());
+        // Judged only after the trial: one batch keeping everything decides nothing.
+        let early = PassRate::default();
+        early.record(1_000, 1_000);
+        assert!(early.worth_it());
+    }
 }
