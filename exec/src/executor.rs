@@ -496,19 +496,25 @@ impl PassRate {
 /// source's batches before any operator (sideways information passing). A join gets one where
 /// it drops probe rows without a match (inner and semi joins), on one key column that comes
 /// unchanged from the source, with a table that tells misses without lookups (indexed by key,
-/// or with a key bitmap), after a filter or another join's probe that would otherwise work on
-/// the rows it drops (TPC-H Q3: `lineitem`'s date filter copies half the table, of which 1%
-/// has an order the join keeps). A filter that lets most rows through turns itself off
-/// ([`PassRate`]).
+/// or with a key bitmap), after a filter that would otherwise work on the rows it drops (TPC-H
+/// Q3: `lineitem`'s date filter copies half the table, of which 1% has an order the join
+/// keeps), and with no other join's probe before it (whose rows would no longer be that join's
+/// output). A filter that lets most rows through turns itself off ([`PassRate`]).
 fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<StreamingOperator> {
     let mut filters = Vec::new();
     for (position, operator) in operators.iter().enumerate() {
         let Step::Probe(table, spec) = &operator.step else {
             continue;
         };
-        let saves_work = operators[..position]
+        // It must save a filter work, and no other join may run before it: that join's output
+        // would then count only the rows this one can match, not the rows it joins.
+        let earlier = &operators[..position];
+        let saves_work = earlier
             .iter()
-            .any(|earlier| matches!(earlier.step, Step::Filter(_) | Step::Probe(..)));
+            .any(|earlier| matches!(earlier.step, Step::Filter(_)))
+            && !earlier
+                .iter()
+                .any(|earlier| matches!(earlier.step, Step::Probe(..)));
         let NodeKind::HashJoin { probe, .. } = &operator.node.kind else {
             continue;
         };

@@ -337,7 +337,7 @@ impl BenchReport {
                     q_error.map_or("?".to_string(), |q| format!("{q:.2}"))
                 );
                 if let Some(q) = q_error {
-                    if estimate.operator.starts_with("HashJoin") {
+                    if estimate.operator.contains("Join") {
                         joins.push(q);
                     } else {
                         aggregates.push(q);
@@ -392,11 +392,23 @@ mod tests {
                 "ok".to_string()
             }),
             estimates: if engine == "sabot" {
-                vec![RowEstimate {
-                    operator: "HashJoin Inner".to_string(),
-                    estimated_rows: Some(50.0),
-                    actual_rows: 200,
-                }]
+                vec![
+                    RowEstimate {
+                        operator: "HashJoin Inner".to_string(),
+                        estimated_rows: Some(50.0),
+                        actual_rows: 200,
+                    },
+                    RowEstimate {
+                        operator: "NestedLoopJoin Inner".to_string(),
+                        estimated_rows: Some(10.0),
+                        actual_rows: 20,
+                    },
+                    RowEstimate {
+                        operator: "HashAggregate".to_string(),
+                        estimated_rows: Some(3.0),
+                        actual_rows: 3,
+                    },
+                ]
             } else {
                 Vec::new()
             },
@@ -431,7 +443,11 @@ mod tests {
         assert!(report.any_answer_differs());
         let estimates = report.estimates_table();
         assert!(
-            estimates.contains("joins: 2 estimates, median q-error 4.00, max 4.00"),
+            estimates.contains("joins: 4 estimates, median q-error 3.00, max 4.00"),
+            "{estimates}"
+        );
+        assert!(
+            estimates.contains("aggregations: 2 estimates, median q-error 1.00, max 1.00"),
             "{estimates}"
         );
         let json: serde_json::Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
