@@ -80,11 +80,9 @@ pub(crate) fn analyze_table(
     Some(
         sabot_exec::analyze_parquet(&files, columns, threads).map_err(
             |error| match SabotError::from(error) {
-                SabotError::UnreadableFile { message, .. } if message.starts_with("no column") => {
-                    SabotError::Plan {
-                        message: format!("ANALYZE {name}: {message}"),
-                    }
-                }
+                SabotError::Plan { message } => SabotError::Plan {
+                    message: format!("ANALYZE {name}: {message}"),
+                },
                 other => other,
             },
         ),

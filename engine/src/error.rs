@@ -140,6 +140,9 @@ impl From<sabot_exec::ExecError> for SabotError {
             },
             ExecError::Cancelled => SabotError::Cancelled,
             ExecError::InvalidStream(message) => SabotError::InvalidArgument { message },
+            ExecError::NoSuchColumn { .. } => SabotError::Plan {
+                message: error.to_string(),
+            },
             ExecError::Source { .. } | ExecError::Sink { .. } | ExecError::Checkpoint { .. } => {
                 SabotError::Execution {
                     message: error.to_string(),

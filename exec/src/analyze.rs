@@ -131,9 +131,10 @@ pub fn analyze_parquet(
                 names
                     .iter()
                     .position(|column| column.eq_ignore_ascii_case(name))
-                    .ok_or_else(|| ExecError::Parquet {
+                    .ok_or_else(|| ExecError::NoSuchColumn {
+                        name: name.clone(),
                         path: first_path.to_path_buf(),
-                        message: format!("no column named {name} (columns: {})", names.join(", ")),
+                        columns: names.clone(),
                     })
             })
             .collect::<Result<_>>()?,

@@ -51,6 +51,13 @@ pub enum ExecError {
         operator: &'static str,
         message: String,
     },
+    /// A column named in a request (`ANALYZE t (column)`) is not one of the table's.
+    #[error("no column named {name} in {} (columns: {})", path.display(), columns.join(", "))]
+    NoSuchColumn {
+        name: String,
+        path: PathBuf,
+        columns: Vec<String>,
+    },
     /// A streaming pipeline was put together wrongly (unknown column, wrong type, bad window).
     #[error("invalid stream: {0}")]
     InvalidStream(String),

@@ -1,8 +1,9 @@
 //! Pipeline sources: the morsels a pipeline starts from. A Parquet scan yields one morsel per
-//! row group (or per range of a row group's rows, where it has too few row groups for the threads), read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
+//! row group (or per range of a row group's rows, where it has too few row groups for the
+//! threads), read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
 //! skipping the row groups whose min/max statistics rule out the query's filters (DataFusion's
-//! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its statistics;
-//! a fallback runs a DataFusion subtree and yields its batches.
+//! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its
+//! statistics. A fallback runs a DataFusion subtree and yields its batches.
 
 use std::fs::File;
 use std::path::PathBuf;
