@@ -1,6 +1,6 @@
 //! A first Sabot program: build a session, query in-memory data with SQL and with the
-//! DataFrame API, generate a small TPC-H data set and query its Parquet files, then read the
-//! session's statistics.
+//! DataFrame API, generate a small TPC-H data set, query its Parquet files and `ANALYZE` one,
+//! then read the session's statistics.
 //!
 //! Run it with `cargo run --release -p sabot --example quickstart`.
 
@@ -70,6 +70,9 @@ fn main() -> sabot::Result<()> {
             executed.fallbacks
         );
     }
+    // Full statistics of a table's columns (distinct counts, nulls, bounds, histograms):
+    // queries planned from here on estimate from them.
+    sabot.sql("ANALYZE lineitem (l_shipdate, l_discount, l_quantity)")?.show()?;
     println!("{}", sabot.sql(q6)?.explain(false)?);
 
     println!("{}", sabot.stats());
