@@ -72,7 +72,9 @@ fn main() -> sabot::Result<()> {
     }
     // Full statistics of a table's columns (distinct counts, nulls, bounds, histograms):
     // queries planned from here on estimate from them.
-    sabot.sql("ANALYZE lineitem (l_shipdate, l_discount, l_quantity)")?.show()?;
+    sabot
+        .sql("ANALYZE lineitem (l_shipdate, l_discount, l_quantity)")?
+        .show()?;
     println!("{}", sabot.sql(q6)?.explain(false)?);
 
     println!("{}", sabot.stats());
