@@ -4,7 +4,7 @@
 //! fast paths for one segment (prefix, suffix, contains) and falls back to a regular expression
 //! for more (TPC-H Q13's `'%special%requests%'`, Q16's `'%Customer%Complaints%'`).
 
-use arrow::array::{Array, GenericStringArray, OffsetSizeTrait, StringViewArray};
+use arrow::array::ArrayAccessor;
 use arrow::buffer::BooleanBuffer;
 use memchr::memmem::Finder;
 
@@ -78,32 +78,16 @@ impl LikePattern {
     }
 }
 
-/// The rows of `values` that match `pattern` (`negated`: that do not); null rows are in
-/// neither.
-pub fn string_views_like(
-    values: &StringViewArray,
+/// The rows of `values` (a `Utf8`, `LargeUtf8` or `Utf8View` array) that match `pattern`
+/// (`negated`: that do not); null rows are in neither.
+pub fn strings_like<'a>(
+    values: impl ArrayAccessor<Item = &'a str>,
     pattern: &LikePattern,
     negated: bool,
 ) -> BooleanBuffer {
     let matched = BooleanBuffer::collect_bool(values.len(), |row| {
         pattern.matches(values.value(row).as_bytes()) != negated
     });
-    with_nulls_false(matched, values)
-}
-
-/// [`string_views_like`] for `Utf8` and `LargeUtf8` arrays.
-pub fn strings_like<O: OffsetSizeTrait>(
-    values: &GenericStringArray<O>,
-    pattern: &LikePattern,
-    negated: bool,
-) -> BooleanBuffer {
-    let matched = BooleanBuffer::collect_bool(values.len(), |row| {
-        pattern.matches(values.value(row).as_bytes()) != negated
-    });
-    with_nulls_false(matched, values)
-}
-
-fn with_nulls_false(matched: BooleanBuffer, values: &dyn Array) -> BooleanBuffer {
     match values.nulls() {
         Some(nulls) => &matched & nulls.inner(),
         None => matched,
@@ -112,7 +96,7 @@ fn with_nulls_false(matched: BooleanBuffer, values: &dyn Array) -> BooleanBuffer
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::StringArray;
+    use arrow::array::{StringArray, StringViewArray};
     use proptest::prelude::*;
 
     use super::*;
@@ -148,9 +132,9 @@ mod tests {
     fn nulls_match_neither_way() {
         let values = StringViewArray::from(vec![Some("x special y requests"), None, Some("no")]);
         let pattern = LikePattern::multi_segment("%special%requests%").unwrap();
-        let like: Vec<bool> = string_views_like(&values, &pattern, false).iter().collect();
+        let like: Vec<bool> = strings_like(&values, &pattern, false).iter().collect();
         assert_eq!(like, [true, false, false]);
-        let not_like: Vec<bool> = string_views_like(&values, &pattern, true).iter().collect();
+        let not_like: Vec<bool> = strings_like(&values, &pattern, true).iter().collect();
         assert_eq!(not_like, [false, false, true]);
         let utf8 = StringArray::from(vec![Some("x special y requests"), None, Some("no")]);
         let like: Vec<bool> = strings_like(&utf8, &pattern, false).iter().collect();

@@ -5,7 +5,7 @@
 
 use sabot::{Engine, Sabot};
 
-use crate::common::{sorted_rows, write_int64_parquet};
+use crate::common::{actual_rows, sorted_rows, write_int64_parquet};
 
 const FACTS: i64 = 100_000;
 const KEYS: i64 = 5_000;
@@ -49,15 +49,7 @@ fn rows_on(sabot: &Sabot, query: &str, engine: Engine) -> Vec<String> {
 /// The output rows of the first aggregation grouped by `facts.k` in `query`'s analyzed plan.
 fn groups_made(sabot: &Sabot, query: &str) -> u64 {
     let plan = sabot.sql(query).unwrap().explain(true).unwrap();
-    let line = plan
-        .lines()
-        .find(|line| line.contains("HashAggregate: groups=[k@"))
-        .unwrap_or_else(|| panic!("no aggregation by k in {plan}"));
-    line.split("metrics=[rows=")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|rows| rows.parse().ok())
-        .unwrap_or_else(|| panic!("no output rows in {line}"))
+    actual_rows(&plan, |line| line.contains("HashAggregate: groups=[k@"))
 }
 
 #[test]

@@ -68,6 +68,20 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
     rows
 }
 
+/// The actual output rows of the first operator line of an `EXPLAIN ANALYZE` text that
+/// `is_operator` picks; panics naming what is missing.
+pub fn actual_rows(plan: &str, is_operator: impl Fn(&str) -> bool) -> u64 {
+    let line = plan
+        .lines()
+        .find(|line| line.contains("metrics=[rows=") && is_operator(line))
+        .unwrap_or_else(|| panic!("no such operator in {plan}"));
+    line.split("metrics=[rows=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no rows in {line}"))
+}
+
 /// The `est_rows` of the first line of an `EXPLAIN` text that `is_operator` picks, with that line;
 /// panics naming what is missing.
 pub fn estimated_rows(plan: &str, is_operator: impl Fn(&str) -> bool) -> (f64, &str) {

@@ -4,7 +4,7 @@
 
 use sabot::{Engine, Sabot};
 
-use crate::common::{sorted_rows, write_int64_parquet};
+use crate::common::{actual_rows, sorted_rows, write_int64_parquet};
 
 const FACTS: i64 = 100_000;
 const KEYS: i64 = 5_000;
@@ -44,20 +44,6 @@ fn session(dir: &std::path::Path) -> Sabot {
     sabot.register_parquet("facts", &facts).unwrap();
     sabot.register_parquet("dims", &dims).unwrap();
     sabot
-}
-
-/// The actual rows of the first operator line of an `EXPLAIN ANALYZE` text that `is_operator`
-/// picks.
-fn actual_rows(plan: &str, is_operator: impl Fn(&str) -> bool) -> u64 {
-    let line = plan
-        .lines()
-        .find(|line| line.contains("metrics=[rows=") && is_operator(line))
-        .unwrap_or_else(|| panic!("no such operator in {plan}"));
-    line.split("metrics=[rows=")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|digits| digits.parse().ok())
-        .unwrap_or_else(|| panic!("no rows in {line}"))
 }
 
 #[test]
