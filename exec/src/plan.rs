@@ -5,11 +5,12 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Operator;
-use datafusion::physical_expr::PhysicalSortExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, InListExpr, Literal};
+use datafusion::physical_expr::{PhysicalSortExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::PhysicalExpr;
 
 use crate::aggregate::AggregateSpec;
@@ -331,6 +332,14 @@ impl PhysicalNode {
                         .map_or(below, |values| below.min(values)),
                 )
             }
+            // The year of a date: at most the years between the date's bounds.
+            NodeKind::Projection { input, exprs }
+                if let Some(years) = exprs
+                    .get(index)
+                    .and_then(|expr| years_spanned(expr.as_ref(), input)) =>
+            {
+                Some(years)
+            }
             // An inner or semi join keeps only the key values both inputs have.
             NodeKind::HashJoin { probe, build, spec }
                 if matches!(spec.kind, JoinKind::Inner | JoinKind::LeftSemi) =>
@@ -617,6 +626,45 @@ fn key_columns(node: &PhysicalNode, keys: &[Arc<dyn PhysicalExpr>]) -> Option<Ve
         .collect()
 }
 
+/// The number of calendar years between the bounds of the date column `expr` takes the year
+/// of (`date_part('year', column)`, SQL's `extract(year from column)`), a column of `input`.
+fn years_spanned(expr: &dyn PhysicalExpr, input: &PhysicalNode) -> Option<f64> {
+    let function = expr.downcast_ref::<ScalarFunctionExpr>()?;
+    let [part, column] = function.args() else {
+        return None;
+    };
+    let is_year = match part.downcast_ref::<Literal>()?.value() {
+        ScalarValue::Utf8(Some(part)) | ScalarValue::Utf8View(Some(part)) => {
+            part.eq_ignore_ascii_case("year")
+        }
+        _ => false,
+    };
+    let column = column.downcast_ref::<Column>()?.index();
+    if !function.name().eq_ignore_ascii_case("date_part")
+        || !is_year
+        || input.schema.field(column).data_type() != &DataType::Date32
+    {
+        return None;
+    }
+    let (low, high) = input.column_bounds(column)?;
+    Some((year_of_day(high) - year_of_day(low) + 1).max(1) as f64)
+}
+
+/// The calendar year of `days` since 1970-01-01 (proleptic Gregorian; Howard Hinnant's
+/// `civil_from_days`).
+fn year_of_day(days: i64) -> i64 {
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let year = year_of_era + era * 400;
+    // Months from March: January and February belong to the next calendar year.
+    if month_index >= 10 { year + 1 } else { year }
+}
+
 /// The estimated number of distinct values of the key `keys` (columns of `node`'s output) take
 /// together: the product of the columns' distinct counts, at most `node`'s rows. `None` unless
 /// every key is a column traced to a scan.
@@ -672,5 +720,25 @@ impl ColumnStatistics for PhysicalNode {
         // plan lives.
         let (scan, _) = self.scanned_column(column)?;
         Some(std::ptr::from_ref(scan) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_since_1970_fall_in_their_calendar_year() {
+        for (days, year) in [
+            (0, 1970),
+            (-1, 1969),
+            (9_130, 1994),  // 1994-12-31
+            (9_131, 1995),  // 1995-01-01
+            (11_016, 2000), // 2000-02-29
+            (10_957, 2000), // 2000-01-01
+            (-719_468, 0),  // 0000-03-01
+        ] {
+            assert_eq!(year_of_day(days), year, "day {days}");
+        }
     }
 }

@@ -18,3 +18,4 @@ mod scan_pruning;
 mod shared_subqueries;
 mod streaming_sql;
 mod tpch_answers;
+mod year_group_estimates;
