@@ -5,46 +5,8 @@
 
 use sabot::{Engine, Sabot};
 
-use crate::common::{actual_rows, sorted_rows, write_int64_parquet};
-
-const FACTS: i64 = 100_000;
-const KEYS: i64 = 5_000;
-/// Distinct tags of `dims`; `tag = 7` keeps one key in this many.
-const TAGS: i64 = 200;
-
-fn session(dir: &std::path::Path) -> Sabot {
-    let facts = dir.join("facts.parquet");
-    let dims = dir.join("dims.parquet");
-    write_int64_parquet(
-        &facts,
-        vec![
-            ("k", (0..FACTS).map(|row| row * 7919 % KEYS).collect()),
-            ("v", (0..FACTS).map(|row| row * 104_729 % 1_000).collect()),
-        ],
-    );
-    write_int64_parquet(
-        &dims,
-        vec![
-            ("k", (0..KEYS).collect()),
-            ("tag", (0..KEYS).map(|key| key * 31 % TAGS).collect()),
-        ],
-    );
-    let sabot = Sabot::builder().threads(2).build().unwrap();
-    sabot.register_parquet("facts", &facts).unwrap();
-    sabot.register_parquet("dims", &dims).unwrap();
-    sabot
-}
-
-fn rows_on(sabot: &Sabot, query: &str, engine: Engine) -> Vec<String> {
-    sorted_rows(
-        &sabot
-            .sql(query)
-            .unwrap()
-            .with_engine(engine)
-            .collect()
-            .unwrap(),
-    )
-}
+use crate::common::actual_rows;
+use crate::facts_and_dims::{KEYS, TAGS, rows_on, session};
 
 /// The output rows of the first aggregation grouped by `facts.k` in `query`'s analyzed plan.
 fn groups_made(sabot: &Sabot, query: &str) -> u64 {

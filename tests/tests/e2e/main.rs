@@ -8,6 +8,7 @@ mod cancellation;
 mod common;
 mod count_distinct;
 mod dataframe_api;
+mod facts_and_dims;
 mod gpu_joins;
 mod having_estimates;
 mod join_correlation_estimates;
