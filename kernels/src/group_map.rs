@@ -186,11 +186,20 @@ impl<K: PackedKey> GroupMap<K> {
             (Some((min, max)), Index::Direct { base, ids, .. }) => {
                 let end = *base + ids.len() as u64;
                 if min < *base || max >= end {
+                    // At least double the array, towards the side the keys grew: keys arriving
+                    // in order (a sorted column) then re-base it a few times, not every batch.
                     let (old_base, old_ids) = (*base, std::mem::take(ids));
-                    *ids = vec![NO_GROUP; (max - min + 1) as usize];
-                    let offset = (old_base - min) as usize;
+                    let (low, high) = (min.min(old_base), (max + 1).max(end));
+                    let span = (high - low).max((2 * old_ids.len() as u64).min(DIRECT_MAX_SPAN));
+                    let new_base = if min < old_base {
+                        high.saturating_sub(span)
+                    } else {
+                        low
+                    };
+                    *ids = vec![NO_GROUP; span as usize];
+                    let offset = (old_base - new_base) as usize;
                     ids[offset..offset + old_ids.len()].copy_from_slice(&old_ids);
-                    *base = min;
+                    *base = new_base;
                 }
             }
             (Some((min, max)), Index::Hashed(_)) => {
@@ -262,6 +271,24 @@ mod tests {
         map.intern(&[9, 1, 3], &mut ids);
         assert_eq!(ids, vec![0, 1, 0, 2, 2, 3, 1]);
         assert_eq!(map.keys(), vec![7, 3, 9, 1]);
+    }
+
+    #[test]
+    fn keys_arriving_in_order_stay_direct_and_keep_their_ids() {
+        let ascending: Vec<u64> = (1_000_000..1_300_000).collect();
+        let descending: Vec<u64> = (700_000..1_000_000).rev().collect();
+        let mut map = GroupMap::<u64>::new();
+        let mut ids = Vec::new();
+        for batch in ascending.chunks(1000).chain(descending.chunks(1000)) {
+            map.intern(batch, &mut ids);
+            assert!(map.is_direct());
+        }
+        assert!(ids.iter().enumerate().all(|(row, &id)| row == id));
+        let mut again = Vec::new();
+        map.intern(&ascending, &mut again);
+        map.intern(&descending, &mut again);
+        assert_eq!(ids, again);
+        assert_eq!(map.keys(), [ascending, descending].concat());
     }
 
     #[test]
