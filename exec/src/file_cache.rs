@@ -1,7 +1,10 @@
-//! Process-wide caches of what planning reads from Parquet files: each file's footer, and per
-//! file column the statistics `column_stats` derives from it. An entry is keyed by the file's
-//! [`FileStamp`] (path, length and modification time), so a rewritten file is read afresh,
-//! and planning a query again reads no file at all.
+//! Process-wide caches of what planning and scans read from Parquet files: each file's footer,
+//! per file column the statistics `column_stats` derives from it, and each file's read-only
+//! memory mapping. An entry is keyed by the file's [`FileStamp`] (path, length and modification
+//! time), so a rewritten file is read afresh, and planning a query again reads no file at all.
+//!
+//! Scans read column chunks straight from the mapping: no `read` call copies them out of the
+//! page cache, and a file's pages are mapped once per process, not once per query.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -9,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::PageIndexPolicy;
+use sabot_storage::ReadMapping;
 
 use crate::error::{ExecError, Result};
 
@@ -64,6 +69,40 @@ pub(crate) fn cached<T: Clone>(
         .unwrap_or_else(PoisonError::into_inner)
         .insert(key, value.clone());
     value
+}
+
+fn mappings() -> &'static Mutex<HashMap<FileStamp, Bytes>> {
+    static MAPPINGS: OnceLock<Mutex<HashMap<FileStamp, Bytes>>> = OnceLock::new();
+    MAPPINGS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The bytes of the file version `stamp`, mapped read-only once per version (the cache keeps the
+/// newest version of each path; a scan still reading an older one keeps its mapping alive). An
+/// error when the file is no longer that version.
+pub(crate) fn mapped(stamp: &FileStamp) -> Result<Bytes> {
+    let unreadable = |error: &dyn std::fmt::Display| ExecError::Parquet {
+        path: stamp.path.clone(),
+        message: error.to_string(),
+    };
+    if let Some(found) = mappings()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(stamp)
+    {
+        return Ok(found.clone());
+    }
+    let file = File::open(&stamp.path).map_err(|error| unreadable(&error))?;
+    let mapping = ReadMapping::map(&file).map_err(|error| unreadable(&error))?;
+    if FileStamp::of(&stamp.path).ok().as_ref() != Some(stamp)
+        || mapping.bytes().len() as u64 != stamp.len
+    {
+        return Err(unreadable(&"the file changed since its footer was read"));
+    }
+    let bytes = Bytes::from_owner(mapping);
+    let mut mappings = mappings().lock().unwrap_or_else(PoisonError::into_inner);
+    mappings.retain(|cached, _| cached.path != stamp.path);
+    mappings.insert(stamp.clone(), bytes.clone());
+    Ok(bytes)
 }
 
 fn footers() -> &'static Mutex<HashMap<FileStamp, ArrowReaderMetadata>> {
@@ -137,5 +176,33 @@ mod tests {
         std::fs::write(&path, b"not parquet").unwrap();
         assert!(rows(&path).is_err());
         assert!(rows(&dir.path().join("missing.parquet")).is_err());
+    }
+
+    #[test]
+    fn a_mapping_holds_its_version_s_bytes_and_a_changed_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_rows(&path, 10);
+        let stamp = FileStamp::of(&path).unwrap();
+        let mapped_bytes = mapped(&stamp).unwrap();
+        assert_eq!(&mapped_bytes[..], &std::fs::read(&path).unwrap()[..]);
+        assert_eq!(mapped(&stamp).unwrap().as_ptr(), mapped_bytes.as_ptr());
+        // Replaced by a rename: the old mapping still reads the old bytes.
+        let replacement = dir.path().join("new.parquet");
+        write_rows(&replacement, 1000);
+        std::fs::rename(&replacement, &path).unwrap();
+        let newer = FileStamp::of(&path).unwrap();
+        assert_eq!(
+            &mapped(&newer).unwrap()[..],
+            &std::fs::read(&path).unwrap()[..]
+        );
+        assert_eq!(mapped_bytes.len() as u64, stamp.len);
+        assert_ne!(stamp.len, newer.len);
+        // A version that was never mapped and is gone by the time a scan maps it.
+        write_rows(&path, 20);
+        let gone = FileStamp::of(&path).unwrap();
+        write_rows(&path, 30);
+        let error = mapped(&gone).unwrap_err().to_string();
+        assert!(error.contains("changed"), "{error}");
     }
 }

@@ -5,7 +5,6 @@
 //! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its
 //! statistics. A fallback runs a DataFusion subtree and yields its batches.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -323,7 +322,7 @@ impl ParquetScan {
     ) -> Result<()> {
         let scanned = &self.files[morsel.file];
         let fail = |error: &dyn std::fmt::Display| parquet_error(&scanned.path, error);
-        let file = File::open(&scanned.path).map_err(|error| fail(&error))?;
+        let file = crate::file_cache::mapped(&scanned.stamp)?;
         let mask = ProjectionMask::roots(
             scanned.metadata.parquet_schema(),
             self.projection.iter().copied(),
@@ -488,6 +487,8 @@ pub fn display_datafusion_plan(plan: &dyn ExecutionPlan, metrics: bool) -> Strin
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
+
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use parquet::arrow::ArrowWriter;
