@@ -202,6 +202,46 @@ impl DirectTable {
     fn memory_size(&self) -> usize {
         (self.entries.capacity() + self.starts.capacity() + self.rows.capacity()) * 4
     }
+
+    /// Whether every key has at most one build row.
+    fn has_unique_keys(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// [`JoinHashTable::probe`] of a table whose keys are unique, without a branch per row: each
+    /// row's pair is written in place and kept by advancing the output length when it matched,
+    /// so a probe side that matches at random costs no mispredicted branches.
+    fn probe_unique(
+        &self,
+        keys: &[u64],
+        usable: &[bool],
+        prefetching: bool,
+        probe_rows: &mut Vec<u32>,
+        build_rows: &mut Vec<u32>,
+    ) {
+        let (probe_start, build_start) = (probe_rows.len(), build_rows.len());
+        probe_rows.resize(probe_start + keys.len(), 0);
+        build_rows.resize(build_start + keys.len(), 0);
+        let (probe_out, build_out) = (
+            &mut probe_rows[probe_start..],
+            &mut build_rows[build_start..],
+        );
+        let mut matched = 0;
+        for (row, (&key, &usable)) in keys.iter().zip(usable).enumerate() {
+            if prefetching && let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
+                prefetch(self.entries.as_ptr().wrapping_add(ahead as usize));
+            }
+            let entry = match self.entries.get(key as usize) {
+                Some(&entry) if usable => entry,
+                _ => DIRECT_EMPTY,
+            };
+            probe_out[matched] = row as u32;
+            build_out[matched] = entry;
+            matched += usize::from(entry != DIRECT_EMPTY);
+        }
+        probe_rows.truncate(probe_start + matched);
+        build_rows.truncate(build_start + matched);
+    }
 }
 
 /// The build rows a probe key matches.
@@ -465,6 +505,14 @@ impl JoinHashTable {
         }
         // A table that fits the core's cache needs no prefetch.
         let prefetching = self.memory_size() >= PREFETCH_MIN_TABLE_BYTES;
+        if let Some(direct) = self
+            .direct
+            .as_ref()
+            .filter(|direct| direct.has_unique_keys())
+        {
+            direct.probe_unique(keys, usable, prefetching, probe_rows, build_rows);
+            return;
+        }
         // A key repeating the usable row before it (probe input clustered by the key, as
         // `lineitem` is by order) takes that row's matches without a lookup.
         let mut previous: Option<(u64, Matches<'_>)> = None;

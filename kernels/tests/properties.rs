@@ -44,6 +44,46 @@ fn tuple(columns: &[ArrayRef], row: usize) -> Option<Vec<String>> {
 }
 
 proptest! {
+    /// A direct table of unique build keys (the path without a branch per probe row) appends
+    /// exactly the nested-loop pairs after what the output vectors already hold.
+    #[test]
+    fn unique_direct_probe_equals_nested_loops(
+        build in prop::sample::subsequence((0..500i64).collect::<Vec<_>>(), 0..200)
+            .prop_shuffle(),
+        nulls in prop::collection::vec(any::<bool>(), 200),
+        probe in nullable_i64(600),
+    ) {
+        let build: Vec<Option<i64>> = build
+            .iter()
+            .zip(&nulls)
+            .map(|(&key, &null)| (!null || key % 3 != 0).then_some(key))
+            .collect();
+        let build_column: ArrayRef = Arc::new(Int64Array::from(build.clone()));
+        let probe_column: ArrayRef = Arc::new(Int64Array::from(probe.clone()));
+        let packing = KeyPacking::for_join_build(std::slice::from_ref(&build_column))
+            .expect("BIGINT keys of a small range pack");
+        let (mut build_keys, mut build_usable) = (Vec::new(), Vec::new());
+        packing.pack(&[build_column], &mut build_keys, &mut build_usable).unwrap();
+        let direct = JoinHashTable::try_direct(&build_keys, &build_usable)
+            .expect("keys below 2^18 are indexed directly");
+        let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
+        packing.pack(&[probe_column], &mut probe_keys, &mut probe_usable).unwrap();
+        let (mut probe_rows, mut build_rows) = (vec![7u32], vec![9u32]);
+        direct.probe(&probe_keys, &probe_usable, &mut probe_rows, &mut build_rows);
+        let mut expected = vec![(7u32, 9u32)];
+        for (probe_row, probe_value) in probe.iter().enumerate() {
+            for (build_row, build_value) in build.iter().enumerate() {
+                if probe_value.is_some() && probe_value == build_value {
+                    expected.push((probe_row as u32, build_row as u32));
+                }
+            }
+        }
+        let actual: Vec<(u32, u32)> = probe_rows.into_iter().zip(build_rows).collect();
+        prop_assert_eq!(actual, expected);
+    }
+}
+
+proptest! {
     #[test]
     fn join_probe_equals_nested_loops(
         build in nullable_i64(20),
