@@ -8,7 +8,7 @@
 //! build keys are dense (their largest is at most a few times the number of rows, as for the key
 //! columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
 //! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
-//! rows ahead.
+//! rows ahead. Such an array whose keys are unique is probed without a branch per row.
 
 use crate::error::{KernelError, Result};
 use crate::hash::hash_u64;
