@@ -17,6 +17,40 @@ fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
     prop::collection::vec(prop::option::weighted(0.9, -max..max), 0..300)
 }
 
+/// The packed join keys of BIGINT `build` and `probe` values (packed in the build side's range),
+/// with whether each row's key is usable: (build keys, build usable, probe keys, probe usable).
+fn packed_join_keys(
+    build: &[Option<i64>],
+    probe: &[Option<i64>],
+) -> (Vec<u64>, Vec<bool>, Vec<u64>, Vec<bool>) {
+    let build_column: ArrayRef = Arc::new(Int64Array::from(build.to_vec()));
+    let probe_column: ArrayRef = Arc::new(Int64Array::from(probe.to_vec()));
+    let packing = KeyPacking::for_join_build(std::slice::from_ref(&build_column))
+        .expect("BIGINT keys of a small range pack");
+    let (mut build_keys, mut build_usable) = (Vec::new(), Vec::new());
+    packing
+        .pack(&[build_column], &mut build_keys, &mut build_usable)
+        .unwrap();
+    let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
+    packing
+        .pack(&[probe_column], &mut probe_keys, &mut probe_usable)
+        .unwrap();
+    (build_keys, build_usable, probe_keys, probe_usable)
+}
+
+/// Every (probe row, build row) pair of equal non-null values, by nested loops.
+fn nested_loop_pairs(probe: &[Option<i64>], build: &[Option<i64>]) -> Vec<(u32, u32)> {
+    let mut pairs = Vec::new();
+    for (probe_row, probe_value) in probe.iter().enumerate() {
+        for (build_row, build_value) in build.iter().enumerate() {
+            if probe_value.is_some() && probe_value == build_value {
+                pairs.push((probe_row as u32, build_row as u32));
+            }
+        }
+    }
+    pairs
+}
+
 /// Every key of `row`, nulls shown as "null".
 fn row_tuple(columns: &[ArrayRef], row: usize) -> Vec<String> {
     columns
@@ -58,26 +92,13 @@ proptest! {
             .zip(&nulls)
             .map(|(&key, &null)| (!null || key % 3 != 0).then_some(key))
             .collect();
-        let build_column: ArrayRef = Arc::new(Int64Array::from(build.clone()));
-        let probe_column: ArrayRef = Arc::new(Int64Array::from(probe.clone()));
-        let packing = KeyPacking::for_join_build(std::slice::from_ref(&build_column))
-            .expect("BIGINT keys of a small range pack");
-        let (mut build_keys, mut build_usable) = (Vec::new(), Vec::new());
-        packing.pack(&[build_column], &mut build_keys, &mut build_usable).unwrap();
+        let (build_keys, build_usable, probe_keys, probe_usable) = packed_join_keys(&build, &probe);
         let direct = JoinHashTable::try_direct(&build_keys, &build_usable)
             .expect("keys below 2^18 are indexed directly");
-        let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
-        packing.pack(&[probe_column], &mut probe_keys, &mut probe_usable).unwrap();
         let (mut probe_rows, mut build_rows) = (vec![7u32], vec![9u32]);
         direct.probe(&probe_keys, &probe_usable, &mut probe_rows, &mut build_rows);
         let mut expected = vec![(7u32, 9u32)];
-        for (probe_row, probe_value) in probe.iter().enumerate() {
-            for (build_row, build_value) in build.iter().enumerate() {
-                if probe_value.is_some() && probe_value == build_value {
-                    expected.push((probe_row as u32, build_row as u32));
-                }
-            }
-        }
+        expected.extend(nested_loop_pairs(&probe, &build));
         let actual: Vec<(u32, u32)> = probe_rows.into_iter().zip(build_rows).collect();
         prop_assert_eq!(actual, expected);
     }
@@ -90,12 +111,7 @@ proptest! {
         probe in nullable_i64(40),
         partitions_log in 0u32..4,
     ) {
-        let build_column: ArrayRef = Arc::new(Int64Array::from(build.clone()));
-        let probe_column: ArrayRef = Arc::new(Int64Array::from(probe.clone()));
-        let packing = KeyPacking::for_join_build(std::slice::from_ref(&build_column))
-            .expect("BIGINT keys of a small range pack");
-        let (mut build_keys, mut build_usable) = (Vec::new(), Vec::new());
-        packing.pack(&[build_column], &mut build_keys, &mut build_usable).unwrap();
+        let (build_keys, build_usable, probe_keys, probe_usable) = packed_join_keys(&build, &probe);
         let mut hashes = Vec::new();
         hash_u64_slice(&build_keys, &mut hashes);
         let partitions = 1usize << partitions_log;
@@ -111,24 +127,14 @@ proptest! {
         );
         let direct = JoinHashTable::try_direct(&build_keys, &build_usable)
             .expect("keys of a range of 40 are dense");
-        let (mut probe_keys, mut probe_usable) = (Vec::new(), Vec::new());
-        packing.pack(&[probe_column], &mut probe_keys, &mut probe_usable).unwrap();
         let (mut probe_rows, mut build_rows) = (Vec::new(), Vec::new());
         table.probe(&probe_keys, &probe_usable, &mut probe_rows, &mut build_rows);
         let (mut direct_probe_rows, mut direct_build_rows) = (Vec::new(), Vec::new());
         direct.probe(&probe_keys, &probe_usable, &mut direct_probe_rows, &mut direct_build_rows);
         prop_assert_eq!(&direct_probe_rows, &probe_rows);
         prop_assert_eq!(&direct_build_rows, &build_rows);
-        let mut expected = Vec::new();
-        for (probe_row, probe_value) in probe.iter().enumerate() {
-            for (build_row, build_value) in build.iter().enumerate() {
-                if probe_value.is_some() && probe_value == build_value {
-                    expected.push((probe_row as u32, build_row as u32));
-                }
-            }
-        }
         let actual: Vec<(u32, u32)> = probe_rows.into_iter().zip(build_rows).collect();
-        prop_assert_eq!(actual, expected);
+        prop_assert_eq!(actual, nested_loop_pairs(&probe, &build));
         let mut found = Vec::new();
         table.contains(&probe_keys, &probe_usable, &mut found);
         let mut direct_found = Vec::new();
