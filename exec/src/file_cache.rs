@@ -71,38 +71,58 @@ pub(crate) fn cached<T: Clone>(
     value
 }
 
-fn mappings() -> &'static Mutex<HashMap<FileStamp, Bytes>> {
-    static MAPPINGS: OnceLock<Mutex<HashMap<FileStamp, Bytes>>> = OnceLock::new();
-    MAPPINGS.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// The bytes of the file version `stamp`, mapped read-only once per version (the cache keeps the
-/// newest version of each path; a scan still reading an older one keeps its mapping alive). An
-/// error when the file is no longer that version.
-pub(crate) fn mapped(stamp: &FileStamp) -> Result<Bytes> {
-    let unreadable = |error: &dyn std::fmt::Display| ExecError::Parquet {
-        path: stamp.path.clone(),
-        message: error.to_string(),
-    };
-    if let Some(found) = mappings()
+/// The value cached in `cache` for the file version `stamp`, loaded by `load` on first use; the
+/// cache keeps only the newest version of each path (an older one is not read again).
+fn for_version<T: Clone>(
+    cache: &Mutex<HashMap<FileStamp, T>>,
+    stamp: &FileStamp,
+    load: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    if let Some(found) = cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(stamp)
     {
         return Ok(found.clone());
     }
-    let file = File::open(&stamp.path).map_err(|error| unreadable(&error))?;
-    let mapping = ReadMapping::map(&file).map_err(|error| unreadable(&error))?;
-    if FileStamp::of(&stamp.path).ok().as_ref() != Some(stamp)
-        || mapping.bytes().len() as u64 != stamp.len
-    {
-        return Err(unreadable(&"the file changed since its footer was read"));
+    let value = load()?;
+    let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    cache.retain(|cached, _| cached.path != stamp.path);
+    cache.insert(stamp.clone(), value.clone());
+    Ok(value)
+}
+
+/// The error of a Parquet file at `path` that could not be read.
+fn unreadable(path: &Path, error: &dyn std::fmt::Display) -> ExecError {
+    ExecError::Parquet {
+        path: path.to_path_buf(),
+        message: error.to_string(),
     }
-    let bytes = Bytes::from_owner(mapping);
-    let mut mappings = mappings().lock().unwrap_or_else(PoisonError::into_inner);
-    mappings.retain(|cached, _| cached.path != stamp.path);
-    mappings.insert(stamp.clone(), bytes.clone());
-    Ok(bytes)
+}
+
+fn mappings() -> &'static Mutex<HashMap<FileStamp, Bytes>> {
+    static MAPPINGS: OnceLock<Mutex<HashMap<FileStamp, Bytes>>> = OnceLock::new();
+    MAPPINGS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The bytes of the file version `stamp`, mapped read-only once per version (a scan still
+/// reading an older version keeps its mapping alive). An error when the file is no longer that
+/// version.
+pub(crate) fn mapped(stamp: &FileStamp) -> Result<Bytes> {
+    let path = &stamp.path;
+    for_version(mappings(), stamp, || {
+        let file = File::open(path).map_err(|error| unreadable(path, &error))?;
+        let mapping = ReadMapping::map(&file).map_err(|error| unreadable(path, &error))?;
+        if FileStamp::of(path).ok().as_ref() != Some(stamp)
+            || mapping.bytes().len() as u64 != stamp.len
+        {
+            return Err(unreadable(
+                path,
+                &"the file changed since its footer was read",
+            ));
+        }
+        Ok(Bytes::from_owner(mapping))
+    })
 }
 
 fn footers() -> &'static Mutex<HashMap<FileStamp, ArrowReaderMetadata>> {
@@ -110,29 +130,17 @@ fn footers() -> &'static Mutex<HashMap<FileStamp, ArrowReaderMetadata>> {
     FOOTERS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The footer of the Parquet file at `path`, read once per file version (the cache keeps the
-/// newest version of each path), with the stamp of the version it was read from.
+/// The footer of the Parquet file at `path`, read once per file version, with the stamp of the
+/// version it was read from.
 pub(crate) fn footer(path: &Path) -> Result<(ArrowReaderMetadata, FileStamp)> {
-    let unreadable = |error: &dyn std::fmt::Display| ExecError::Parquet {
-        path: path.to_path_buf(),
-        message: error.to_string(),
-    };
-    let stamp = FileStamp::of(path).map_err(|error| unreadable(&error))?;
-    if let Some(found) = footers()
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&stamp)
-    {
-        return Ok((found.clone(), stamp));
-    }
-    let file = File::open(path).map_err(|error| unreadable(&error))?;
-    // The offset index locates each page, so a scan of part of a row group reads only its pages.
-    let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-    let metadata = ArrowReaderMetadata::load(&file, options).map_err(|error| unreadable(&error))?;
-    let mut footers = footers().lock().unwrap_or_else(PoisonError::into_inner);
-    // An older version of the file is not read again.
-    footers.retain(|cached, _| cached.path != stamp.path);
-    footers.insert(stamp.clone(), metadata.clone());
+    let stamp = FileStamp::of(path).map_err(|error| unreadable(path, &error))?;
+    let metadata = for_version(footers(), &stamp, || {
+        let file = File::open(path).map_err(|error| unreadable(path, &error))?;
+        // The offset index locates each page, so a scan of part of a row group reads only its
+        // pages.
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        ArrowReaderMetadata::load(&file, options).map_err(|error| unreadable(path, &error))
+    })?;
     Ok((metadata, stamp))
 }
 
