@@ -1,6 +1,7 @@
 //! Pipeline sources: the morsels a pipeline starts from. A Parquet scan yields one morsel per
 //! row group (or per range of a row group's rows, where it has too few row groups for the
-//! threads), read with the `parquet` crate's Arrow reader (projection pushed into the decoder),
+//! threads), read with the `parquet` crate's Arrow reader from the file's memory mapping
+//! (`file_cache`; projection pushed into the decoder),
 //! skipping the row groups whose min/max statistics rule out the query's filters (DataFusion's
 //! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its
 //! statistics. A fallback runs a DataFusion subtree and yields its batches.
