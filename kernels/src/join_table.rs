@@ -203,6 +203,12 @@ impl DirectTable {
         (self.entries.capacity() + self.starts.capacity() + self.rows.capacity()) * 4
     }
 
+    /// Starts loading the entry of `key`.
+    #[inline]
+    fn prefetch(&self, key: u64) {
+        prefetch(self.entries.as_ptr().wrapping_add(key as usize));
+    }
+
     /// Whether every key has at most one build row.
     fn has_unique_keys(&self) -> bool {
         self.rows.is_empty()
@@ -229,7 +235,7 @@ impl DirectTable {
         let mut matched = 0;
         for (row, (&key, &usable)) in keys.iter().zip(usable).enumerate() {
             if prefetching && let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
-                prefetch(self.entries.as_ptr().wrapping_add(ahead as usize));
+                self.prefetch(ahead);
             }
             let entry = match self.entries.get(key as usize) {
                 Some(&entry) if usable => entry,
@@ -610,7 +616,7 @@ impl JoinHashTable {
     #[inline]
     fn prefetch(&self, key: u64) {
         match &self.direct {
-            Some(direct) => prefetch(direct.entries.as_ptr().wrapping_add(key as usize)),
+            Some(direct) => direct.prefetch(key),
             None if !self.may_hold(key) => {}
             None => {
                 let hash = hash_u64(key);
