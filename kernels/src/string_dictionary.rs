@@ -250,22 +250,24 @@ impl StringDictionary {
         let views = column.views();
         let nulls = column.logical_nulls();
         let is_null = |row: usize| nulls.as_ref().is_some_and(|nulls| nulls.is_null(row));
+        ids.resize(views.len(), NULL_ID);
         let mut missing = Vec::new();
         {
             let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
             let mut recent = RecentViews::new();
-            // Ids of one-byte strings (flags and codes) by their byte; 0 where not yet known.
+            // Ids of one-byte strings (flags and codes) by their byte; 0 where not yet known. A
+            // row found here is written without a look at its null bit: a null row's id is set
+            // to null after the loop.
             let mut one_byte = [NULL_ID; 256];
-            for (row, &view) in views.iter().enumerate() {
-                if is_null(row) {
-                    ids.push(NULL_ID);
-                    continue;
-                }
+            for (row, (&view, id)) in views.iter().zip(ids.iter_mut()).enumerate() {
                 let byte = (view as u32 == 1).then_some((view >> 32) as u8 as usize);
                 if let Some(byte) = byte
                     && one_byte[byte] != NULL_ID
                 {
-                    ids.push(one_byte[byte]);
+                    *id = one_byte[byte];
+                    continue;
+                }
+                if is_null(row) {
                     continue;
                 }
                 let found = match inline_view(view) {
@@ -281,10 +283,17 @@ impl StringDictionary {
                 if let (Some(byte), Some(id)) = (byte, found) {
                     one_byte[byte] = id;
                 }
-                ids.push(found.unwrap_or_else(|| {
+                *id = found.unwrap_or_else(|| {
                     missing.push(row);
                     MISSING
-                }));
+                });
+            }
+        }
+        if let Some(nulls) = nulls.as_ref().filter(|nulls| nulls.null_count() > 0) {
+            for (id, valid) in ids.iter_mut().zip(nulls.iter()) {
+                if !valid {
+                    *id = NULL_ID;
+                }
             }
         }
         if missing.is_empty() {
@@ -402,6 +411,24 @@ mod tests {
                 Some(flag) => assert_eq!(values.value(id as usize), *flag),
             }
         }
+    }
+
+    #[test]
+    fn a_null_row_is_null_whatever_view_lies_under_it() {
+        let strings = StringViewArray::from(vec!["R", "A", "R", "a longer string past twelve"]);
+        let nulls = arrow::buffer::NullBuffer::from(vec![true, false, false, false]);
+        let masked = StringViewArray::new(
+            strings.views().clone(),
+            strings.data_buffers().to_vec(),
+            Some(nulls),
+        );
+        let dictionary = StringDictionary::new();
+        let mut ids = Vec::new();
+        dictionary.intern(&masked, &mut ids).unwrap();
+        assert_ne!(ids[0], NULL_ID);
+        assert_eq!(&ids[1..], &[NULL_ID; 3]);
+        let values = dictionary.values(&DataType::Utf8).unwrap();
+        assert_eq!(values.len(), 2, "only R was interned");
     }
 
     #[test]
