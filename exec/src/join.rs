@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ahash::RandomState;
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_null_array};
-use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_empty_array, new_null_array,
+};
+use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
@@ -150,9 +152,7 @@ impl JoinTable {
         scheduler: &Scheduler,
     ) -> Result<JoinTable> {
         let mut reservation = Reservation::new(budget, OPERATOR);
-        let batch = with_compact_views(
-            concat_batches(schema, batches).map_err(ExecError::arrow(OPERATOR))?,
-        )?;
+        let batch = concat_compacted(schema, batches, scheduler)?;
         let input_bytes = batch.get_array_memory_size();
         reservation.resize(input_bytes)?;
         let rows = batch.num_rows();
@@ -604,23 +604,55 @@ impl RowIndex {
     }
 }
 
-/// `batch` with each string or binary view column's strings in buffers of its own. A column
-/// concatenated from batches that each `take` from one shared buffer lists that buffer once per
-/// batch (hundreds of times for a build side of TPC-H's `orders` at SF 1). Every `take` of the
-/// column then clones all those references, atomics that every probing thread contends on, and
-/// every memory count counts the shared buffer once per reference. Copying out the long strings
-/// (those of up to 12 bytes live in the views) costs one pass.
-fn with_compact_views(batch: RecordBatch) -> Result<RecordBatch> {
-    let compacted: Vec<Option<ArrayRef>> = batch.columns().iter().map(compacted_views).collect();
-    if compacted.iter().all(Option::is_none) {
-        return Ok(batch);
-    }
-    let columns = compacted
+/// Build sides of at least this many rows are concatenated a column per task.
+const PARALLEL_CONCAT_ROWS: usize = 1 << 16;
+
+/// The build side's `batches` as one batch, each string or binary view column's strings in
+/// buffers of their own (see [`compacted_views`]). Large build sides are concatenated a column
+/// per task on `scheduler`: the copy (and the page faults of its fresh buffers) would otherwise
+/// run on one thread while the others wait for the table.
+fn concat_compacted(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    scheduler: &Scheduler,
+) -> Result<RecordBatch> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let width = schema.fields().len();
+    let columns: Vec<ArrayRef> = if rows < PARALLEL_CONCAT_ROWS || width < 2 {
+        (0..width)
+            .map(|column| concat_column(schema, batches, column))
+            .collect::<Result<_>>()?
+    } else {
+        let shared = Arc::new((Arc::clone(schema), batches.to_vec()));
+        in_parallel(
+            scheduler,
+            (0..width).map(|column| {
+                let shared = Arc::clone(&shared);
+                move || concat_column(&shared.0, &shared.1, column)
+            }),
+        )?
         .into_iter()
-        .zip(batch.columns())
-        .map(|(compacted, column)| compacted.unwrap_or_else(|| Arc::clone(column)))
-        .collect();
-    RecordBatch::try_new(batch.schema(), columns).map_err(ExecError::arrow(OPERATOR))
+        .collect::<Result<_>>()?
+    };
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+        .map_err(ExecError::arrow(OPERATOR))
+}
+
+/// Column `column` of `batches` as one array, its view strings compacted.
+fn concat_column(schema: &SchemaRef, batches: &[RecordBatch], column: usize) -> Result<ArrayRef> {
+    let concatenated = match batches {
+        [] => new_empty_array(schema.field(column).data_type()),
+        [single] => Arc::clone(single.column(column)),
+        _ => {
+            let arrays: Vec<&dyn Array> = batches
+                .iter()
+                .map(|batch| batch.column(column).as_ref())
+                .collect();
+            arrow::compute::concat(&arrays).map_err(ExecError::arrow(OPERATOR))?
+        }
+    };
+    Ok(compacted_views(&concatenated).unwrap_or(concatenated))
 }
 
 /// `column` with its strings in buffers of its own, if it is a string or binary view column
@@ -651,28 +683,28 @@ fn build_packed(
     packing
         .pack(key_columns, &mut keys, &mut usable)
         .map_err(ExecError::kernel(OPERATOR))?;
+    let keys = Arc::new(keys);
+    let table = build_packed_table(&keys, &usable, scheduler)?;
     #[cfg(feature = "cuda")]
     let table = {
-        let mut table = build_packed_table(keys.clone(), &usable, scheduler)?;
+        let mut table = table;
         table.offload(&keys, &usable);
         table
     };
-    #[cfg(not(feature = "cuda"))]
-    let table = build_packed_table(keys, &usable, scheduler)?;
     Ok(table)
 }
 
 /// The table of the packed build `keys` on the CPU.
 fn build_packed_table(
-    keys: Vec<u64>,
+    keys: &Arc<Vec<u64>>,
     usable: &[bool],
     scheduler: &Scheduler,
 ) -> Result<JoinHashTable> {
     let mut hashes = Vec::new();
-    if let Some(direct) = JoinHashTable::try_direct(&keys, usable) {
+    if let Some(direct) = JoinHashTable::try_direct(keys, usable) {
         return Ok(direct);
     }
-    hash_u64_slice(&keys, &mut hashes);
+    hash_u64_slice(keys, &mut hashes);
     let partitions = JoinHashTable::partition_count(keys.len());
     let scattered = PartitionedRows::scatter(&hashes, usable, partitions)
         .map_err(ExecError::kernel(OPERATOR))?;
@@ -681,23 +713,23 @@ fn build_packed_table(
         return Ok(JoinHashTable::from_partitions(
             (0..partitions)
                 .map(|partition| {
-                    JoinPartition::build(&keys, &hashes, scattered.partition(partition))
+                    JoinPartition::build(keys, &hashes, scattered.partition(partition))
                 })
                 .collect(),
-            &keys,
+            keys,
             usable,
         ));
     }
-    let inputs = Arc::new((keys, hashes, scattered));
+    let inputs = Arc::new((hashes, scattered));
     let builds = (0..tasks).map(|task| {
-        let inputs = Arc::clone(&inputs);
+        let (keys, inputs) = (Arc::clone(keys), Arc::clone(&inputs));
         move || {
-            let (keys, hashes, scattered) = &*inputs;
+            let (hashes, scattered) = &*inputs;
             (task..partitions)
                 .step_by(tasks)
                 .map(|partition| {
                     let rows = scattered.partition(partition);
-                    (partition, JoinPartition::build(keys, hashes, rows))
+                    (partition, JoinPartition::build(&keys, hashes, rows))
                 })
                 .collect::<Vec<_>>()
         }
@@ -709,7 +741,7 @@ fn build_packed_table(
     built.sort_unstable_by_key(|(partition, _)| *partition);
     Ok(JoinHashTable::from_partitions(
         built.into_iter().map(|(_, partition)| partition).collect(),
-        &inputs.0,
+        keys,
         usable,
     ))
 }
@@ -775,7 +807,8 @@ fn as_mask(values: &ArrayRef) -> Result<&BooleanArray> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::StringViewArray;
+    use arrow::array::{Int64Array, StringViewArray};
+    use arrow::compute::concat_batches;
     use arrow::datatypes::{Field, Schema};
 
     #[test]
@@ -815,10 +848,37 @@ mod tests {
             3
         );
 
-        let compact = with_compact_views(concatenated.clone()).unwrap();
+        let scheduler = Scheduler::new(2).unwrap();
+        let compact = concat_compacted(&schema, &batches, &scheduler).unwrap();
         let compact_names = compact.column(0).as_string_view();
         assert_eq!(compact_names.data_buffers().len(), 1);
         assert_eq!(compact_names, concatenated.column(0).as_string_view());
         assert!(compact.get_array_memory_size() < concatenated.get_array_memory_size());
+    }
+
+    #[test]
+    fn a_large_build_side_concatenated_a_column_per_task_equals_arrows_concatenation() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Int64, false),
+            Field::new("name", DataType::Utf8View, true),
+        ]));
+        let batches: Vec<RecordBatch> = (0..5i64)
+            .map(|batch| {
+                let keys =
+                    Int64Array::from_iter_values((0..20_000).map(|row| batch * 20_000 + row));
+                let names = StringViewArray::from_iter((0..20_000).map(|row| {
+                    (row % 7 != 0).then(|| format!("name number {row} of batch {batch}"))
+                }));
+                RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(keys), Arc::new(names)])
+                    .unwrap()
+            })
+            .collect();
+        const { assert!(100_000 >= PARALLEL_CONCAT_ROWS) };
+        let scheduler = Scheduler::new(2).unwrap();
+        let ours = concat_compacted(&schema, &batches, &scheduler).unwrap();
+        assert_eq!(ours, concat_batches(&schema, &batches).unwrap());
+        assert_eq!(ours.column(1).as_string_view().data_buffers().len(), 1);
+        let empty = concat_compacted(&schema, &[], &scheduler).unwrap();
+        assert_eq!((empty.num_rows(), empty.num_columns()), (0, 2));
     }
 }
