@@ -204,7 +204,12 @@ impl Executor {
             }
             NodeKind::HashJoin { probe, build, spec } if spec.emits_build_side() => {
                 let table = self.join_table(node, build, spec, run)?;
-                let pipeline = self.pipeline(probe, run)?;
+                let sink = SinkJoin {
+                    node,
+                    table: &table,
+                    spec,
+                };
+                let pipeline = self.pipeline_into(probe, Some(sink), run)?;
                 let pairs: Arc<Mutex<Vec<(usize, RecordBatch)>>> = Arc::new(Mutex::new(Vec::new()));
                 let (marking, marking_spec, timed, into) = (
                     Arc::clone(&table),
@@ -272,6 +277,18 @@ impl Executor {
     /// The pipeline that produces `node`'s output: streaming operators down to a source,
     /// running any breaker below them first.
     fn pipeline(&self, node: &Arc<PhysicalNode>, run: &Run) -> Result<Pipeline> {
+        self.pipeline_into(node, None, run)
+    }
+
+    /// [`Executor::pipeline`] of `node`, whose output `sink` (a join that emits its build side,
+    /// whose probe input `node` is) marks its table with: the sink may then also filter the
+    /// source's rows by key.
+    fn pipeline_into(
+        &self,
+        node: &Arc<PhysicalNode>,
+        sink: Option<SinkJoin<'_>>,
+        run: &Run,
+    ) -> Result<Pipeline> {
         let mut operators = Vec::new();
         let mut current = node;
         loop {
@@ -302,7 +319,7 @@ impl Executor {
             };
         }
         operators.reverse();
-        let key_filters = key_filters(&operators, current);
+        let key_filters = key_filters(&operators, sink, current);
         operators.splice(0..0, key_filters);
         let source = match &current.kind {
             NodeKind::ParquetScan(scan) => PipelineSource::Parquet {
@@ -492,20 +509,46 @@ impl PassRate {
     }
 }
 
-/// Key filters for the joins of a pipeline from `source` through `operators`, to run on the
-/// source's batches before any operator (sideways information passing). A join gets one where
-/// it drops probe rows without a match (inner and semi joins), on one key column that comes
-/// unchanged from the source, with a table that tells misses without lookups (indexed by key,
-/// or with a key bitmap), after a filter that would otherwise work on the rows it drops (TPC-H
-/// Q3: `lineitem`'s date filter copies half the table, of which 1% has an order the join
-/// keeps), and with no other join's probe before it (whose rows would no longer be that join's
-/// output). A filter that lets most rows through turns itself off ([`PassRate`]).
-fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<StreamingOperator> {
+/// A join that emits its build side after its probe pipeline, which marks the join's table.
+#[derive(Clone, Copy)]
+struct SinkJoin<'a> {
+    node: &'a Arc<PhysicalNode>,
+    table: &'a Arc<JoinTable>,
+    spec: &'a JoinSpec,
+}
+
+/// Key filters for the joins of a pipeline from `source` through `operators` (and into `sink`),
+/// to run on the source's batches before any operator (sideways information passing). A join
+/// gets one where a probe row without a match adds nothing to its output (inner and semi joins
+/// probed in the pipeline; a sink join other than a full join, whose output is its build side's
+/// rows), on one key column that comes unchanged from the source, with a table that tells misses
+/// without lookups (indexed by key, or with a key bitmap), after a filter that would otherwise
+/// work on the rows it drops (TPC-H Q3: `lineitem`'s date filter copies half the table, of which
+/// 1% has an order the join keeps; Q4: its date comparison runs on every line, of which 4% have
+/// an order the semi join marks), and with no other join's probe before it (whose rows would no
+/// longer be that join's output). A filter that lets most rows through turns itself off
+/// ([`PassRate`]).
+fn key_filters(
+    operators: &[StreamingOperator],
+    sink: Option<SinkJoin<'_>>,
+    source: &PhysicalNode,
+) -> Vec<StreamingOperator> {
+    let probes = operators
+        .iter()
+        .enumerate()
+        .filter_map(|(position, operator)| match &operator.step {
+            Step::Probe(table, spec)
+                if matches!(spec.kind, JoinKind::Inner | JoinKind::LeftSemi) =>
+            {
+                Some((position, &operator.node, table, spec.as_ref()))
+            }
+            _ => None,
+        });
+    let sink = sink
+        .filter(|sink| sink.spec.kind != JoinKind::Full)
+        .map(|sink| (operators.len(), sink.node, sink.table, sink.spec));
     let mut filters = Vec::new();
-    for (position, operator) in operators.iter().enumerate() {
-        let Step::Probe(table, spec) = &operator.step else {
-            continue;
-        };
+    for (position, node, table, spec) in probes.chain(sink) {
         // It must save a filter work, and no other join may run before it: that join's output
         // would then count only the rows this one can match, not the rows it joins.
         let earlier = &operators[..position];
@@ -515,16 +558,13 @@ fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<St
             && !earlier
                 .iter()
                 .any(|earlier| matches!(earlier.step, Step::Probe(..)));
-        let NodeKind::HashJoin { probe, .. } = &operator.node.kind else {
+        let NodeKind::HashJoin { probe, .. } = &node.kind else {
             continue;
         };
         let [key] = spec.probe_keys.as_slice() else {
             continue;
         };
-        if !saves_work
-            || !matches!(spec.kind, JoinKind::Inner | JoinKind::LeftSemi)
-            || !table.has_key_filter()
-        {
+        if !saves_work || !table.has_key_filter() {
             continue;
         }
         let Some(key) = key.downcast_ref::<Column>() else {
@@ -537,7 +577,7 @@ fn key_filters(operators: &[StreamingOperator], source: &PhysicalNode) -> Vec<St
             continue;
         }
         filters.push(StreamingOperator {
-            node: Arc::clone(&operator.node),
+            node: Arc::clone(node),
             step: Step::KeyFilter {
                 table: Arc::clone(table),
                 column,
