@@ -61,11 +61,16 @@ struct ScannedFile {
 
 /// Scans of fewer row groups than this many per thread split their row groups.
 const MORSELS_PER_THREAD: usize = 2;
-/// The fewest rows a split of a row group reads. Each split decodes its column chunks'
+/// The fewest rows of a split beyond one per thread. Each split decodes its column chunks'
 /// dictionary pages again (up to 1 MiB each): at 16K rows, TPC-H's one-group `customer` read in
-/// four splits took about 75% more thread time than in two; from 16K to 64K, TPC-H SF 1 on 2
-/// threads went from 1.219–1.252 to 1.175–1.239 s (Q10 0.098–0.103 to 0.086–0.092 s).
+/// four splits by two threads took about 75% more thread time than in two; from 16K to 64K,
+/// TPC-H SF 1 on 2 threads went from 1.219–1.252 to 1.175–1.239 s (Q10 0.098–0.103 to
+/// 0.086–0.092 s).
 const MIN_SPLIT_ROWS: usize = 65_536;
+/// The fewest rows of a split while there are fewer splits than threads: with many threads,
+/// idle ones cost more than decoding dictionaries again (TPC-H SF 1 Q22 on 16 threads: 0.025 s
+/// with `customer` in nine splits, 0.035 s in two).
+const MIN_THREAD_SPLIT_ROWS: usize = 16_384;
 
 /// One unit of scan work: a row group of a file, or a range of its rows.
 #[derive(Debug, Clone, Copy)]
@@ -270,7 +275,8 @@ impl ParquetScan {
     /// or where the scan has fewer than `MORSELS_PER_THREAD` row groups per thread (a table of
     /// one large row group), each row group split into equal row ranges so that every thread
     /// has some to read; splits read pages their neighbours also read (and each its column
-    /// chunks' dictionaries), so they are no smaller than `MIN_SPLIT_ROWS`.
+    /// chunks' dictionaries), so they are no smaller than `MIN_SPLIT_ROWS`, except that a row
+    /// group may split into one range per thread of at least `MIN_THREAD_SPLIT_ROWS`.
     pub(crate) fn morsels(&self, threads: usize) -> Vec<RowGroupMorsel> {
         let groups: Vec<(usize, usize)> = self
             .files
@@ -297,7 +303,9 @@ impl ParquetScan {
                 .row_group(row_group)
                 .num_rows()
                 .max(0) as usize;
-            let parts = splits.min(rows / MIN_SPLIT_ROWS).max(1);
+            let parts = splits
+                .min((rows / MIN_SPLIT_ROWS).max(threads.min(rows / MIN_THREAD_SPLIT_ROWS)))
+                .max(1);
             if parts == 1 {
                 morsels.push(RowGroupMorsel {
                     file,
@@ -545,6 +553,13 @@ mod tests {
         assert_eq!(read_all(&scan, &morsels), (0..400_000).collect::<Vec<_>>());
         // One thread: two splits.
         assert_eq!(scan.morsels(1).len(), 2);
+        // 16 threads: 32 splits wanted, 24 of at least `MIN_THREAD_SPLIT_ROWS`, but one per
+        // thread at most where they are shorter than `MIN_SPLIT_ROWS`.
+        assert_eq!(scan.morsels(16).len(), 16);
+        assert_eq!(
+            read_all(&scan, &scan.morsels(16)),
+            (0..400_000).collect::<Vec<_>>()
+        );
         assert!(scan.bytes_read() > 0);
     }
 
