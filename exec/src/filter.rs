@@ -25,7 +25,7 @@ use datafusion::physical_expr::expressions::{
 };
 use datafusion::physical_expr::split_conjunction;
 use datafusion::physical_plan::PhysicalExpr;
-use sabot_kernels::{LikePattern, ViewLiteral, strings_like, views_matching};
+use sabot_kernels::{LikePattern, ViewLiteral, string_views_like, strings_like, views_matching};
 
 use crate::error::{ExecError, Result};
 
@@ -127,7 +127,7 @@ impl FilterPredicate {
                 } => {
                     let values = kept.column(*column);
                     if let Some(views) = values.as_string_view_opt() {
-                        strings_like(views, pattern, *negated)
+                        string_views_like(views, pattern, *negated)
                     } else if let Some(strings) = values.as_string_opt::<i32>() {
                         strings_like(strings, pattern, *negated)
                     } else if let Some(strings) = values.as_string_opt::<i64>() {

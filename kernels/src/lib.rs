@@ -51,7 +51,7 @@ pub use hyperloglog::HyperLogLog;
 pub use join_table::{GPU_MIN_BUILD_ROWS, GPU_MIN_PROBE_ROWS, GPU_MIN_PROBE_ROWS_VARIABLE};
 pub use join_table::{JoinHashTable, JoinPartition, PartitionedRows};
 pub use keys::{KeyPacking, union_of_ranges, value_range};
-pub use like_match::{LikePattern, strings_like};
+pub use like_match::{LikePattern, string_views_like, strings_like};
 pub use packed_key::PackedKey;
 pub use string_dictionary::StringDictionary;
 pub use view_match::{ViewLiteral, views_matching};
