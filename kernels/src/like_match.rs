@@ -4,8 +4,9 @@
 //! fast paths for one segment (prefix, suffix, contains) and falls back to a regular expression
 //! for more (TPC-H Q13's `'%special%requests%'`, Q16's `'%Customer%Complaints%'`).
 
-use arrow::array::{Array, ArrayAccessor, StringViewArray};
+use arrow::array::{Array, ArrayAccessor, ByteView, MAX_INLINE_VIEW_LEN, StringViewArray};
 use arrow::buffer::BooleanBuffer;
+use arrow::buffer::NullBuffer;
 use memchr::memmem::Finder;
 
 /// A `LIKE` pattern of literal segments separated by `%`.
@@ -88,14 +89,16 @@ pub fn strings_like<'a>(
     let matched = BooleanBuffer::collect_bool(values.len(), |row| {
         pattern.matches(values.value(row).as_bytes()) != negated
     });
-    match values.nulls() {
+    valid_only(matched, values.nulls())
+}
+
+/// `matched` without the rows that `nulls` marks null: a null matches neither way.
+fn valid_only(matched: BooleanBuffer, nulls: Option<&NullBuffer>) -> BooleanBuffer {
+    match nulls {
         Some(nulls) => &matched & nulls.inner(),
         None => matched,
     }
 }
-
-/// Strings of up to this many bytes live inside their views, not in a data buffer.
-const MAX_INLINE_BYTES: u32 = 12;
 
 /// [`strings_like`] of a `Utf8View` array. Where the pattern's first segment may start anywhere,
 /// the strings held in data buffers are screened by one search of each buffer for that segment
@@ -131,15 +134,13 @@ pub fn string_views_like(
     let mut cursors = vec![(0usize, 0usize); occurrences.len()];
     let views = values.views();
     let matched = BooleanBuffer::collect_bool(values.len(), |row| {
-        let view = views[row];
-        let length = view as u32;
-        let is_match = if length <= MAX_INLINE_BYTES {
+        let view = ByteView::from(views[row]);
+        let is_match = if view.length <= MAX_INLINE_VIEW_LEN {
             pattern.matches(values.value(row).as_bytes())
         } else {
-            let buffer = (view >> 64) as u32 as usize;
-            let start = (view >> 96) as u32 as usize;
-            let found = &occurrences[buffer];
-            let (cursor, last_start) = &mut cursors[buffer];
+            let (start, length) = (view.offset as usize, view.length as usize);
+            let found = &occurrences[view.buffer_index as usize];
+            let (cursor, last_start) = &mut cursors[view.buffer_index as usize];
             if start < *last_start {
                 *cursor = found.partition_point(|&at| at < start);
             } else {
@@ -150,15 +151,12 @@ pub fn string_views_like(
             *last_start = start;
             let inside = found
                 .get(*cursor)
-                .is_some_and(|&at| at + needle_len <= start + length as usize);
+                .is_some_and(|&at| at + needle_len <= start + length);
             inside && pattern.matches(values.value(row).as_bytes())
         };
         is_match != negated
     });
-    match values.nulls() {
-        Some(nulls) => &matched & nulls.inner(),
-        None => matched,
-    }
+    valid_only(matched, values.nulls())
 }
 
 #[cfg(test)]
