@@ -1,6 +1,8 @@
 //! Runs a physical plan: cuts it into pipelines at breakers, runs each pipeline's morsels as
 //! tasks on the scheduler (one task per morsel, work-stealing across workers), and feeds each
-//! pipeline's output into its sink.
+//! pipeline's output into its sink. What a pipeline needs before it starts (its joins' tables,
+//! a source that is itself a breaker's output, a union's inputs) is made at once, so that the
+//! serial steps of one (building a table from its rows) overlap the scans of the others.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,8 +62,12 @@ struct Run {
     /// The nodes the plan reaches by more than one path (one subquery used twice, as TPC-H
     /// Q15's view), by address: each runs once, and its output is kept for the other paths.
     shared: HashSet<usize>,
-    shared_outputs: Mutex<HashMap<usize, Vec<RecordBatch>>>,
+    /// Per shared node, its output once run; a path that wants it while another runs it waits.
+    shared_outputs: Mutex<HashMap<usize, Arc<SharedOutput>>>,
 }
+
+/// The output of a node several paths reach, set by the first path to run it.
+type SharedOutput = Mutex<Option<Vec<RecordBatch>>>;
 
 /// Runs physical plans on a scheduler.
 #[derive(Clone)]
@@ -143,20 +149,19 @@ impl Executor {
         if !run.shared.contains(&address) {
             return self.run_to_completion(node, run);
         }
-        let kept = run
-            .shared_outputs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&address)
-            .cloned();
-        if let Some(output) = kept {
-            return Ok(output);
+        let slot = Arc::clone(
+            run.shared_outputs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(address)
+                .or_default(),
+        );
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(output) = &*slot {
+            return Ok(output.clone());
         }
         let output = self.run_to_completion(node, run)?;
-        run.shared_outputs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(address, output.clone());
+        *slot = Some(output.clone());
         Ok(output)
     }
 
@@ -203,13 +208,12 @@ impl Executor {
                 sorted
             }
             NodeKind::HashJoin { probe, build, spec } if spec.emits_build_side() => {
-                let table = self.join_table(node, build, spec, run)?;
-                let sink = SinkJoin {
-                    node,
-                    table: &table,
-                    spec,
-                };
-                let pipeline = self.pipeline_into(probe, Some(sink), run)?;
+                let sink = SinkBuild { node, build, spec };
+                let (pipeline, table) = self.pipeline_into(probe, Some(sink), run)?;
+                let table = table.ok_or_else(|| ExecError::Internal {
+                    operator: "HashJoin",
+                    message: "the pipeline into a join came back without its table".to_string(),
+                })?;
                 let pairs: Arc<Mutex<Vec<(usize, RecordBatch)>>> = Arc::new(Mutex::new(Vec::new()));
                 let (marking, marking_spec, timed, into) = (
                     Arc::clone(&table),
@@ -245,9 +249,15 @@ impl Executor {
                 limit_batches(self.materialize(input, run)?, *skip, *fetch)
             }
             NodeKind::Union { inputs } => {
+                let jobs = inputs
+                    .iter()
+                    .map(|input| -> Job<'_, Vec<RecordBatch>> {
+                        Box::new(move || self.materialize(input, run))
+                    })
+                    .collect();
                 let mut output = Vec::new();
-                for input in inputs {
-                    for batch in self.materialize(input, run)? {
+                for batches in concurrently(jobs)? {
+                    for batch in batches {
                         output.push(as_union_rows(batch, &node.schema)?);
                     }
                 }
@@ -277,64 +287,116 @@ impl Executor {
     /// The pipeline that produces `node`'s output: streaming operators down to a source,
     /// running any breaker below them first.
     fn pipeline(&self, node: &Arc<PhysicalNode>, run: &Run) -> Result<Pipeline> {
-        self.pipeline_into(node, None, run)
+        Ok(self.pipeline_into(node, None, run)?.0)
     }
 
-    /// [`Executor::pipeline`] of `node`, whose output `sink` (a join that emits its build side,
-    /// whose probe input `node` is) marks its table with: the sink may then also filter the
-    /// source's rows by key.
+    /// [`Executor::pipeline`] of `node`, and the table of `sink` (a join that emits its build
+    /// side, whose probe input `node` is, and which the pipeline's output marks) when given: the
+    /// sink may then also filter the source's rows by key. The pipeline's join tables, the
+    /// sink's and a source that must run first are made at once, each on its own thread, so
+    /// that one's serial steps (building a table from its rows) overlap another's scan.
     fn pipeline_into(
         &self,
         node: &Arc<PhysicalNode>,
-        sink: Option<SinkJoin<'_>>,
+        sink: Option<SinkBuild<'_>>,
         run: &Run,
-    ) -> Result<Pipeline> {
+    ) -> Result<(Pipeline, Option<Arc<JoinTable>>)> {
         let mut operators = Vec::new();
+        let mut joins = Vec::new();
         let mut current = node;
         loop {
             current = match &current.kind {
                 NodeKind::Filter { input, predicate } => {
-                    operators.push(StreamingOperator {
+                    operators.push(Some(StreamingOperator {
                         node: Arc::clone(current),
                         step: Step::Filter(FilterPredicate::new(predicate, &current.schema)),
-                    });
+                    }));
                     input
                 }
                 NodeKind::Projection { input, exprs } => {
-                    operators.push(StreamingOperator {
+                    operators.push(Some(StreamingOperator {
                         node: Arc::clone(current),
                         step: Step::Project(exprs.clone()),
-                    });
+                    }));
                     input
                 }
                 NodeKind::HashJoin { probe, build, spec } if !spec.emits_build_side() => {
-                    let table = self.join_table(current, build, spec, run)?;
-                    operators.push(StreamingOperator {
-                        node: Arc::clone(current),
-                        step: Step::Probe(table, Arc::clone(spec)),
-                    });
+                    joins.push((operators.len(), current, build, spec));
+                    operators.push(None);
                     probe
                 }
                 _ => break,
             };
         }
-        operators.reverse();
-        let key_filters = key_filters(&operators, sink, current);
-        operators.splice(0..0, key_filters);
-        let source = match &current.kind {
-            NodeKind::ParquetScan(scan) => PipelineSource::Parquet {
+        let source_node = current;
+        let mut jobs: Vec<Job<'_, Made>> = joins
+            .iter()
+            .map(|&(_, join, build, spec)| -> Job<'_, Made> {
+                Box::new(move || self.join_table(join, build, spec, run).map(Made::Table))
+            })
+            .collect();
+        if let Some(sink) = sink {
+            jobs.push(Box::new(move || {
+                self.join_table(sink.node, sink.build, sink.spec, run)
+                    .map(Made::Table)
+            }));
+        }
+        let source = match &source_node.kind {
+            NodeKind::ParquetScan(scan) => Some(PipelineSource::Parquet {
                 scan: Arc::clone(scan),
-                node: Arc::clone(current),
-            },
+                node: Arc::clone(source_node),
+            }),
             NodeKind::Batches { batches, .. } => {
                 for batch in batches {
-                    current.metrics.record_output(batch.num_rows());
+                    source_node.metrics.record_output(batch.num_rows());
                 }
-                PipelineSource::Batches(Arc::new(batches.clone()))
+                Some(PipelineSource::Batches(Arc::new(batches.clone())))
             }
-            _ => PipelineSource::Batches(Arc::new(self.materialize(current, run)?)),
+            _ => {
+                jobs.push(Box::new(move || {
+                    self.materialize(source_node, run).map(Made::Batches)
+                }));
+                None
+            }
         };
-        Ok(Pipeline { source, operators })
+        let mut made = concurrently(jobs)?.into_iter();
+        let mut next_table = || match made.next() {
+            Some(Made::Table(table)) => Ok(table),
+            _ => Err(ExecError::Internal {
+                operator: "HashJoin",
+                message: "a join's table was not made".to_string(),
+            }),
+        };
+        for &(position, join, _, spec) in &joins {
+            operators[position] = Some(StreamingOperator {
+                node: Arc::clone(join),
+                step: Step::Probe(next_table()?, Arc::clone(spec)),
+            });
+        }
+        let sink = match sink {
+            Some(sink) => Some((sink, next_table()?)),
+            None => None,
+        };
+        let source = match (source, made.next()) {
+            (Some(source), None) => source,
+            (None, Some(Made::Batches(batches))) => PipelineSource::Batches(Arc::new(batches)),
+            _ => {
+                return Err(ExecError::Internal {
+                    operator: "Executor",
+                    message: "a pipeline's source was not made".to_string(),
+                });
+            }
+        };
+        let mut operators: Vec<StreamingOperator> = operators.into_iter().flatten().collect();
+        operators.reverse();
+        let sink_join = sink.as_ref().map(|(sink, table)| SinkJoin {
+            node: sink.node,
+            table,
+            spec: sink.spec,
+        });
+        let key_filters = key_filters(&operators, sink_join, source_node);
+        operators.splice(0..0, key_filters);
+        Ok((Pipeline { source, operators }, sink.map(|(_, table)| table)))
     }
 
     /// Runs the build side of join `node` and builds its table, timing it as the join's work.
@@ -517,6 +579,76 @@ struct SinkJoin<'a> {
     spec: &'a JoinSpec,
 }
 
+/// A join that emits its build side, before its table is built: the join, its build input and
+/// what it computes.
+#[derive(Clone, Copy)]
+struct SinkBuild<'a> {
+    node: &'a Arc<PhysicalNode>,
+    build: &'a Arc<PhysicalNode>,
+    spec: &'a JoinSpec,
+}
+
+/// What a pipeline needs made before it runs: a join's table, or its source's rows.
+enum Made {
+    Table(Arc<JoinTable>),
+    Batches(Vec<RecordBatch>),
+}
+
+/// A piece of a plan to run on a thread of its own.
+type Job<'a, T> = Box<dyn FnOnce() -> Result<T> + Send + 'a>;
+
+/// Runs `jobs` at once, each but the first on a thread of its own (the first on this one),
+/// and returns their results in order, or the first error among them. Their pipelines' tasks
+/// share the scheduler's workers; these threads only wait for them and do the serial steps
+/// between them, which then overlap other jobs' parallel work.
+fn concurrently<'a, T: Send>(jobs: Vec<Job<'a, T>>) -> Result<Vec<T>> {
+    if jobs.len() <= 1 {
+        return jobs.into_iter().map(|job| job()).collect();
+    }
+    let slots: Vec<Arc<Mutex<Option<Job<'a, T>>>>> = jobs
+        .into_iter()
+        .map(|job| Arc::new(Mutex::new(Some(job))))
+        .collect();
+    let take = |slot: &Mutex<Option<Job<'a, T>>>| {
+        let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+        job.map_or_else(
+            || {
+                Err(ExecError::Internal {
+                    operator: "Executor",
+                    message: "part of the plan was taken twice".to_string(),
+                })
+            },
+            |job| job(),
+        )
+    };
+    std::thread::scope(|scope| {
+        // A job whose thread cannot start runs on this thread instead.
+        let threads: Vec<_> = slots[1..]
+            .iter()
+            .map(|slot| {
+                let slot = Arc::clone(slot);
+                std::thread::Builder::new()
+                    .name("sabot-plan".to_string())
+                    .spawn_scoped(scope, move || take(&slot))
+                    .ok()
+            })
+            .collect();
+        let mut results = vec![take(&slots[0])];
+        for (slot, thread) in slots[1..].iter().zip(threads) {
+            results.push(match thread {
+                Some(thread) => thread.join().unwrap_or_else(|_| {
+                    Err(ExecError::Internal {
+                        operator: "Executor",
+                        message: "a thread running part of the plan panicked".to_string(),
+                    })
+                }),
+                None => take(slot),
+            });
+        }
+        results.into_iter().collect()
+    })
+}
+
 /// Key filters for the joins of a pipeline from `source` through `operators` (and into `sink`),
 /// to run on the source's batches before any operator (sideways information passing). A join
 /// gets one where a probe row without a match adds nothing to its output (inner and semi joins
@@ -670,6 +802,46 @@ fn as_union_rows(batch: RecordBatch, schema: &arrow::datatypes::SchemaRef) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_run_at_once_and_their_results_come_in_order() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let receiver = Mutex::new(receiver);
+        // The first job waits for the second: run one after the other, it would time out.
+        let jobs: Vec<Job<'_, u32>> = vec![
+            Box::new(|| {
+                receiver
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(std::time::Duration::from_secs(30))
+                    .map_err(|error| ExecError::Internal {
+                        operator: "test",
+                        message: error.to_string(),
+                    })
+            }),
+            Box::new(move || {
+                sender.send(7).unwrap();
+                Ok(8)
+            }),
+        ];
+        assert_eq!(concurrently(jobs).unwrap(), vec![7, 8]);
+    }
+
+    #[test]
+    fn the_first_failing_job_gives_the_error() {
+        let failing = |message: &'static str| -> Job<'static, u32> {
+            Box::new(move || {
+                Err(ExecError::Internal {
+                    operator: "test",
+                    message: message.to_string(),
+                })
+            })
+        };
+        let succeeding: Job<'static, u32> = Box::new(|| Ok(1));
+        let jobs = vec![succeeding, failing("second"), failing("third")];
+        let error = concurrently(jobs).unwrap_err();
+        assert!(error.to_string().contains("second"), "{error}");
+    }
 
     #[test]
     fn a_key_filter_that_keeps_most_rows_turns_itself_off_after_its_trial() {
