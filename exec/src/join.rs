@@ -243,12 +243,11 @@ impl JoinTable {
         let JoinIndex::Packed { packing, table } = &self.index else {
             return Ok(BooleanArray::from(vec![true; key.len()]));
         };
-        let (mut keys, mut usable, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut keys, mut usable) = (Vec::new(), Vec::new());
         packing
             .pack(std::slice::from_ref(key), &mut keys, &mut usable)
             .map_err(ExecError::kernel(OPERATOR))?;
-        table.may_match(&keys, &usable, &mut kept);
-        Ok(BooleanArray::from(kept))
+        Ok(BooleanArray::new(table.may_match(&keys, &usable), None))
     }
 
     /// Whether each probe row has a build row with an equal key that passes the residual filter.

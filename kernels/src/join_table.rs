@@ -10,6 +10,8 @@
 //! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
 //! rows ahead. Such an array whose keys are unique is probed without a branch per row.
 
+use arrow::buffer::BooleanBuffer;
+
 use crate::error::{KernelError, Result};
 use crate::hash::hash_u64;
 use crate::prefetch::prefetch;
@@ -586,19 +588,18 @@ impl JoinHashTable {
         self.direct.is_some() || self.key_bits.is_some()
     }
 
-    /// Whether each usable key may have a match, written over `kept`: exact for a table
+    /// Whether each usable key may have a match, one bit per key: exact for a table
     /// indexed by key; the key bitmap's answer for a hashed table (a key it keeps may still
     /// miss, a key it drops always misses); `true` for every usable key where the table has
     /// neither (see [`JoinHashTable::has_key_filter`]).
-    pub fn may_match(&self, keys: &[u64], usable: &[bool], kept: &mut Vec<bool>) {
-        kept.clear();
-        kept.extend(keys.iter().zip(usable).map(|(&key, &usable)| {
-            usable
+    pub fn may_match(&self, keys: &[u64], usable: &[bool]) -> BooleanBuffer {
+        BooleanBuffer::collect_bool(keys.len(), |row| {
+            usable[row]
                 && match &self.direct {
-                    Some(direct) => !matches!(direct.matches(key), Matches::None),
-                    None => self.may_hold(key),
+                    Some(direct) => !matches!(direct.matches(keys[row]), Matches::None),
+                    None => self.may_hold(keys[row]),
                 }
-        }));
+        })
     }
 
     /// Whether each usable probe key has a match, written over `found`.
@@ -770,28 +771,27 @@ mod tests {
     fn key_filters_drop_only_keys_without_a_match() {
         let probes: Vec<u64> = (0..100_000).collect();
         let usable: Vec<bool> = probes.iter().map(|&key| key != 300).collect();
-        let mut kept = Vec::new();
         let mut found = Vec::new();
+        let may_match = |table: &JoinHashTable| -> Vec<bool> {
+            table.may_match(&probes, &usable).iter().collect()
+        };
         // Indexed by key: exact.
         let dense: Vec<u64> = (0..1_000).map(|key| key * 3).collect();
         let direct = JoinHashTable::build(&dense, &vec![true; dense.len()]).unwrap();
         assert!(direct.has_key_filter());
-        direct.may_match(&probes, &usable, &mut kept);
         direct.contains(&probes, &usable, &mut found);
-        assert_eq!(kept, found);
+        assert_eq!(may_match(&direct), found);
         // Hashed with a bitmap: every match kept, no false positive below 2^23.
         let sparse: Vec<u64> = (0..10_000).map(|key| key * 100 + 7).collect();
         let hashed = JoinHashTable::build(&sparse, &vec![true; sparse.len()]).unwrap();
         assert!(hashed.direct.is_none() && hashed.has_key_filter());
-        hashed.may_match(&probes, &usable, &mut kept);
         hashed.contains(&probes, &usable, &mut found);
-        assert_eq!(kept, found);
+        assert_eq!(may_match(&hashed), found);
         // Hashed without a bitmap: no cheap filter; every usable key may match.
         let wide: Vec<u64> = (0..100).map(|key| key << 30).collect();
         let unfiltered = JoinHashTable::build(&wide, &vec![true; wide.len()]).unwrap();
         assert!(!unfiltered.has_key_filter());
-        unfiltered.may_match(&probes, &usable, &mut kept);
-        assert_eq!(kept, usable);
+        assert_eq!(may_match(&unfiltered), usable);
     }
 
     #[test]
