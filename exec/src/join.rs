@@ -14,6 +14,7 @@ use ahash::RandomState;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, UInt32Array, new_empty_array, new_null_array,
 };
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::{filter_record_batch, take};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -397,19 +398,18 @@ impl JoinTable {
             }
             JoinKind::LeftSemi | JoinKind::LeftAnti => {
                 let keep = spec.kind == JoinKind::LeftSemi;
-                let mask = BooleanArray::from(
-                    self.probe_matched(spec, probe)?
-                        .into_iter()
-                        .map(|matched| matched == keep)
-                        .collect::<Vec<_>>(),
+                let matched = self.probe_matched(spec, probe)?;
+                let mask = BooleanArray::new(
+                    BooleanBuffer::collect_bool(matched.len(), |row| matched[row] == keep),
+                    None,
                 );
                 filter_record_batch(probe, &mask).map_err(ExecError::arrow(OPERATOR))?
             }
             JoinKind::LeftMark => {
                 let mut columns = probe.columns().to_vec();
-                columns.push(
-                    Arc::new(BooleanArray::from(self.probe_matched(spec, probe)?)) as ArrayRef,
-                );
+                let matched = self.probe_matched(spec, probe)?;
+                let marks = BooleanBuffer::collect_bool(matched.len(), |row| matched[row]);
+                columns.push(Arc::new(BooleanArray::new(marks, None)) as ArrayRef);
                 RecordBatch::try_new(Arc::clone(output_schema), columns)
                     .map_err(ExecError::arrow(OPERATOR))?
             }
