@@ -21,6 +21,7 @@ use crate::error::{ExecError, Result};
 use crate::filter::FilterPredicate;
 use crate::join::{JoinKind, JoinSpec, JoinTable};
 use crate::memory::MemoryBudget;
+use crate::page_pruning::{KeyPages, prunes_pages};
 use crate::plan::{NodeKind, PhysicalNode};
 use crate::sort::{limit_batches, sort_batches};
 use crate::source::ParquetScan;
@@ -103,10 +104,12 @@ enum Step {
 }
 
 enum PipelineSource {
-    /// A Parquet scan (and its node, for metrics): one morsel per row group.
+    /// A Parquet scan (and its node, for metrics): one morsel per row group, reading only the
+    /// pages that may hold `key_pages`' keys.
     Parquet {
         scan: Arc<ParquetScan>,
         node: Arc<PhysicalNode>,
+        key_pages: Arc<Vec<KeyPages>>,
     },
     /// Batches already in memory: one morsel per batch.
     Batches(Arc<Vec<RecordBatch>>),
@@ -345,6 +348,7 @@ impl Executor {
             NodeKind::ParquetScan(scan) => Some(PipelineSource::Parquet {
                 scan: Arc::clone(scan),
                 node: Arc::clone(source_node),
+                key_pages: Arc::default(),
             }),
             NodeKind::Batches { batches, .. } => {
                 for batch in batches {
@@ -394,7 +398,17 @@ impl Executor {
             table,
             spec: sink.spec,
         });
-        let key_filters = key_filters(&operators, sink_join, source_node);
+        let joins = match_only_joins(&operators, sink_join, source_node);
+        let (key_filters, key_pages) = (key_filters(&joins), key_pages(&joins, source_node)?);
+        drop(joins);
+        let source = match source {
+            PipelineSource::Parquet { scan, node, .. } => PipelineSource::Parquet {
+                scan,
+                node,
+                key_pages: Arc::new(key_pages),
+            },
+            batches => batches,
+        };
         operators.splice(0..0, key_filters);
         Ok((Pipeline { source, operators }, sink.map(|(_, table)| table)))
     }
@@ -459,23 +473,28 @@ impl Executor {
             }
         };
         match pipeline.source {
-            PipelineSource::Parquet { scan, node } => {
+            PipelineSource::Parquet {
+                scan,
+                node,
+                key_pages,
+            } => {
                 for (index, morsel) in scan
                     .morsels(self.scheduler.threads())
                     .into_iter()
                     .enumerate()
                 {
                     let cancel = run.cancel.clone();
-                    let (scan, node, operators, sink, report) = (
+                    let (scan, node, key_pages, operators, sink, report) = (
                         Arc::clone(&scan),
                         Arc::clone(&node),
+                        Arc::clone(&key_pages),
                         Arc::clone(&operators),
                         Arc::clone(&sink),
                         report.clone(),
                     );
                     group.spawn(move |group| {
                         let mut started = Instant::now();
-                        let read = scan.read(morsel, |batch| {
+                        let read = scan.read(morsel, &key_pages, |batch| {
                             node.metrics.record_time(started.elapsed());
                             node.metrics.record_output(batch.num_rows());
                             let pushed = push_through(&operators, batch)
@@ -649,22 +668,27 @@ fn concurrently<'a, T: Send>(jobs: Vec<Job<'a, T>>) -> Result<Vec<T>> {
     })
 }
 
-/// Key filters for the joins of a pipeline from `source` through `operators` (and into `sink`),
-/// to run on the source's batches before any operator (sideways information passing). A join
-/// gets one where a probe row without a match adds nothing to its output (inner and semi joins
-/// probed in the pipeline; a sink join other than a full join, whose output is its build side's
-/// rows), on one key column that comes unchanged from the source, with a table that tells misses
-/// without lookups (indexed by key, or with a key bitmap), after a filter that would otherwise
-/// work on the rows it drops (TPC-H Q3: `lineitem`'s date filter copies half the table, of which
-/// 1% has an order the join keeps; Q4: its date comparison runs on every line, of which 4% have
-/// an order the semi join marks), and with no other join's probe before it (whose rows would no
-/// longer be that join's output). A filter that lets most rows through turns itself off
-/// ([`PassRate`]).
-fn key_filters(
-    operators: &[StreamingOperator],
-    sink: Option<SinkJoin<'_>>,
+/// A join of a pipeline whose output has only probe rows with a match (inner and semi joins
+/// probed in the pipeline with no other join's probe before them, whose output would otherwise
+/// count only the rows this one can match; a sink join other than a full join, whose output is
+/// its build side's rows), keyed on one column that comes unchanged from the pipeline's source:
+/// its probe rows without a match may be dropped as early as the source.
+struct MatchOnlyJoin<'a> {
+    node: &'a Arc<PhysicalNode>,
+    table: &'a Arc<JoinTable>,
+    spec: &'a JoinSpec,
+    /// The source column holding the probe key.
+    column: usize,
+    /// Whether a filter runs before the join, on rows the join may drop.
+    after_filter: bool,
+}
+
+/// The [`MatchOnlyJoin`]s of a pipeline from `source` through `operators` (and into `sink`).
+fn match_only_joins<'a>(
+    operators: &'a [StreamingOperator],
+    sink: Option<SinkJoin<'a>>,
     source: &PhysicalNode,
-) -> Vec<StreamingOperator> {
+) -> Vec<MatchOnlyJoin<'a>> {
     let probes = operators
         .iter()
         .enumerate()
@@ -679,26 +703,21 @@ fn key_filters(
     let sink = sink
         .filter(|sink| sink.spec.kind != JoinKind::Full)
         .map(|sink| (operators.len(), sink.node, sink.table, sink.spec));
-    let mut filters = Vec::new();
+    let mut joins = Vec::new();
     for (position, node, table, spec) in probes.chain(sink) {
-        // It must save a filter work, and no other join may run before it: that join's output
-        // would then count only the rows this one can match, not the rows it joins.
         let earlier = &operators[..position];
-        let saves_work = earlier
+        if earlier
             .iter()
-            .any(|earlier| matches!(earlier.step, Step::Filter(_)))
-            && !earlier
-                .iter()
-                .any(|earlier| matches!(earlier.step, Step::Probe(..)));
+            .any(|earlier| matches!(earlier.step, Step::Probe(..)))
+        {
+            continue;
+        }
         let NodeKind::HashJoin { probe, .. } = &node.kind else {
             continue;
         };
         let [key] = spec.probe_keys.as_slice() else {
             continue;
         };
-        if !saves_work || !table.has_key_filter() {
-            continue;
-        }
         let Some(key) = key.downcast_ref::<Column>() else {
             continue;
         };
@@ -708,16 +727,66 @@ fn key_filters(
         if source.schema.field(column).data_type() != probe.schema.field(key.index()).data_type() {
             continue;
         }
-        filters.push(StreamingOperator {
-            node: Arc::clone(node),
-            step: Step::KeyFilter {
-                table: Arc::clone(table),
-                column,
-                pass_rate: Arc::default(),
-            },
+        joins.push(MatchOnlyJoin {
+            node,
+            table,
+            spec,
+            column,
+            after_filter: earlier
+                .iter()
+                .any(|earlier| matches!(earlier.step, Step::Filter(_))),
         });
     }
-    filters
+    joins
+}
+
+/// Key filters for `joins`, to run on the source's batches before any operator (sideways
+/// information passing): for a join after a filter that would otherwise work on the rows it
+/// drops (TPC-H Q3: `lineitem`'s date filter copies half the table, of which 1% has an order
+/// the join keeps; Q4: its date comparison runs on every line, of which 4% have an order the
+/// semi join marks), with a table that tells misses without lookups (indexed by key, or with a
+/// key bitmap). A filter that lets most rows through turns itself off ([`PassRate`]).
+fn key_filters(joins: &[MatchOnlyJoin<'_>]) -> Vec<StreamingOperator> {
+    joins
+        .iter()
+        .filter(|join| join.after_filter && join.table.has_key_filter())
+        .map(|join| StreamingOperator {
+            node: Arc::clone(join.node),
+            step: Step::KeyFilter {
+                table: Arc::clone(join.table),
+                column: join.column,
+                pass_rate: Arc::default(),
+            },
+        })
+        .collect()
+}
+
+/// The most build keys a join's table prunes its probe scan's pages with: beyond, nearly every
+/// page of a large scan holds one, and finding them costs more than it saves.
+const MAX_PAGE_PRUNING_KEYS: usize = 4_096;
+
+/// The build keys of `joins` with at most [`MAX_PAGE_PRUNING_KEYS`] build rows, for a Parquet
+/// `source` to read only the pages that may hold one (`page_pruning`).
+fn key_pages(joins: &[MatchOnlyJoin<'_>], source: &PhysicalNode) -> Result<Vec<KeyPages>> {
+    if !matches!(source.kind, NodeKind::ParquetScan(_)) {
+        return Ok(Vec::new());
+    }
+    let mut pages = Vec::new();
+    for join in joins {
+        if !prunes_pages(source.schema.field(join.column).data_type()) {
+            continue;
+        }
+        if let Some(keys) = join
+            .table
+            .build_key_values(join.spec, MAX_PAGE_PRUNING_KEYS)?
+        {
+            pages.push(KeyPages {
+                column: join.column,
+                keys,
+            });
+        }
+    }
+    Ok(pages)
 }
 
 /// The column of `source`'s output that column `index` of `node` (a node above it) is,

@@ -137,8 +137,9 @@ pub(crate) fn footer(path: &Path) -> Result<(ArrowReaderMetadata, FileStamp)> {
     let metadata = for_version(footers(), &stamp, || {
         let file = File::open(path).map_err(|error| unreadable(path, &error))?;
         // The offset index locates each page, so a scan of part of a row group reads only its
-        // pages.
-        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        // pages; the column index (each page's min and max) says which pages may hold a join's
+        // keys (`page_pruning`).
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
         ArrowReaderMetadata::load(&file, options).map_err(|error| unreadable(path, &error))
     })?;
     Ok((metadata, stamp))

@@ -27,6 +27,7 @@ use sabot_scheduler::Scheduler;
 use crate::aggregate::evaluate_all;
 use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
+use crate::page_pruning::distinct_keys;
 use crate::parallel::in_parallel;
 
 const OPERATOR: &str = "HashJoin";
@@ -235,6 +236,26 @@ impl JoinTable {
             }
             _ => false,
         }
+    }
+
+    /// The build side's distinct non-null key values, ascending (`page_pruning`), where the
+    /// join has one key column of a type that prunes pages and at most `max_rows` build rows.
+    pub(crate) fn build_key_values(
+        &self,
+        spec: &JoinSpec,
+        max_rows: usize,
+    ) -> Result<Option<Vec<i64>>> {
+        let [key] = spec.build_keys.as_slice() else {
+            return Ok(None);
+        };
+        if self.batch.num_rows() > max_rows {
+            return Ok(None);
+        }
+        let column = key
+            .evaluate(&self.batch)
+            .and_then(|value| value.into_array(self.batch.num_rows()))
+            .map_err(ExecError::datafusion(OPERATOR))?;
+        Ok(distinct_keys(&column))
     }
 
     /// The rows of `key` (values of the join's one probe key) that may find a build row:

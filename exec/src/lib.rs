@@ -25,6 +25,7 @@ mod join;
 mod join_estimate;
 mod memory;
 mod metrics;
+mod page_pruning;
 mod parallel;
 mod plan;
 mod sample;

@@ -3,9 +3,11 @@
 //! threads), read with the `parquet` crate's Arrow reader from the file's memory mapping
 //! (`file_cache`; projection pushed into the decoder),
 //! skipping the row groups whose min/max statistics rule out the query's filters (DataFusion's
-//! `PruningPredicate` decides); a scan of files `ANALYZE` read gives the planner its
+//! `PruningPredicate` decides) and, where a join gives it a few keys, the pages whose min/max
+//! hold none of them (`page_pruning`); a scan of files `ANALYZE` read gives the planner its
 //! statistics. A fallback runs a DataFusion subtree and yields its batches.
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +25,7 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 
 use crate::analyze::{ColumnSummary, TableSummary};
@@ -31,6 +33,7 @@ use crate::error::{ExecError, Result};
 use crate::executor::CancelHandle;
 use crate::file_cache::FileStamp;
 use crate::histogram::Histogram;
+use crate::page_pruning::{KeyPages, intersect, rows_with_keys};
 
 /// Rows per batch decoded from Parquet.
 const PARQUET_BATCH_ROWS: usize = 32_768;
@@ -326,30 +329,54 @@ impl ParquetScan {
         morsels
     }
 
-    /// Decodes one row group or range of its rows, calling `emit` with each batch.
+    /// Decodes one row group or range of its rows, calling `emit` with each batch; only the
+    /// pages that may hold one of `key_pages`' keys in its column, where the file's page index
+    /// tells.
     pub(crate) fn read(
         &self,
         morsel: RowGroupMorsel,
+        key_pages: &[KeyPages],
         mut emit: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let scanned = &self.files[morsel.file];
         let fail = |error: &dyn std::fmt::Display| parquet_error(&scanned.path, error);
         let file = crate::file_cache::mapped(&scanned.stamp)?;
-        let mask = ProjectionMask::roots(
-            scanned.metadata.parquet_schema(),
-            self.projection.iter().copied(),
-        );
+        let parquet_schema = scanned.metadata.parquet_schema();
+        let mask = ProjectionMask::roots(parquet_schema, self.projection.iter().copied());
+        let group_rows = scanned
+            .metadata
+            .metadata()
+            .row_group(morsel.row_group)
+            .num_rows()
+            .max(0) as usize;
+        let (first, count) = morsel.rows.unwrap_or((0, group_rows));
+        let mut rows: Vec<Range<usize>> = std::iter::once(first..first + count).collect();
+        // Leaf and root columns are one where the schema is flat.
+        let flat = parquet_schema.num_columns() == parquet_schema.root_schema().get_fields().len();
+        for filter in key_pages.iter().filter(|_| flat) {
+            if let Some(kept) = rows_with_keys(
+                scanned.metadata.metadata(),
+                morsel.row_group,
+                self.projection[filter.column],
+                &filter.keys,
+            ) {
+                rows = intersect(&rows, &kept);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, scanned.metadata.clone())
                 .with_row_groups(vec![morsel.row_group])
                 .with_projection(mask)
                 .with_batch_size(PARQUET_BATCH_ROWS);
-        if let Some((first, count)) = morsel.rows {
+        if rows.len() != 1 || rows[0] != (0..group_rows) {
             // The offset index (read with the footer) lets the decoder skip the pages outside.
-            builder = builder.with_row_selection(RowSelection::from(vec![
-                RowSelector::skip(first),
-                RowSelector::select(count),
-            ]));
+            builder = builder.with_row_selection(RowSelection::from_consecutive_ranges(
+                rows.into_iter(),
+                group_rows,
+            ));
         }
         let reader = builder.build().map_err(|error| fail(&error))?;
         // The decoder returns columns in file order; the plan may want another order or types.
@@ -531,7 +558,7 @@ mod tests {
     fn read_all(scan: &ParquetScan, morsels: &[RowGroupMorsel]) -> Vec<i64> {
         let mut ids = Vec::new();
         for &morsel in morsels {
-            scan.read(morsel, |batch| {
+            scan.read(morsel, &[], |batch| {
                 ids.extend(batch.column(0).as_primitive::<Int64Type>().values());
                 Ok(())
             })

@@ -15,6 +15,7 @@ mod join_correlation_estimates;
 mod join_key_filters;
 mod join_order;
 mod nexmark_streams;
+mod page_pruning;
 mod scan_pruning;
 mod shared_subqueries;
 mod streaming_sql;
