@@ -17,6 +17,7 @@ use datafusion::physical_plan::PhysicalExpr;
 use sabot_scheduler::Scheduler;
 
 use crate::aggregate::{AggregateSink, evaluate_all};
+use crate::concurrent::{Job, concurrently};
 use crate::error::{ExecError, Result};
 use crate::filter::FilterPredicate;
 use crate::join::{JoinKind, JoinSpec, JoinTable};
@@ -613,61 +614,6 @@ enum Made {
     Batches(Vec<RecordBatch>),
 }
 
-/// A piece of a plan to run on a thread of its own.
-type Job<'a, T> = Box<dyn FnOnce() -> Result<T> + Send + 'a>;
-
-/// Runs `jobs` at once, each but the first on a thread of its own (the first on this one),
-/// and returns their results in order, or the first error among them. Their pipelines' tasks
-/// share the scheduler's workers; these threads only wait for them and do the serial steps
-/// between them, which then overlap other jobs' parallel work.
-fn concurrently<'a, T: Send>(jobs: Vec<Job<'a, T>>) -> Result<Vec<T>> {
-    if jobs.len() <= 1 {
-        return jobs.into_iter().map(|job| job()).collect();
-    }
-    let slots: Vec<Arc<Mutex<Option<Job<'a, T>>>>> = jobs
-        .into_iter()
-        .map(|job| Arc::new(Mutex::new(Some(job))))
-        .collect();
-    let take = |slot: &Mutex<Option<Job<'a, T>>>| {
-        let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-        job.map_or_else(
-            || {
-                Err(ExecError::Internal {
-                    operator: "Executor",
-                    message: "part of the plan was taken twice".to_string(),
-                })
-            },
-            |job| job(),
-        )
-    };
-    std::thread::scope(|scope| {
-        // A job whose thread cannot start runs on this thread instead.
-        let threads: Vec<_> = slots[1..]
-            .iter()
-            .map(|slot| {
-                let slot = Arc::clone(slot);
-                std::thread::Builder::new()
-                    .name("sabot-plan".to_string())
-                    .spawn_scoped(scope, move || take(&slot))
-                    .ok()
-            })
-            .collect();
-        let mut results = vec![take(&slots[0])];
-        for (slot, thread) in slots[1..].iter().zip(threads) {
-            results.push(match thread {
-                Some(thread) => thread.join().unwrap_or_else(|_| {
-                    Err(ExecError::Internal {
-                        operator: "Executor",
-                        message: "a thread running part of the plan panicked".to_string(),
-                    })
-                }),
-                None => take(slot),
-            });
-        }
-        results.into_iter().collect()
-    })
-}
-
 /// A join of a pipeline whose output has only probe rows with a match (inner and semi joins
 /// probed in the pipeline with no other join's probe before them, whose output would otherwise
 /// count only the rows this one can match; a sink join other than a full join, whose output is
@@ -871,46 +817,6 @@ fn as_union_rows(batch: RecordBatch, schema: &arrow::datatypes::SchemaRef) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jobs_run_at_once_and_their_results_come_in_order() {
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let receiver = Mutex::new(receiver);
-        // The first job waits for the second: run one after the other, it would time out.
-        let jobs: Vec<Job<'_, u32>> = vec![
-            Box::new(|| {
-                receiver
-                    .lock()
-                    .unwrap()
-                    .recv_timeout(std::time::Duration::from_secs(30))
-                    .map_err(|error| ExecError::Internal {
-                        operator: "test",
-                        message: error.to_string(),
-                    })
-            }),
-            Box::new(move || {
-                sender.send(7).unwrap();
-                Ok(8)
-            }),
-        ];
-        assert_eq!(concurrently(jobs).unwrap(), vec![7, 8]);
-    }
-
-    #[test]
-    fn the_first_failing_job_gives_the_error() {
-        let failing = |message: &'static str| -> Job<'static, u32> {
-            Box::new(move || {
-                Err(ExecError::Internal {
-                    operator: "test",
-                    message: message.to_string(),
-                })
-            })
-        };
-        let succeeding: Job<'static, u32> = Box::new(|| Ok(1));
-        let jobs = vec![succeeding, failing("second"), failing("third")];
-        let error = concurrently(jobs).unwrap_err();
-        assert!(error.to_string().contains("second"), "{error}");
-    }
 
     #[test]
     fn a_key_filter_that_keeps_most_rows_turns_itself_off_after_its_trial() {

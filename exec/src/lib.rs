@@ -15,6 +15,7 @@ mod accumulators;
 mod aggregate;
 mod analyze;
 mod column_stats;
+mod concurrent;
 mod decimal_expr;
 mod error;
 mod executor;
