@@ -366,6 +366,7 @@ impl ParquetScan {
         if rows.is_empty() {
             return Ok(());
         }
+        let selected_rows: usize = rows.iter().map(ExactSizeIterator::len).sum();
         let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, scanned.metadata.clone())
                 .with_row_groups(vec![morsel.row_group])
@@ -388,9 +389,7 @@ impl ParquetScan {
             .filter_map(|&column| row_group.columns().get(column))
             .map(|chunk| chunk.compressed_size())
             .sum();
-        let share = morsel.rows.map_or(1.0, |(_, count)| {
-            count as f64 / row_group.num_rows().max(1) as f64
-        });
+        let share = selected_rows as f64 / group_rows.max(1) as f64;
         self.bytes_read.fetch_add(
             (chunk_bytes.max(0) as f64 * share) as u64,
             Ordering::Relaxed,
