@@ -66,6 +66,15 @@ pub(crate) fn rows_with_keys(
         .get(leaf)?
         .page_locations();
     let rows = usize::try_from(metadata.row_group(row_group).num_rows()).ok()?;
+    let indexed_pages = match index {
+        ColumnIndexMetaData::INT32(index) => index.min_values().len(),
+        ColumnIndexMetaData::INT64(index) => index.min_values().len(),
+        _ => return None,
+    };
+    // A damaged file whose two indexes disagree is read whole.
+    if indexed_pages != pages.len() {
+        return None;
+    }
     // Per page: `None` where the statistics are of another type; `Some(None)` for a page of
     // nulls; else its bounds, unbounded where a statistic is missing.
     let bounds = |page: usize| -> Option<Option<(i64, i64)>> {
