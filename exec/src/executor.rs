@@ -401,7 +401,6 @@ impl Executor {
         });
         let joins = match_only_joins(&operators, sink_join, source_node);
         let (key_filters, key_pages) = (key_filters(&joins), key_pages(&joins, source_node)?);
-        drop(joins);
         let source = match source {
             PipelineSource::Parquet { scan, node, .. } => PipelineSource::Parquet {
                 scan,

@@ -7,8 +7,9 @@
 
 use std::ops::Range;
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Date32Type, Int8Type, Int16Type, Int32Type, Int64Type};
+use arrow::array::{ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 
@@ -33,17 +34,15 @@ pub(crate) fn prunes_pages(data_type: &DataType) -> bool {
 /// The non-null values of `column` (of a type [`prunes_pages`] takes), ascending and distinct;
 /// `None` for another type.
 pub(crate) fn distinct_keys(column: &ArrayRef) -> Option<Vec<i64>> {
-    fn widened<T: Copy + Into<i64>>(values: impl Iterator<Item = Option<T>>) -> Vec<i64> {
-        values.flatten().map(Into::into).collect()
+    if !prunes_pages(column.data_type()) {
+        return None;
     }
-    let mut keys = match column.data_type() {
-        DataType::Int8 => widened(column.as_primitive::<Int8Type>().iter()),
-        DataType::Int16 => widened(column.as_primitive::<Int16Type>().iter()),
-        DataType::Int32 => widened(column.as_primitive::<Int32Type>().iter()),
-        DataType::Int64 => widened(column.as_primitive::<Int64Type>().iter()),
-        DataType::Date32 => widened(column.as_primitive::<Date32Type>().iter()),
-        _ => return None,
-    };
+    let values = cast(column, &DataType::Int64).ok()?;
+    let mut keys: Vec<i64> = values
+        .as_primitive::<Int64Type>()
+        .iter()
+        .flatten()
+        .collect();
     keys.sort_unstable();
     keys.dedup();
     Some(keys)
