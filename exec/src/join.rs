@@ -322,7 +322,12 @@ impl JoinTable {
         let (probe_rows, build_rows) = self.matching_pairs(spec, probe)?;
         for &row in &build_rows {
             let row = row as usize;
-            self.matched_build_rows[row / 64].fetch_or(1 << (row % 64), Ordering::Relaxed);
+            let (word, bit) = (&self.matched_build_rows[row / 64], 1 << (row % 64));
+            // A read first: most rows are marked already, and a read leaves the word's cache
+            // line shared where an atomic write would pull it from the other threads.
+            if word.load(Ordering::Relaxed) & bit == 0 {
+                word.fetch_or(bit, Ordering::Relaxed);
+            }
         }
         let rows = match spec.kind {
             JoinKind::Full => {
