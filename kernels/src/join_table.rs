@@ -4,7 +4,9 @@
 //! own (in parallel by the caller). A partition is an open-addressing table whose slot holds the
 //! key, its build row when the key is unique, or else the range of its build rows in a
 //! contiguous (CSR) array: a probe of a unique key touches one cache line; where all build keys
-//! are below 2^23, a bitmap of them answers most misses before any hashing. When the packed
+//! are below 2^23, a bitmap of them answers most misses before any hashing (when at most a
+//! quarter of a probe's keys are in it, the bitmap is read for all of them in one branch-free
+//! pass and only those are looked up). When the packed
 //! build keys are dense (their largest is at most a few times the number of rows, as for the key
 //! columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
 //! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
@@ -19,6 +21,9 @@ use crate::slots::SlotTable;
 
 /// How many probe keys ahead a probe asks for the cache line it will need.
 const PREFETCH_DISTANCE: usize = 16;
+/// A probe of a table with a key bitmap looks up only the keys the bitmap holds when they are
+/// at most one in this many.
+const SPARSE_PROBE_SHARE: usize = 4;
 /// Tables smaller than this many bytes stay in the core's L2 cache: their probes do not prefetch.
 const PREFETCH_MIN_TABLE_BYTES: usize = 1 << 20;
 /// About how many build rows one partition holds.
@@ -516,26 +521,60 @@ impl JoinHashTable {
                 }
             }
         }
-        // A table that fits the core's cache needs no prefetch.
-        let prefetching = self.memory_size() >= PREFETCH_MIN_TABLE_BYTES;
         if let Some(direct) = self
             .direct
             .as_ref()
             .filter(|direct| direct.has_unique_keys())
         {
+            // A table that fits the core's cache needs no prefetch.
+            let prefetching = self.memory_size() >= PREFETCH_MIN_TABLE_BYTES;
             direct.probe_unique(keys, usable, prefetching, probe_rows, build_rows);
             return;
         }
-        // A key repeating the usable row before it (probe input clustered by the key, as
-        // `lineitem` is by order) takes that row's matches without a lookup.
+        // A hashed table with a key bitmap whose probe keys mostly miss it (a semi join's
+        // probe of every line against a few orders) reads the bitmap for all keys in one
+        // branch-free pass, then looks up only the keys it holds.
+        if let Some(rows) = self.sparse_candidates(keys, usable) {
+            let row_at = |position: usize| rows.get(position).map(|&row| row as usize);
+            self.probe_rows(keys, rows.len(), row_at, probe_rows, build_rows);
+            return;
+        }
+        let row_at = |row: usize| usable.get(row).is_some_and(|&usable| usable).then_some(row);
+        self.probe_rows(keys, keys.len(), row_at, probe_rows, build_rows);
+    }
+
+    /// The rows whose key the key bitmap holds, where the table has one and they are at most
+    /// one in [`SPARSE_PROBE_SHARE`] of `keys`: a probe then looks up only those.
+    fn sparse_candidates(&self, keys: &[u64], usable: &[bool]) -> Option<Vec<u32>> {
+        self.key_bits.as_ref()?;
+        let candidates = self.may_match(keys, usable);
+        (candidates.count_set_bits() * SPARSE_PROBE_SHARE <= keys.len())
+            .then(|| candidates.set_indices().map(|row| row as u32).collect())
+    }
+
+    /// Probes the keys of the rows `row_at(0..count)` gives (`None`: a row to skip), appending
+    /// their pairs in that order.
+    fn probe_rows(
+        &self,
+        keys: &[u64],
+        count: usize,
+        row_at: impl Fn(usize) -> Option<usize>,
+        probe_rows: &mut Vec<u32>,
+        build_rows: &mut Vec<u32>,
+    ) {
+        // A table that fits the core's cache needs no prefetch.
+        let prefetching = self.memory_size() >= PREFETCH_MIN_TABLE_BYTES;
+        // A key repeating the row before it (probe input clustered by the key, as `lineitem`
+        // is by order) takes that row's matches without a lookup.
         let mut previous: Option<(u64, Matches<'_>)> = None;
-        for (row, (&key, &usable)) in keys.iter().zip(usable).enumerate() {
-            if prefetching && let Some(&ahead) = keys.get(row + PREFETCH_DISTANCE) {
-                self.prefetch(ahead);
+        for position in 0..count {
+            if prefetching && let Some(ahead) = row_at(position + PREFETCH_DISTANCE) {
+                self.prefetch(keys[ahead]);
             }
-            if !usable {
+            let Some(row) = row_at(position) else {
                 continue;
-            }
+            };
+            let key = keys[row];
             let matches = match previous {
                 Some((previous_key, matches)) if previous_key == key => matches,
                 _ => self.matches(key),
@@ -605,6 +644,16 @@ impl JoinHashTable {
     /// Whether each usable probe key has a match, written over `found`.
     pub fn contains(&self, keys: &[u64], usable: &[bool], found: &mut Vec<bool>) {
         found.clear();
+        if let Some(rows) = self.sparse_candidates(keys, usable) {
+            found.resize(keys.len(), false);
+            for (position, &row) in rows.iter().enumerate() {
+                if let Some(&ahead) = rows.get(position + PREFETCH_DISTANCE) {
+                    self.prefetch(keys[ahead as usize]);
+                }
+                found[row as usize] = !matches!(self.matches(keys[row as usize]), Matches::None);
+            }
+            return;
+        }
         found.extend(
             keys.iter()
                 .zip(usable)

@@ -108,7 +108,9 @@ proptest! {
     #[test]
     fn join_probe_equals_nested_loops(
         build in nullable_i64(20),
-        probe in nullable_i64(40),
+        // Keys near the build's, or mostly outside them (the probe that reads the key bitmap
+        // first and looks up only the keys it holds).
+        probe in prop_oneof![nullable_i64(40), nullable_i64(4_000)],
         partitions_log in 0u32..4,
     ) {
         let (build_keys, build_usable, probe_keys, probe_usable) = packed_join_keys(&build, &probe);
