@@ -3,21 +3,26 @@
 //! value behind a closure call: most of the arithmetic in TPC-H's `l_extendedprice * (1 -
 //! l_discount)`. [`with_unchecked_decimal_arithmetic`] replaces such expressions with
 //! [`DecimalArithmeticExpr`], which gives the same values and type, and hands a batch back to
-//! DataFusion's checked expression when an operand holds a value past 64 bits.
+//! DataFusion's checked expression when an operand holds a value past 64 bits. A product of a
+//! column and a literal's sum or difference with a column (`l_extendedprice * (1 -
+//! l_discount)`) is computed in one pass, without the column `1 - l_discount` in between.
 
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{AsArray, Decimal128Array, RecordBatch};
 use arrow::datatypes::{DataType, Decimal128Type, Schema};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::{DataFusionError, Result as DataFusionResult};
 use datafusion::logical_expr::{ColumnarValue, Operator};
-use datafusion::physical_expr::expressions::BinaryExpr;
+use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::scalar::ScalarValue;
-use sabot_kernels::{DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, decimal_arithmetic};
+use sabot_kernels::{
+    DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, OffsetColumn, decimal_arithmetic,
+    decimal_offset_product,
+};
 
 /// `left op right` over `Decimal128` operands, giving `Decimal128(precision, scale)`.
 #[derive(Debug, Eq)]
@@ -70,6 +75,99 @@ impl DecimalArithmeticExpr {
     }
 }
 
+impl DecimalArithmeticExpr {
+    /// `a * (literal ± b)` or `a * (b ± literal)` (either factor first) over columns, computed
+    /// in one pass by `sabot-kernels` where the values allow; `None` otherwise.
+    fn offset_product(&self, batch: &RecordBatch) -> DataFusionResult<Option<Decimal128Array>> {
+        if self.op != DecimalOp::Multiply {
+            return Ok(None);
+        }
+        fn sum(expr: &Arc<dyn PhysicalExpr>) -> Option<&DecimalArithmeticExpr> {
+            expr.downcast_ref::<DecimalArithmeticExpr>()
+                .filter(|sum| sum.op != DecimalOp::Multiply)
+        }
+        let (factor, sum) = match (sum(&self.left), sum(&self.right)) {
+            (_, Some(sum)) => (&self.left, sum),
+            (Some(sum), None) => (&self.right, sum),
+            (None, None) => return Ok(None),
+        };
+        let Some(OffsetForm {
+            offset,
+            factor: column_factor,
+            column,
+        }) = sum.offset_form(batch.schema_ref())?
+        else {
+            return Ok(None);
+        };
+        let (factor, column) = (factor.evaluate(batch)?, column.evaluate(batch)?);
+        let (ColumnarValue::Array(factor), ColumnarValue::Array(column)) = (factor, column) else {
+            return Ok(None);
+        };
+        let (Some(factor), Some(column)) = (
+            factor.as_primitive_opt::<Decimal128Type>(),
+            column.as_primitive_opt::<Decimal128Type>(),
+        ) else {
+            return Ok(None);
+        };
+        let offset_column = OffsetColumn {
+            column,
+            offset,
+            factor: column_factor,
+        };
+        decimal_offset_product(factor, offset_column, self.precision, self.scale)
+            .map_err(|error| DataFusionError::External(Box::new(error)))
+    }
+
+    /// This sum or difference as `offset + factor * column` at its own scale, where one operand
+    /// is a non-null decimal literal.
+    fn offset_form(&self, schema: &Schema) -> DataFusionResult<Option<OffsetForm<'_>>> {
+        let literal = |expr: &Arc<dyn PhysicalExpr>| match expr.downcast_ref::<Literal>()?.value() {
+            ScalarValue::Decimal128(Some(value), _, scale) => Some((*value, *scale)),
+            _ => None,
+        };
+        let (literal, column, literal_first) = match (literal(&self.left), literal(&self.right)) {
+            (Some(literal), None) => (literal, &self.right, true),
+            (None, Some(literal)) => (literal, &self.left, false),
+            _ => return Ok(None),
+        };
+        let DataType::Decimal128(_, column_scale) = column.data_type(schema)? else {
+            return Ok(None);
+        };
+        let rescale = |from: i8| {
+            u32::try_from(i32::from(self.scale) - i32::from(from))
+                .ok()
+                .filter(|&digits| digits <= u32::from(MAX_RESCALE_DIGITS))
+                .map(|digits| 10i128.pow(digits))
+        };
+        let (Some(literal_factor), Some(column_factor)) =
+            (rescale(literal.1), rescale(column_scale))
+        else {
+            return Ok(None);
+        };
+        let Some(offset) = literal.0.checked_mul(literal_factor) else {
+            return Ok(None);
+        };
+        let (offset, factor) = match (self.op, literal_first) {
+            (DecimalOp::Subtract, true) => (offset, -column_factor),
+            (DecimalOp::Subtract, false) => (-offset, column_factor),
+            _ => (offset, column_factor),
+        };
+        Ok(Some(OffsetForm {
+            offset,
+            factor,
+            column,
+        }))
+    }
+}
+
+/// A sum or difference of a literal and an expression as `offset + factor * column`, in raw
+/// values at the sum's scale.
+struct OffsetForm<'a> {
+    offset: i128,
+    factor: i128,
+    column: &'a Arc<dyn PhysicalExpr>,
+}
+
 impl fmt::Display for DecimalArithmeticExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let operand = |expr: &Arc<dyn PhysicalExpr>| {
@@ -99,6 +197,9 @@ impl PhysicalExpr for DecimalArithmeticExpr {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> DataFusionResult<ColumnarValue> {
+        if let Some(product) = self.offset_product(batch)? {
+            return Ok(ColumnarValue::Array(Arc::new(product)));
+        }
         let (left, right) = (self.left.evaluate(batch)?, self.right.evaluate(batch)?);
         if let (Some(left), Some(right)) = (operand(&left), operand(&right))
             && let Some(result) =
@@ -203,9 +304,8 @@ pub fn with_unchecked_decimal_arithmetic(
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::Decimal128Array;
     use arrow::datatypes::Field;
-    use datafusion::physical_expr::expressions::{Column, Literal};
+    use datafusion::physical_expr::expressions::Column;
 
     use super::*;
 
@@ -233,19 +333,41 @@ mod tests {
         let column = |name: &str, index: usize| -> Arc<dyn PhysicalExpr> {
             Arc::new(Column::new(name, index))
         };
-        let one: Arc<dyn PhysicalExpr> =
-            Arc::new(Literal::new(ScalarValue::Decimal128(Some(100), 15, 2)));
-        let net: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
-            column("price", 0),
-            Operator::Multiply,
-            Arc::new(BinaryExpr::new(one, Operator::Minus, column("discount", 1))),
-        ));
-        let wide: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
-            column("huge", 2),
-            Operator::Plus,
-            column("price", 0),
-        ));
-        for expr in [net, wide] {
+        let binary = |left, op, right| -> Arc<dyn PhysicalExpr> {
+            Arc::new(BinaryExpr::new(left, op, right))
+        };
+        let one = || -> Arc<dyn PhysicalExpr> {
+            Arc::new(Literal::new(ScalarValue::Decimal128(Some(100), 15, 2)))
+        };
+        let whole_one = || -> Arc<dyn PhysicalExpr> {
+            Arc::new(Literal::new(ScalarValue::Decimal128(Some(1), 20, 0)))
+        };
+        // Products with a sum of a literal and a column take the one-pass kernel, in either
+        // order, at either literal scale; the one of a value past 64 bits takes the two steps.
+        let offset_products = [
+            binary(
+                column("price", 0),
+                Operator::Multiply,
+                binary(one(), Operator::Minus, column("discount", 1)),
+            ),
+            binary(
+                binary(column("discount", 1), Operator::Minus, whole_one()),
+                Operator::Multiply,
+                column("price", 0),
+            ),
+            binary(
+                column("price", 0),
+                Operator::Multiply,
+                binary(column("discount", 1), Operator::Plus, whole_one()),
+            ),
+            binary(
+                column("huge", 2),
+                Operator::Multiply,
+                binary(whole_one(), Operator::Plus, column("price", 0)),
+            ),
+        ];
+        let wide = binary(column("huge", 2), Operator::Plus, column("price", 0));
+        for expr in offset_products.into_iter().chain([wide]) {
             let rewritten = with_unchecked_decimal_arithmetic(Arc::clone(&expr), &schema);
             assert!(
                 rewritten.downcast_ref::<DecimalArithmeticExpr>().is_some(),

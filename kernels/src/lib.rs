@@ -37,7 +37,10 @@ mod slots;
 mod string_dictionary;
 mod view_match;
 
-pub use decimal_arithmetic::{DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, decimal_arithmetic};
+pub use decimal_arithmetic::{
+    DecimalOp, DecimalOperand, MAX_RESCALE_DIGITS, OffsetColumn, decimal_arithmetic,
+    decimal_offset_product,
+};
 pub use error::{KernelError, Result};
 pub use group_map::GroupMap;
 pub use grouped_fold::{Fold, GroupedCount, GroupedFold, GroupedMean};

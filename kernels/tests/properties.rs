@@ -9,8 +9,9 @@ use arrow::datatypes::DataType;
 use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
 use sabot_kernels::{
-    Fold, GroupMap, GroupedCount, GroupedFold, GroupedMean, JoinHashTable, JoinPartition,
-    KeyPacking, PartitionedRows, grouped_sum_i64, hash_u64_slice,
+    DecimalOp, DecimalOperand, Fold, GroupMap, GroupedCount, GroupedFold, GroupedMean,
+    JoinHashTable, JoinPartition, KeyPacking, OffsetColumn, PartitionedRows, decimal_arithmetic,
+    decimal_offset_product, grouped_sum_i64, hash_u64_slice,
 };
 
 fn nullable_i64(max: i64) -> impl Strategy<Value = Vec<Option<i64>>> {
@@ -496,5 +497,92 @@ proptest! {
         prop_assert_eq!(merged_counts.values().to_vec(), expected_counts.clone());
         prop_assert_eq!(counts.finish().values().to_vec(), expected_counts);
         prop_assert_eq!(rows.finish().values().to_vec(), rows_of);
+    }
+}
+
+/// Decimal values within 64 bits and, in about one column of six, one past them; with nulls.
+fn decimal_values(rows: usize) -> impl Strategy<Value = Vec<Option<i128>>> {
+    let value = prop_oneof![
+        199 => -10i128.pow(15)..10i128.pow(15),
+        1 => -(1i128 << 70)..(1i128 << 70),
+    ];
+    prop::collection::vec(prop::option::weighted(0.9, value), rows)
+}
+
+fn decimal_column(values: Vec<Option<i128>>, scale: i8) -> Decimal128Array {
+    Decimal128Array::from(values)
+        .with_precision_and_scale(38, scale)
+        .unwrap()
+}
+
+proptest! {
+    #[test]
+    fn decimal_arithmetic_equals_arrows_where_it_answers(
+        (left, right) in (0usize..64).prop_flat_map(|rows| (decimal_values(rows), decimal_values(rows))),
+        left_scale in 0i8..4,
+        right_scale in 0i8..4,
+    ) {
+        let (left, right) = (decimal_column(left, left_scale), decimal_column(right, right_scale));
+        let cases = [
+            (DecimalOp::Multiply, arrow::compute::kernels::numeric::mul(&left, &right)),
+            (DecimalOp::Add, arrow::compute::kernels::numeric::add(&left, &right)),
+            (DecimalOp::Subtract, arrow::compute::kernels::numeric::sub(&left, &right)),
+        ];
+        for (op, expected) in cases {
+            let Ok(expected) = expected else { continue };
+            let DataType::Decimal128(precision, scale) = *expected.data_type() else {
+                panic!("decimal arithmetic gives decimals");
+            };
+            let ours = decimal_arithmetic(
+                op,
+                DecimalOperand::Column(&left),
+                DecimalOperand::Column(&right),
+                precision,
+                scale,
+            )
+            .unwrap();
+            if let Some(ours) = ours {
+                prop_assert_eq!(&ours as &dyn Array, expected.as_ref(), "{:?}", op);
+            }
+        }
+    }
+
+    #[test]
+    fn offset_products_equal_arrows_two_steps_where_they_answer(
+        (factor, other) in (0usize..64).prop_flat_map(|rows| (decimal_values(rows), decimal_values(rows))),
+        literal in -1_000i128..1_000,
+        literal_scale in 0i8..3,
+        other_scale in 0i8..3,
+        subtract in any::<bool>(),
+        literal_first in any::<bool>(),
+    ) {
+        let rows = factor.len();
+        let (factor, other) = (decimal_column(factor, 2), decimal_column(other, other_scale));
+        let literal_column = decimal_column(vec![Some(literal); rows], literal_scale);
+        let (first, second) = if literal_first { (&literal_column, &other) } else { (&other, &literal_column) };
+        let sum = if subtract {
+            arrow::compute::kernels::numeric::sub(first, second)
+        } else {
+            arrow::compute::kernels::numeric::add(first, second)
+        }
+        .unwrap();
+        let Ok(expected) = arrow::compute::kernels::numeric::mul(&factor, &sum) else {
+            return Ok(());
+        };
+        let DataType::Decimal128(precision, scale) = *expected.data_type() else {
+            panic!("a decimal product is a decimal");
+        };
+        let sum_scale = literal_scale.max(other_scale);
+        let literal_factor = 10i128.pow((sum_scale - literal_scale) as u32);
+        let other_factor = 10i128.pow((sum_scale - other_scale) as u32);
+        let (offset, column_factor) = match (subtract, literal_first) {
+            (true, true) => (literal * literal_factor, -other_factor),
+            (true, false) => (-literal * literal_factor, other_factor),
+            (false, _) => (literal * literal_factor, other_factor),
+        };
+        let offset_column = OffsetColumn { column: &other, offset, factor: column_factor };
+        if let Some(ours) = decimal_offset_product(&factor, offset_column, precision, scale).unwrap() {
+            prop_assert_eq!(&ours as &dyn Array, expected.as_ref());
+        }
     }
 }
