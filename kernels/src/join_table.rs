@@ -3,11 +3,12 @@
 //! radix-partitioned build of DuckDB and of Balkesen et al.), and each partition is built on its
 //! own (in parallel by the caller). A partition is an open-addressing table whose slot holds the
 //! key, its build row when the key is unique, or else the range of its build rows in a
-//! contiguous (CSR) array: a probe of a unique key touches one cache line; where all build keys
-//! are below 2^23, a bitmap of them answers most misses before any hashing (when at most a
-//! quarter of a probe's keys are in it, the bitmap is read for all of them in one branch-free
-//! pass and only those are looked up). When the packed
-//! build keys are dense (their largest is at most a few times the number of rows, as for the key
+//! contiguous (CSR) array: a probe of a unique key touches one cache line. A bitmap of the
+//! build keys answers most misses before any hashing: one bit per key value where the keys are
+//! below 2^23, else one per value of a hash of the key, 16 bits per build row (a one-hash Bloom
+//! filter). When at most a quarter of a probe's keys are in it, the bitmap is read for all of
+//! them in one branch-free pass and only those are looked up. When the packed build keys are
+//! dense (their largest is at most a few times the number of rows, as for the key
 //! columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
 //! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
 //! rows ahead. Such an array whose keys are unique is probed without a branch per row.
@@ -54,9 +55,8 @@ pub struct JoinHashTable {
     partition_bits: u32,
     /// Set instead of `partitions` for dense keys.
     direct: Option<DirectTable>,
-    /// With `partitions`, where the build keys are below [`KEY_BITS_LIMIT`]: one bit per key
-    /// value, set for the build keys, which a probe reads before it hashes.
-    key_bits: Option<Vec<u64>>,
+    /// With `partitions`: a bitmap of the build keys, which a probe reads before it hashes.
+    key_bits: Option<KeyBits>,
     /// A copy on the GPU, which large probes use.
     #[cfg(feature = "cuda")]
     device: Option<crate::cuda::DeviceJoinTable>,
@@ -114,6 +114,16 @@ const KEY_BITS_LIMIT: u64 = 1 << 23;
 /// (TPC-H SF 10 Q4: 573K orders with keys up to 60M, whose bitmap lets the lines be filtered by
 /// key before their date comparison).
 const KEY_BITS_PER_ROW: u64 = 128;
+/// Bits per build row of the hashed bitmap of keys past both bounds above (2 bytes a row): at
+/// most one bit in this many is set, so about as few probe keys without a match pass it.
+const HASHED_KEY_BITS_PER_ROW: u64 = 16;
+/// The hashed bitmap takes from 2^16 bits (8 KiB) ...
+const MIN_HASHED_KEY_BITS_LOG: u32 = 16;
+/// ... to 2^26 bits (8 MiB).
+const MAX_HASHED_KEY_BITS_LOG: u32 = 26;
+/// 2^64 divided by the golden ratio: multiplying by it spreads keys over the top bits
+/// (Fibonacci hashing), so keys that share their low bits still set different bits.
+const FIBONACCI_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Build rows indexed by packed key: `entries[key]` is [`DIRECT_EMPTY`], a build row (high bit
 /// clear), or `DUPLICATES | d` for the rows `rows[starts[d]..starts[d + 1]]`.
@@ -434,7 +444,7 @@ impl JoinHashTable {
             partition_bits: partitions.len().trailing_zeros(),
             partitions,
             direct: None,
-            key_bits: key_bits(keys, usable),
+            key_bits: KeyBits::build(keys, usable),
             #[cfg(feature = "cuda")]
             device: None,
         }
@@ -490,10 +500,7 @@ impl JoinHashTable {
     /// Whether `key` may be a build key: false when the key bitmap says it is not.
     #[inline]
     fn may_hold(&self, key: u64) -> bool {
-        self.key_bits.as_ref().is_none_or(|bits| {
-            bits.get((key / 64) as usize)
-                .is_some_and(|word| word & (1 << (key % 64)) != 0)
-        })
+        self.key_bits.as_ref().is_none_or(|bits| bits.may_hold(key))
     }
 
     /// Appends a (probe row, build row) pair for every build row whose key equals a usable
@@ -692,30 +699,76 @@ impl JoinHashTable {
             .iter()
             .map(JoinPartition::memory_size)
             .sum::<usize>()
-            + self.key_bits.as_ref().map_or(0, |bits| bits.len() * 8)
+            + self
+                .key_bits
+                .as_ref()
+                .map_or(0, |bits| bits.words.len() * 8)
             + self.direct.as_ref().map_or(0, DirectTable::memory_size)
     }
 }
 
-/// The bitmap of the usable build `keys`, where all are below [`KEY_BITS_LIMIT`] or
-/// [`KEY_BITS_PER_ROW`] times their number.
-fn key_bits(keys: &[u64], usable: &[bool]) -> Option<Vec<u64>> {
-    let usable_keys = || {
-        keys.iter()
-            .zip(usable)
-            .filter(|(_, usable)| **usable)
-            .map(|(&key, _)| key)
-    };
-    let largest = usable_keys().max()?;
-    let rows = usable_keys().count() as u64;
-    if largest >= KEY_BITS_LIMIT.max(rows.saturating_mul(KEY_BITS_PER_ROW)) {
-        return None;
+/// A bitmap of a table's build keys, read before a probe key is hashed: one bit per key value
+/// where the keys are below [`KEY_BITS_LIMIT`] or [`KEY_BITS_PER_ROW`] times their number
+/// (exact), else one bit per value of a multiplicative hash of the key into
+/// [`HASHED_KEY_BITS_PER_ROW`] bits per build row (a one-hash Bloom filter: a clear bit still
+/// means no match, a set one may be another key's).
+struct KeyBits {
+    words: Vec<u64>,
+    /// For the hashed bitmap, the shift that leaves the hash's top bits as the bit index.
+    hash_shift: Option<u32>,
+}
+
+impl KeyBits {
+    /// The bitmap of the usable build `keys`, `None` where none is usable.
+    fn build(keys: &[u64], usable: &[bool]) -> Option<KeyBits> {
+        let usable_keys = || {
+            keys.iter()
+                .zip(usable)
+                .filter(|(_, usable)| **usable)
+                .map(|(&key, _)| key)
+        };
+        let largest = usable_keys().max()?;
+        let rows = usable_keys().count() as u64;
+        let exact = largest < KEY_BITS_LIMIT.max(rows.saturating_mul(KEY_BITS_PER_ROW));
+        let mut bits = if exact {
+            KeyBits {
+                words: vec![0; (largest / 64 + 1) as usize],
+                hash_shift: None,
+            }
+        } else {
+            let width = rows
+                .saturating_mul(HASHED_KEY_BITS_PER_ROW)
+                .next_power_of_two()
+                .clamp(1 << MIN_HASHED_KEY_BITS_LOG, 1 << MAX_HASHED_KEY_BITS_LOG);
+            KeyBits {
+                words: vec![0; (width / 64) as usize],
+                hash_shift: Some(u64::BITS - width.trailing_zeros()),
+            }
+        };
+        for key in usable_keys() {
+            let bit = bits.bit(key);
+            bits.words[bit / 64] |= 1 << (bit % 64);
+        }
+        Some(bits)
     }
-    let mut bits = vec![0u64; (largest / 64 + 1) as usize];
-    for key in usable_keys() {
-        bits[(key / 64) as usize] |= 1 << (key % 64);
+
+    /// The bit of `key`: the key itself, or its hash's top bits.
+    #[inline]
+    fn bit(&self, key: u64) -> usize {
+        match self.hash_shift {
+            None => key as usize,
+            Some(shift) => (key.wrapping_mul(FIBONACCI_MULTIPLIER) >> shift) as usize,
+        }
     }
-    Some(bits)
+
+    /// Whether `key` may be a build key: false when its bit is clear.
+    #[inline]
+    fn may_hold(&self, key: u64) -> bool {
+        let bit = self.bit(key);
+        self.words
+            .get(bit / 64)
+            .is_some_and(|word| word & (1 << (bit % 64)) != 0)
+    }
 }
 
 /// Says once per process on stderr that the GPU failed and the CPU took over: results stay
@@ -792,11 +845,53 @@ mod tests {
         table.contains(&probes, &[true; 7], &mut found);
         assert_eq!(found, [true, false, true, true, false, false, false]);
 
+        // Keys far past 2^23 and their rows: a hashed bitmap, which still finds every match.
         let wide: Vec<u64> = (0..1_000).map(|row| row << 30).collect();
         let table = JoinHashTable::build(&wide, &vec![true; wide.len()]).unwrap();
-        assert!(table.key_bits.is_none());
+        let bits = table.key_bits.as_ref().expect("a hashed bitmap");
+        assert_eq!(bits.words.len() * 64, 1 << MIN_HASHED_KEY_BITS_LOG);
+        assert!(bits.hash_shift.is_some());
         table.contains(&[0, 1 << 30, 5], &[true; 3], &mut found);
         assert_eq!(found, [true, true, false]);
+    }
+
+    #[test]
+    fn a_hashed_key_bitmap_answers_most_misses_and_never_drops_a_match() {
+        // Keys that share their low 20 bits: a bitmap of the low bits would set one bit.
+        let keys: Vec<u64> = (1..=50_000).map(|row| row << 20).collect();
+        let table = JoinHashTable::build(&keys, &vec![true; keys.len()]).unwrap();
+        assert!(
+            table
+                .key_bits
+                .as_ref()
+                .is_some_and(|bits| bits.hash_shift.is_some())
+        );
+        let probes: Vec<u64> = (1..=200_000).map(|row| row << 19).collect();
+        let usable = vec![true; probes.len()];
+        let kept = table.may_match(&probes, &usable);
+        // Every even probe up to the last key is a build key; few others pass.
+        let is_key = |probe: u64| (probe >> 19).is_multiple_of(2) && probe >> 20 <= 50_000;
+        assert!(
+            probes
+                .iter()
+                .enumerate()
+                .all(|(row, &probe)| !is_key(probe) || kept.value(row))
+        );
+        let false_positives = probes
+            .iter()
+            .enumerate()
+            .filter(|&(row, &probe)| kept.value(row) && !is_key(probe))
+            .count();
+        assert!(false_positives < 150_000 / 12, "{false_positives}");
+        let (mut probe, mut build) = (Vec::new(), Vec::new());
+        table.probe(&probes, &usable, &mut probe, &mut build);
+        assert_eq!(probe.len(), keys.len());
+        assert!(
+            probe
+                .iter()
+                .zip(&build)
+                .all(|(&p, &b)| probes[p as usize] == keys[b as usize])
+        );
     }
 
     #[test]
@@ -810,10 +905,15 @@ mod tests {
         let mut found = Vec::new();
         table.contains(&probes, &[true; 7], &mut found);
         assert_eq!(found, [true, false, true, false, true, false, false]);
-        // Half the keys over the same range: past 128 per row, no bitmap.
+        // Half the keys over the same range: past 128 per row, the bitmap is hashed.
         let sparser: Vec<u64> = (0..50_000).map(|row| row * 200).collect();
         let table = JoinHashTable::build(&sparser, &vec![true; sparser.len()]).unwrap();
-        assert!(table.key_bits.is_none());
+        assert!(
+            table
+                .key_bits
+                .as_ref()
+                .is_some_and(|bits| bits.hash_shift.is_some())
+        );
     }
 
     #[test]
@@ -836,11 +936,17 @@ mod tests {
         assert!(hashed.direct.is_none() && hashed.has_key_filter());
         hashed.contains(&probes, &usable, &mut found);
         assert_eq!(may_match(&hashed), found);
-        // Hashed without a bitmap: no cheap filter; every usable key may match.
+        // Hashed with a hashed bitmap: every match kept.
         let wide: Vec<u64> = (0..100).map(|key| key << 30).collect();
-        let unfiltered = JoinHashTable::build(&wide, &vec![true; wide.len()]).unwrap();
-        assert!(!unfiltered.has_key_filter());
-        assert_eq!(may_match(&unfiltered), usable);
+        let hashed = JoinHashTable::build(&wide, &vec![true; wide.len()]).unwrap();
+        assert!(hashed.has_key_filter());
+        hashed.contains(&probes, &usable, &mut found);
+        assert!(
+            found
+                .iter()
+                .zip(may_match(&hashed))
+                .all(|(&found, kept)| kept || !found)
+        );
     }
 
     #[test]
