@@ -1190,8 +1190,20 @@ fn scatter_into<K: PackedGroupKey>(
         if rows.is_empty() {
             continue;
         }
-        let part_keys: Vec<K> = rows.iter().map(|&row| keys[row as usize]).collect();
-        let part_arguments = take_each(arguments, &UInt32Array::from(rows))?;
+        // Rows of a partition that lie together (a batch sorted by the key, as `lineitem` is
+        // by order, falls in one or two key ranges) are sliced, not copied.
+        let (first, last) = (rows[0] as usize, rows[rows.len() - 1] as usize);
+        let (part_keys, part_arguments) = if last - first + 1 == rows.len() {
+            let slice = |column: &ArrayRef| column.slice(first, rows.len());
+            let arguments = arguments
+                .iter()
+                .map(|columns| columns.iter().map(slice).collect())
+                .collect();
+            (keys[first..=last].to_vec(), arguments)
+        } else {
+            let part_keys = rows.iter().map(|&row| keys[row as usize]).collect();
+            (part_keys, take_each(arguments, &UInt32Array::from(rows))?)
+        };
         let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
         let table = table.as_mut().ok_or_else(|| ExecError::Internal {
             operator: OPERATOR,
