@@ -6,10 +6,10 @@
 //! contiguous (CSR) array: a probe of a unique key touches one cache line. A bitmap of the
 //! build keys answers most misses before any hashing: one bit per key value where the keys are
 //! below 2^23, else one per value of a hash of the key, 16 bits per build row (a one-hash Bloom
-//! filter). When at most a quarter of a probe's keys are in it, the bitmap is read for all of
-//! them in one branch-free pass and only those are looked up. When the packed build keys are
-//! dense (their largest is at most a few times the number of rows, as for the key
-//! columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
+//! filter). When at most a quarter of a probe's keys are in it (judged on its first 1,024), the
+//! bitmap is read for all of them in one branch-free pass and only those are looked up. When
+//! the packed build keys are dense (their largest is at most a few times the number of rows, as
+//! for the key columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
 //! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
 //! rows ahead. Such an array whose keys are unique is probed without a branch per row.
 
@@ -25,6 +25,8 @@ const PREFETCH_DISTANCE: usize = 16;
 /// A probe of a table with a key bitmap looks up only the keys the bitmap holds when they are
 /// at most one in this many.
 const SPARSE_PROBE_SHARE: usize = 4;
+/// The probe keys whose share in the bitmap decides whether the whole batch is read against it.
+const SPARSE_SAMPLE_KEYS: usize = 1024;
 /// Tables smaller than this many bytes stay in the core's L2 cache: their probes do not prefetch.
 const PREFETCH_MIN_TABLE_BYTES: usize = 1 << 20;
 /// About how many build rows one partition holds.
@@ -553,7 +555,15 @@ impl JoinHashTable {
     /// The rows whose key the key bitmap holds, where the table has one and they are at most
     /// one in [`SPARSE_PROBE_SHARE`] of `keys`: a probe then looks up only those.
     fn sparse_candidates(&self, keys: &[u64], usable: &[bool]) -> Option<Vec<u32>> {
-        self.key_bits.as_ref()?;
+        let bits = self.key_bits.as_ref()?;
+        // The first keys tell whether the pass over all of them is likely to pay.
+        let sample = keys.len().min(SPARSE_SAMPLE_KEYS);
+        let sampled = (0..sample)
+            .filter(|&row| usable[row] && bits.may_hold(keys[row]))
+            .count();
+        if sampled * SPARSE_PROBE_SHARE > sample {
+            return None;
+        }
         let candidates = self.may_match(keys, usable);
         (candidates.count_set_bits() * SPARSE_PROBE_SHARE <= keys.len())
             .then(|| candidates.set_indices().map(|row| row as u32).collect())
@@ -853,6 +863,30 @@ mod tests {
         assert!(bits.hash_shift.is_some());
         table.contains(&[0, 1 << 30, 5], &[true; 3], &mut found);
         assert_eq!(found, [true, true, false]);
+    }
+
+    #[test]
+    fn only_probes_whose_first_keys_mostly_miss_read_the_bitmap_first() {
+        let keys: Vec<u64> = (0..10_000).map(|row| row * 100).collect();
+        let table = JoinHashTable::build(&keys, &vec![true; keys.len()]).unwrap();
+        assert!(table.direct.is_none() && table.key_bits.is_some());
+        let usable = vec![true; 4_096];
+        let hits: Vec<u64> = (0..4_096).map(|row| row * 100).collect();
+        assert!(table.sparse_candidates(&hits, &usable).is_none());
+        let misses: Vec<u64> = (0..4_096).map(|row| row * 100 + 1).collect();
+        assert_eq!(table.sparse_candidates(&misses, &usable), Some(Vec::new()));
+        // One hit in eight after the first keys: the matches are found among the candidates.
+        let mixed: Vec<u64> = (0..4_096)
+            .map(|row| {
+                if row % 8 == 0 {
+                    row * 100
+                } else {
+                    row * 100 + 1
+                }
+            })
+            .collect();
+        let candidates = table.sparse_candidates(&mixed, &usable).unwrap();
+        assert_eq!(candidates, (0..4_096).step_by(8).collect::<Vec<u32>>());
     }
 
     #[test]
