@@ -73,9 +73,7 @@ impl DecimalArithmeticExpr {
             Arc::clone(&self.right),
         )
     }
-}
 
-impl DecimalArithmeticExpr {
     /// `a * (literal ± b)` or `a * (b ± literal)` (either factor first) over columns, computed
     /// in one pass by `sabot-kernels` where the values allow; `None` otherwise.
     fn offset_product(&self, batch: &RecordBatch) -> DataFusionResult<Option<Decimal128Array>> {

@@ -106,19 +106,18 @@ pub fn decimal_offset_product(
     precision: u8,
     scale: i8,
 ) -> Result<Option<Decimal128Array>> {
-    const BOUND: i128 = 1 << 62;
+    const BOUND: u128 = 1 << 62;
     let OffsetColumn {
         column: other,
         offset,
         factor,
     } = offset_column;
-    if factor == 0 || offset.abs() > BOUND || !fits_i64(column) {
+    if factor == 0 || offset.unsigned_abs() > BOUND || !fits_i64(column) {
         return Ok(None);
     }
-    let other_bound = (BOUND / factor.abs()) as i64;
+    let other_bound = (BOUND / factor.unsigned_abs()) as u64;
     let other_fits = other.values().iter().fold(true, |fits, &value| {
-        fits & (i128::from(value as i64) == value)
-            & ((value as i64).unsigned_abs() <= other_bound as u64)
+        fits & (i128::from(value as i64) == value) & ((value as i64).unsigned_abs() <= other_bound)
     });
     if !other_fits {
         return Ok(None);

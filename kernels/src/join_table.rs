@@ -9,9 +9,10 @@
 //! filter). When at most a quarter of a probe's keys are in it (judged on its first 1,024), the
 //! bitmap is read for all of them in one branch-free pass and only those are looked up. When
 //! the packed build keys are dense (their largest is at most a few times the number of rows, as
-//! for the key columns of most tables) or small (below 2^18), the table is instead a plain array indexed by
-//! the key itself: no hashing, and four bytes per key. Probes prefetch the slot of the key a few
-//! rows ahead. Such an array whose keys are unique is probed without a branch per row.
+//! for the key columns of most tables) or small (below 2^18), the table is instead a plain array
+//! indexed by the key itself: no hashing, and four bytes per key. Probes prefetch the slot of
+//! the key a few rows ahead. Such an array whose keys are unique is probed without a branch per
+//! row.
 
 use arrow::buffer::BooleanBuffer;
 
@@ -748,8 +749,8 @@ impl KeyBits {
         } else {
             let width = rows
                 .saturating_mul(HASHED_KEY_BITS_PER_ROW)
-                .next_power_of_two()
-                .clamp(1 << MIN_HASHED_KEY_BITS_LOG, 1 << MAX_HASHED_KEY_BITS_LOG);
+                .clamp(1 << MIN_HASHED_KEY_BITS_LOG, 1 << MAX_HASHED_KEY_BITS_LOG)
+                .next_power_of_two();
             KeyBits {
                 words: vec![0; (width / 64) as usize],
                 hash_shift: Some(u64::BITS - width.trailing_zeros()),
