@@ -59,8 +59,9 @@ const SHARED_PARTITIONS: usize = 32;
 /// TPC-H Q18's order keys (23 bits at SF 1): 0.124–0.136 s split by hash, 0.082–0.084 s by range,
 /// where a sorted batch's orders fall in one or two slices.
 const RANGE_SPLIT_MAX_BITS: u32 = 24;
-/// Fixed seeds: every partial table must hash a key the same way, so partitions line up.
-const HASH_SEEDS: [u64; 4] = [
+/// Fixed seeds: every partial table must hash a key the same way, so partitions line up
+/// (ANALYZE's sketches use them too, so that their counts are the same in every run).
+pub(crate) const HASH_SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,
     0xa409_3822_299f_31d0,

@@ -21,6 +21,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use sabot_kernels::HyperLogLog;
 
+use crate::aggregate::HASH_SEEDS;
 use crate::error::{ExecError, Result};
 use crate::file_cache::{FileStamp, footer};
 use crate::histogram::Histogram;
@@ -34,12 +35,8 @@ const BATCH_ROWS: usize = 32_768;
 /// The hasher of the distinct-count sketches, with fixed seeds: `RandomState::with_seed` mixes
 /// in seeds drawn per process, so two runs of ANALYZE over the same files could count a column
 /// of 25 values as 24 in one of them (two values sharing a register).
-const SKETCH_HASHER: RandomState = RandomState::with_seeds(
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7344,
-    0xa409_3822_299f_31d0,
-    0x082e_fa98_ec4e_6c89,
-);
+const SKETCH_HASHER: RandomState =
+    RandomState::with_seeds(HASH_SEEDS[0], HASH_SEEDS[1], HASH_SEEDS[2], HASH_SEEDS[3]);
 /// Largest decimal precision whose unscaled values fit 64 bits.
 const MAX_I64_DECIMAL_PRECISION: u8 = 18;
 
