@@ -523,47 +523,32 @@ fn high_cardinality_group_bys_give_datafusions_groups() {
         Field::new("tag", DataType::Utf8, true),
         Field::new("v", DataType::Int64, true),
     ]));
-    let batches: Vec<RecordBatch> = (0..36)
-        .map(|part| {
-            let rows = (part * 8000)..(part + 1) * 8000;
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(Int64Array::from_iter_values(
-                        rows.clone().map(|row| (row * 7919) % 200_000),
-                    )),
-                    Arc::new(StringArray::from_iter(
-                        rows.clone()
-                            .map(|row| (row % 10 != 0).then(|| format!("t{}", row % 3))),
-                    )),
-                    Arc::new(Int64Array::from_iter(
-                        rows.map(|row| (row % 17 != 0).then_some(row % 1000 - 500)),
-                    )),
-                ],
-            )
-            .unwrap()
-        })
-        .collect();
+    // 36 batches of 8,000 rows: key `key(row)`, a tag null where `tag_is_null(row)`.
+    let table = |key: fn(i64) -> i64, tag_is_null: fn(i64) -> bool| -> Vec<RecordBatch> {
+        (0..36)
+            .map(|part| {
+                let rows = (part * 8000)..(part + 1) * 8000;
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from_iter_values(rows.clone().map(key))),
+                        Arc::new(StringArray::from_iter(
+                            rows.clone()
+                                .map(|row| (!tag_is_null(row)).then(|| format!("t{}", row % 3))),
+                        )),
+                        Arc::new(Int64Array::from_iter(
+                            rows.map(|row| (row % 17 != 0).then_some(row % 1000 - 500)),
+                        )),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect()
+    };
+    let batches = table(|row| (row * 7919) % 200_000, |row| row % 10 == 0);
     // Unique keys in order: each batch's keys fall in one or two of the shared tables' key
     // ranges, whose rows are sliced out of the batch instead of copied.
-    let sorted_batches: Vec<RecordBatch> = (0..36)
-        .map(|part| {
-            let rows = (part * 8000)..(part + 1) * 8000;
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(Int64Array::from_iter_values(rows.clone())),
-                    Arc::new(StringArray::from_iter(
-                        rows.clone().map(|row| Some(format!("t{}", row % 3))),
-                    )),
-                    Arc::new(Int64Array::from_iter(
-                        rows.map(|row| (row % 17 != 0).then_some(row % 1000 - 500)),
-                    )),
-                ],
-            )
-            .unwrap()
-        })
-        .collect();
+    let sorted_batches = table(|row| row, |_| false);
     sabot
         .register_batches("wide", schema.clone(), batches)
         .unwrap();
