@@ -13,6 +13,7 @@ use arrow::array::RecordBatchOptions;
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_plan::PhysicalExpr;
 use sabot_scheduler::Scheduler;
 
@@ -106,11 +107,13 @@ enum Step {
 
 enum PipelineSource {
     /// A Parquet scan (and its node, for metrics): one morsel per row group, reading only the
-    /// pages that may hold `key_pages`' keys.
+    /// pages that may hold `key_pages`' keys; with `narrow`, small decimals as `Decimal64`
+    /// (the pipeline's first filter widens them).
     Parquet {
         scan: Arc<ParquetScan>,
         node: Arc<PhysicalNode>,
         key_pages: Arc<Vec<KeyPages>>,
+        narrow: bool,
     },
     /// Batches already in memory: one morsel per batch.
     Batches(Arc<Vec<RecordBatch>>),
@@ -350,6 +353,7 @@ impl Executor {
                 scan: Arc::clone(scan),
                 node: Arc::clone(source_node),
                 key_pages: Arc::default(),
+                narrow: false,
             }),
             NodeKind::Batches { batches, .. } => {
                 for batch in batches {
@@ -402,11 +406,15 @@ impl Executor {
         let joins = match_only_joins(&operators, sink_join, source_node);
         let (key_filters, key_pages) = (key_filters(&joins), key_pages(&joins, source_node)?);
         let source = match source {
-            PipelineSource::Parquet { scan, node, .. } => PipelineSource::Parquet {
-                scan,
-                node,
-                key_pages: Arc::new(key_pages),
-            },
+            PipelineSource::Parquet { scan, node, .. } => {
+                let narrow = read_narrow(&scan, &mut operators, &key_filters);
+                PipelineSource::Parquet {
+                    scan,
+                    node,
+                    key_pages: Arc::new(key_pages),
+                    narrow,
+                }
+            }
             batches => batches,
         };
         operators.splice(0..0, key_filters);
@@ -477,6 +485,7 @@ impl Executor {
                 scan,
                 node,
                 key_pages,
+                narrow,
             } => {
                 for (index, morsel) in scan
                     .morsels(self.scheduler.threads())
@@ -494,7 +503,7 @@ impl Executor {
                     );
                     group.spawn(move |group| {
                         let mut started = Instant::now();
-                        let read = scan.read(morsel, &key_pages, |batch| {
+                        let read = scan.read(morsel, &key_pages, narrow, |batch| {
                             node.metrics.record_time(started.elapsed());
                             node.metrics.record_output(batch.num_rows());
                             let pushed = push_through(&operators, batch)
@@ -742,6 +751,44 @@ fn source_column(node: &PhysicalNode, index: usize, source: &PhysicalNode) -> Op
         (node, index) = node.input_column(index)?;
     }
     Some(index)
+}
+
+/// Whether `scan` should read its small decimals narrow for the pipeline `operators` (its
+/// key filters `key_filters` ahead of them): where the first operator is a filter, which then
+/// widens the rows it keeps, and no key filter reads a narrowed column. Sets the filter up.
+fn read_narrow(
+    scan: &ParquetScan,
+    operators: &mut [StreamingOperator],
+    key_filters: &[StreamingOperator],
+) -> bool {
+    let Some(narrow_schema) = scan.narrow_schema() else {
+        return false;
+    };
+    let keys_stay_wide = key_filters.iter().all(|filter| match &filter.step {
+        Step::KeyFilter { column, .. } => {
+            narrow_schema.field(*column).data_type() == scan.schema().field(*column).data_type()
+        }
+        _ => true,
+    });
+    let stays_wide = |column: usize| {
+        narrow_schema.field(column).data_type() == scan.schema().field(column).data_type()
+    };
+    match operators.first_mut() {
+        Some(StreamingOperator {
+            node,
+            step: Step::Filter(predicate),
+        }) if keys_stay_wide => predicate.read_narrow(&node.schema, narrow_schema),
+        // The join widens the decimals of the rows it joins (see `JoinTable::probe`).
+        Some(StreamingOperator {
+            step: Step::Probe(_, spec),
+            ..
+        }) if keys_stay_wide => spec
+            .probe_keys
+            .iter()
+            .flat_map(collect_columns)
+            .all(|column| stays_wide(column.index())),
+        _ => false,
+    }
 }
 
 fn push_through(

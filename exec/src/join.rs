@@ -29,6 +29,7 @@ use crate::error::{ExecError, Result};
 use crate::memory::{MemoryBudget, Reservation};
 use crate::page_pruning::distinct_keys;
 use crate::parallel::in_parallel;
+use crate::source::{widened, widened_column};
 
 const OPERATOR: &str = "HashJoin";
 /// Marks the end of a chain of build rows with the same key.
@@ -429,10 +430,16 @@ impl JoinTable {
                     BooleanBuffer::collect_bool(matched.len(), |row| matched[row] == keep),
                     None,
                 );
-                filter_record_batch(probe, &mask).map_err(ExecError::arrow(OPERATOR))?
+                let kept = filter_record_batch(probe, &mask).map_err(ExecError::arrow(OPERATOR))?;
+                widened(&kept, output_schema)?
             }
             JoinKind::LeftMark => {
-                let mut columns = probe.columns().to_vec();
+                let mut columns = probe
+                    .columns()
+                    .iter()
+                    .zip(output_schema.fields())
+                    .map(|(column, field)| widened_column(column, field.data_type()))
+                    .collect::<Result<Vec<_>>>()?;
                 let matched = self.probe_matched(spec, probe)?;
                 let marks = BooleanBuffer::collect_bool(matched.len(), |row| matched[row]);
                 columns.push(Arc::new(BooleanArray::new(marks, None)) as ArrayRef);
@@ -509,6 +516,17 @@ impl JoinTable {
         } else {
             gather(probe, probe_indices)?
         };
+        // A probe read narrow has its joined rows' decimals widened here, after the gather.
+        let first_probe_column = if spec.build_is_left {
+            self.batch.num_columns()
+        } else {
+            0
+        };
+        let probe_columns = probe_columns
+            .iter()
+            .zip(spec.joined_schema.fields().iter().skip(first_probe_column))
+            .map(|(column, field)| widened_column(column, field.data_type()))
+            .collect::<Result<Vec<_>>>()?;
         let build_columns = gather(&self.batch, build_indices)?;
         let columns = if spec.build_is_left {
             build_columns.into_iter().chain(probe_columns).collect()

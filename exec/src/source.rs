@@ -6,13 +6,19 @@
 //! `PruningPredicate` decides) and, where a join gives it a few keys, the pages whose min/max
 //! hold none of them (`page_pruning`); a scan of files `ANALYZE` read gives the planner its
 //! statistics. A fallback runs a DataFusion subtree and yields its batches.
+//!
+//! Decimals of up to 18 digits stored as 64-bit integers can be read as `Decimal64`
+//! ([`ParquetScan::narrow_schema`]) instead of the `Decimal128` the plan types them as: the
+//! decoder then hands over its values as they are, and a filter right after the scan widens only
+//! the rows it keeps.
 
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{ArrayRef, AsArray, PrimitiveArray};
+use arrow::datatypes::{DataType, Decimal64Type, Decimal128Type, Field, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::datasource::physical_plan::parquet::{
     ParquetAccessPlan, ParquetFileMetrics, RowGroupAccessPlanFilter,
@@ -25,8 +31,9 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
 };
+use parquet::basic::Type as PhysicalType;
 
 use crate::analyze::{ColumnSummary, TableSummary};
 use crate::error::{ExecError, Result};
@@ -46,6 +53,9 @@ pub struct ParquetScan {
     projection: Vec<usize>,
     /// Schema of the scan's output (the projected columns, as the plan types them).
     schema: SchemaRef,
+    /// `schema` with the decimals every file stores as 64-bit integers typed `Decimal64`, where
+    /// there are any.
+    narrow_schema: Option<SchemaRef>,
     /// Compressed bytes of the column chunks read so far.
     bytes_read: AtomicU64,
     /// What `ANALYZE` found of these files' columns, when it ran on exactly these versions.
@@ -58,6 +68,8 @@ struct ScannedFile {
     /// The version of the file the footer was read from.
     stamp: FileStamp,
     metadata: ArrowReaderMetadata,
+    /// `metadata` reading the scan's narrow decimals as `Decimal64`, where it has any.
+    narrow_metadata: Option<ArrowReaderMetadata>,
     /// The row groups to read, ascending.
     row_groups: Vec<usize>,
 }
@@ -101,18 +113,101 @@ impl ParquetScan {
                     path,
                     stamp,
                     metadata,
+                    narrow_metadata: None,
                     row_groups,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let stamps: Vec<FileStamp> = files.iter().map(|file| file.stamp.clone()).collect();
-        Ok(ParquetScan {
+        let mut scan = ParquetScan {
             analyzed: crate::analyze::analyzed(&stamps),
             files,
             projection,
             schema,
+            narrow_schema: None,
             bytes_read: AtomicU64::new(0),
-        })
+        };
+        scan.narrow_decimals();
+        Ok(scan)
+    }
+
+    /// Finds the output decimals of at most 18 digits that every file stores as 64-bit
+    /// integers, and readers that hand them over as `Decimal64`.
+    fn narrow_decimals(&mut self) {
+        let narrow: Vec<usize> = (0..self.projection.len())
+            .filter(|&output| {
+                let column = self.projection[output];
+                let wanted = self.schema.field(output).data_type();
+                matches!(wanted, DataType::Decimal128(precision, _) if *precision <= 18)
+                    && self.files.iter().all(|file| {
+                        let parquet = file.metadata.parquet_schema();
+                        let flat =
+                            parquet.num_columns() == parquet.root_schema().get_fields().len();
+                        flat && column < parquet.num_columns()
+                            && parquet.column(column).physical_type() == PhysicalType::INT64
+                            && file.metadata.schema().field(column).data_type() == wanted
+                    })
+            })
+            .collect();
+        if narrow.is_empty() {
+            return;
+        }
+        let narrowed = |field: &Field| match field.data_type() {
+            DataType::Decimal128(precision, scale) => field
+                .clone()
+                .with_data_type(DataType::Decimal64(*precision, *scale)),
+            _ => field.clone(),
+        };
+        let mut readers = Vec::with_capacity(self.files.len());
+        for file in &self.files {
+            let file_schema = file.metadata.schema();
+            let mut fields: Vec<Field> = file_schema
+                .fields()
+                .iter()
+                .map(|field| field.as_ref().clone())
+                .collect();
+            for &output in &narrow {
+                let column = self.projection[output];
+                fields[column] = narrowed(&fields[column]);
+            }
+            let hint = Arc::new(Schema::new_with_metadata(
+                fields,
+                file_schema.metadata().clone(),
+            ));
+            let options = ArrowReaderOptions::new().with_schema(hint);
+            match ArrowReaderMetadata::try_new(Arc::clone(file.metadata.metadata()), options) {
+                Ok(reader) => readers.push(reader),
+                // A file the decoder cannot read so is read as the plan types it.
+                Err(_) => return,
+            }
+        }
+        for (file, reader) in self.files.iter_mut().zip(readers) {
+            file.narrow_metadata = Some(reader);
+        }
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(output, field)| {
+                if narrow.contains(&output) {
+                    narrowed(field)
+                } else {
+                    field.as_ref().clone()
+                }
+            })
+            .collect();
+        self.narrow_schema = Some(Arc::new(Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        )));
+    }
+
+    /// The scan's output schema when read narrow (see [`ParquetScan::read`]): the plan's,
+    /// with the decimals stored as 64-bit integers typed `Decimal64`; `None` where there are
+    /// none.
+    pub fn narrow_schema(&self) -> Option<&SchemaRef> {
+        self.narrow_schema.as_ref()
     }
 
     /// Leaves out the row groups whose statistics prove that no row satisfies `predicate` (an
@@ -259,6 +354,7 @@ impl ParquetScan {
             files,
             projection: self.projection.clone(),
             schema: Arc::clone(&self.schema),
+            narrow_schema: self.narrow_schema.clone(),
             bytes_read: AtomicU64::new(0),
             analyzed: self.analyzed.clone(),
         }
@@ -331,14 +427,20 @@ impl ParquetScan {
 
     /// Decodes one row group or range of its rows, calling `emit` with each batch; only the
     /// pages that may hold one of `key_pages`' keys in its column, where the file's page index
-    /// tells.
+    /// tells. With `narrow`, the batches have the [`ParquetScan::narrow_schema`] where there
+    /// is one.
     pub(crate) fn read(
         &self,
         morsel: RowGroupMorsel,
         key_pages: &[KeyPages],
+        narrow: bool,
         mut emit: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
         let scanned = &self.files[morsel.file];
+        let (metadata, schema) = match (&scanned.narrow_metadata, &self.narrow_schema) {
+            (Some(metadata), Some(schema)) if narrow => (metadata, schema),
+            _ => (&scanned.metadata, &self.schema),
+        };
         let fail = |error: &dyn std::fmt::Display| parquet_error(&scanned.path, error);
         let file = crate::file_cache::mapped(&scanned.stamp)?;
         let parquet_schema = scanned.metadata.parquet_schema();
@@ -368,7 +470,7 @@ impl ParquetScan {
         }
         let selected_rows: usize = rows.iter().map(ExactSizeIterator::len).sum();
         let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, scanned.metadata.clone())
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
                 .with_row_groups(vec![morsel.row_group])
                 .with_projection(mask)
                 .with_batch_size(PARQUET_BATCH_ROWS);
@@ -398,7 +500,7 @@ impl ParquetScan {
             let batch = batch.map_err(|error| fail(&error))?;
             let columns = file_order
                 .iter()
-                .zip(self.schema.fields())
+                .zip(schema.fields())
                 .map(|(&position, field)| {
                     let column = batch.column(position);
                     if column.data_type() == field.data_type() {
@@ -411,7 +513,7 @@ impl ParquetScan {
                 .collect::<Result<Vec<_>>>()?;
             // A scan of no columns (`count(*)`) still has its rows.
             let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            let batch = RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &rows)
+            let batch = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &rows)
                 .map_err(ExecError::arrow("ParquetScan"))?;
             emit(batch)?;
         }
@@ -426,6 +528,36 @@ impl ParquetScan {
             .iter()
             .map(|index| sorted.binary_search(index).unwrap_or_default())
             .collect()
+    }
+}
+
+/// `batch` (read narrow) as a batch of `schema`, the plan's: its `Decimal64` columns widened to
+/// the `Decimal128` the schema gives.
+pub(crate) fn widened(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| widened_column(column, field.data_type()))
+        .collect::<Result<Vec<_>>>()?;
+    let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &rows)
+        .map_err(ExecError::arrow("ParquetScan"))
+}
+
+/// `column` as `data_type`: a `Decimal64` column widened to the `Decimal128` of the same
+/// precision and scale; any other column as it is.
+pub(crate) fn widened_column(column: &ArrayRef, data_type: &DataType) -> Result<ArrayRef> {
+    match (column.data_type(), data_type) {
+        (DataType::Decimal64(..), DataType::Decimal128(precision, scale)) => {
+            let narrow = column.as_primitive::<Decimal64Type>();
+            let wide: PrimitiveArray<Decimal128Type> = narrow.unary(i128::from);
+            Ok(Arc::new(
+                wide.with_precision_and_scale(*precision, *scale)
+                    .map_err(ExecError::arrow("ParquetScan"))?,
+            ))
+        }
+        _ => Ok(Arc::clone(column)),
     }
 }
 
@@ -527,8 +659,8 @@ pub fn display_datafusion_plan(plan: &dyn ExecutionPlan, metrics: bool) -> Strin
 mod tests {
     use std::fs::File;
 
-    use arrow::array::{AsArray, Int64Array};
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use arrow::array::{Decimal128Array, Int64Array};
+    use arrow::datatypes::Int64Type;
     use parquet::arrow::ArrowWriter;
     use parquet::file::properties::WriterProperties;
 
@@ -557,7 +689,7 @@ mod tests {
     fn read_all(scan: &ParquetScan, morsels: &[RowGroupMorsel]) -> Vec<i64> {
         let mut ids = Vec::new();
         for &morsel in morsels {
-            scan.read(morsel, &[], |batch| {
+            scan.read(morsel, &[], false, |batch| {
                 ids.extend(batch.column(0).as_primitive::<Int64Type>().values());
                 Ok(())
             })
@@ -587,6 +719,77 @@ mod tests {
             (0..400_000).collect::<Vec<_>>()
         );
         assert!(scan.bytes_read() > 0);
+    }
+
+    #[test]
+    fn small_decimals_stored_as_integers_read_narrow_and_widen_to_what_the_plan_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decimals.parquet");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("small", DataType::Decimal128(15, 2), true),
+            Field::new("large", DataType::Decimal128(30, 2), true),
+        ]));
+        let small: Decimal128Array = (0..1000)
+            .map(|row: i128| (row % 9 != 0).then_some(row * 1_000_003 - 400_000_000))
+            .collect::<Decimal128Array>()
+            .with_precision_and_scale(15, 2)
+            .unwrap();
+        let large = Decimal128Array::from_iter_values((0..1000).map(|row: i128| row << 70))
+            .with_precision_and_scale(30, 2)
+            .unwrap();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..1000)),
+                Arc::new(small),
+                Arc::new(large),
+            ],
+        )
+        .unwrap();
+        let file = File::create(&path).unwrap();
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+
+        // Read in another order: `small` alone turns narrow (`large` needs more than 64 bits).
+        let plan_schema = Arc::new(schema.project(&[1, 2, 0]).unwrap());
+        let scan =
+            ParquetScan::try_new(vec![path], vec![1, 2, 0], Arc::clone(&plan_schema)).unwrap();
+        let narrow_schema = scan.narrow_schema().unwrap();
+        let types: Vec<&DataType> = narrow_schema
+            .fields()
+            .iter()
+            .map(|field| field.data_type())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                &DataType::Decimal64(15, 2),
+                &DataType::Decimal128(30, 2),
+                &DataType::Int64
+            ]
+        );
+        let read = |narrow: bool| {
+            let mut batches = Vec::new();
+            for morsel in scan.morsels(1) {
+                scan.read(morsel, &[], narrow, |batch| {
+                    batches.push(batch);
+                    Ok(())
+                })
+                .unwrap();
+            }
+            batches
+        };
+        let wide = read(false);
+        let narrow = read(true);
+        assert_eq!(narrow[0].schema(), *narrow_schema);
+        let widened: Vec<RecordBatch> = narrow
+            .iter()
+            .map(|batch| widened(batch, &plan_schema).unwrap())
+            .collect();
+        assert_eq!(widened, wide);
+        assert_eq!(wide[0], batch.project(&[1, 2, 0]).unwrap());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod having_estimates;
 mod join_correlation_estimates;
 mod join_key_filters;
 mod join_order;
+mod narrow_decimals;
 mod nexmark_streams;
 mod page_pruning;
 mod scan_pruning;
