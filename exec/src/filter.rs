@@ -119,17 +119,40 @@ impl FilterPredicate {
         }
         read.sort_unstable();
         read.dedup();
+        // A column only compared with literals is compared narrow, as it comes.
+        let comparisons: Vec<Option<(usize, Conjunct)>> = self
+            .over_all_rows
+            .iter()
+            .map(|conjunct| narrow_comparison(conjunct, narrow_schema))
+            .collect();
+        let stays_narrow = |column: usize| {
+            self.over_all_rows
+                .iter()
+                .zip(&comparisons)
+                .filter(|(conjunct, _)| conjunct.columns().contains(&column))
+                .all(|(_, comparison)| matches!(comparison, Some((compared, _)) if *compared == column))
+        };
         let Some(over_read_columns) = self
             .over_all_rows
             .iter()
-            .map(|conjunct| conjunct.onto(&read))
+            .zip(&comparisons)
+            .map(|(conjunct, comparison)| match comparison {
+                Some((column, narrow)) if stays_narrow(*column) => narrow.onto(&read),
+                _ => conjunct.onto(&read),
+            })
             .collect::<Option<Vec<_>>>()
         else {
             return false;
         };
         let read_schema = Arc::new(Schema::new(
             read.iter()
-                .map(|&column| schema.field(column).clone())
+                .map(|&column| {
+                    if stays_narrow(column) {
+                        narrow_schema.field(column).clone()
+                    } else {
+                        schema.field(column).clone()
+                    }
+                })
                 .collect::<Vec<_>>(),
         ));
         self.narrow = Some(NarrowInput {
@@ -250,6 +273,65 @@ impl Conjunct {
             },
         })
     }
+}
+
+/// `conjunct` as a comparison of a column that `narrow_schema` types `Decimal64` with a decimal
+/// literal of its scale that fits 64 bits: that column and the comparison of it with the
+/// literal as a `Decimal64` of the column's type, which Arrow compares as 64-bit integers.
+fn narrow_comparison(conjunct: &Conjunct, narrow_schema: &Schema) -> Option<(usize, Conjunct)> {
+    let Conjunct::Expr(expr) = conjunct else {
+        return None;
+    };
+    let binary = expr.downcast_ref::<BinaryExpr>()?;
+    if !matches!(
+        binary.op(),
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    ) {
+        return None;
+    }
+    let narrow_column = |side: &Arc<dyn PhysicalExpr>| {
+        let column = side.downcast_ref::<Column>()?;
+        match narrow_schema.fields().get(column.index())?.data_type() {
+            DataType::Decimal64(precision, scale) => Some((column.index(), *precision, *scale)),
+            _ => None,
+        }
+    };
+    let narrow_literal = |side: &Arc<dyn PhysicalExpr>, precision: u8, scale: i8| match side
+        .downcast_ref::<Literal>()?
+        .value()
+    {
+        ScalarValue::Decimal128(Some(value), _, literal_scale) if *literal_scale == scale => {
+            let value = i64::try_from(*value).ok()?;
+            Some(Arc::new(Literal::new(ScalarValue::Decimal64(
+                Some(value),
+                precision,
+                scale,
+            ))) as Arc<dyn PhysicalExpr>)
+        }
+        _ => None,
+    };
+    let (left, right) = (binary.left(), binary.right());
+    let (column, left, right) = if let Some((column, precision, scale)) = narrow_column(left) {
+        (
+            column,
+            Arc::clone(left),
+            narrow_literal(right, precision, scale)?,
+        )
+    } else {
+        let (column, precision, scale) = narrow_column(right)?;
+        (
+            column,
+            narrow_literal(left, precision, scale)?,
+            Arc::clone(right),
+        )
+    };
+    let compared = BinaryExpr::new(left, *binary.op(), right);
+    Some((column, Conjunct::Expr(Arc::new(compared))))
 }
 
 /// The rows of `batch` for which every one of `conjuncts` is true; `None` for no conjuncts.
@@ -448,7 +530,9 @@ mod tests {
     use arrow::array::{ArrayRef, Decimal64Array, Int64Array, StringArray, StringViewArray};
     use arrow::datatypes::Field;
     use datafusion::common::ScalarValue;
-    use datafusion::physical_expr::expressions::{binary, col, in_list, is_null, like, lit};
+    use datafusion::physical_expr::expressions::{
+        binary, col, in_list, is_not_null, is_null, like, lit,
+    };
 
     use super::*;
 
@@ -684,18 +768,18 @@ mod tests {
         )
         .unwrap();
         let wide = crate::source::widened(&narrow, &schema).unwrap();
-        let (n, d, v) = (
+        let (n, d, v, e) = (
             col("n", &schema).unwrap(),
             col("d", &schema).unwrap(),
             col("v", &schema).unwrap(),
+            col("e", &schema).unwrap(),
         );
-        let above = binary(
-            d,
-            Operator::Gt,
-            lit(ScalarValue::Decimal128(Some(100), 15, 2)),
-            &schema,
-        )
-        .unwrap();
+        let decimal = |cents: i128| lit(ScalarValue::Decimal128(Some(cents), 15, 2));
+        // `d` is only compared with literals, so it is compared narrow; `e` is also tested
+        // for null, so it is widened first.
+        let above = binary(d, Operator::Gt, decimal(100), &schema).unwrap();
+        let below = binary(decimal(-3), Operator::Gt, Arc::clone(&e), &schema).unwrap();
+        let present = is_not_null(e).unwrap();
         let view = |text: &str| lit(ScalarValue::Utf8View(Some(text.to_string())));
         let tagged = in_list(v, vec![view("x"), view("y")], &false, &schema).unwrap();
         let even = binary(
@@ -705,12 +789,31 @@ mod tests {
             &schema,
         )
         .unwrap();
-        for predicate in [
-            and(and(above, tagged, &schema), Arc::clone(&even), &schema),
-            even,
-        ] {
+        let cases = [
+            (
+                and(
+                    and(Arc::clone(&above), tagged, &schema),
+                    Arc::clone(&even),
+                    &schema,
+                ),
+                vec![DataType::Decimal64(15, 2), DataType::Utf8View],
+            ),
+            (
+                and(and(above, below, &schema), present, &schema),
+                vec![DataType::Decimal64(15, 2), DataType::Decimal128(15, 2)],
+            ),
+            (even, vec![]),
+        ];
+        for (predicate, read_types) in cases {
             let mut split = FilterPredicate::new(&predicate, &schema);
             assert!(split.read_narrow(&schema, &narrow_schema), "{predicate}");
+            let read = &split.narrow.as_ref().unwrap().read_schema;
+            let types: Vec<DataType> = read
+                .fields()
+                .iter()
+                .map(|field| field.data_type().clone())
+                .collect();
+            assert_eq!(types, read_types, "{predicate}");
             let kept = split.filter(&narrow).unwrap();
             assert_eq!(kept.schema(), schema, "{predicate}");
             let expected = kept_by_datafusion(&predicate, &wide);
