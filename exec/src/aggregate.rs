@@ -17,7 +17,7 @@
 //! shared tables: partial tables would shrink its input too little to pay for merging them.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError};
 
 use ahash::RandomState;
 use arrow::array::{ArrayRef, UInt32Array, new_empty_array};
@@ -1173,7 +1173,9 @@ fn take_each(columns: &[Vec<ArrayRef>], indices: &UInt32Array) -> Result<Vec<Vec
 }
 
 /// Packs the rows' group keys, splits the rows by their key's partition, and folds
-/// each partition's rows into its table of `shared`.
+/// each partition's rows into its table of `shared`. A table another task holds is passed over
+/// and folded into after the others, so that tasks seldom wait for each other (TPC-H SF 10 Q16
+/// on 16 threads: every task folds each batch into all 32 tables).
 fn scatter_into<K: PackedGroupKey>(
     shared: &[Mutex<Option<GroupTable>>],
     packing: &KeyPacking,
@@ -1187,6 +1189,7 @@ fn scatter_into<K: PackedGroupKey>(
     for (row, key) in keys.iter().enumerate() {
         rows_by_partition[split.of(*key, shared.len())].push(row as u32);
     }
+    let mut passed_over = Vec::new();
     for (table, rows) in shared.iter().zip(rows_by_partition) {
         if rows.is_empty() {
             continue;
@@ -1205,14 +1208,32 @@ fn scatter_into<K: PackedGroupKey>(
             let part_keys = rows.iter().map(|&row| keys[row as usize]).collect();
             (part_keys, take_each(arguments, &UInt32Array::from(rows))?)
         };
-        let mut table = table.lock().unwrap_or_else(PoisonError::into_inner);
-        let table = table.as_mut().ok_or_else(|| ExecError::Internal {
-            operator: OPERATOR,
-            message: "rows reached an aggregation after its merge began".to_string(),
-        })?;
-        table.update_packed(&part_keys, &part_arguments)?;
+        match table.try_lock() {
+            Ok(mut held) => fold_into_shared(&mut held, &part_keys, &part_arguments)?,
+            Err(TryLockError::Poisoned(poisoned)) => {
+                fold_into_shared(&mut poisoned.into_inner(), &part_keys, &part_arguments)?
+            }
+            Err(TryLockError::WouldBlock) => passed_over.push((table, part_keys, part_arguments)),
+        }
+    }
+    for (table, part_keys, part_arguments) in passed_over {
+        let mut held = table.lock().unwrap_or_else(PoisonError::into_inner);
+        fold_into_shared(&mut held, &part_keys, &part_arguments)?;
     }
     Ok(())
+}
+
+/// Folds rows of packed `keys` and their `arguments` into a shared table.
+fn fold_into_shared<K: PackedGroupKey>(
+    table: &mut Option<GroupTable>,
+    keys: &[K],
+    arguments: &[Vec<ArrayRef>],
+) -> Result<()> {
+    let table = table.as_mut().ok_or_else(|| ExecError::Internal {
+        operator: OPERATOR,
+        message: "rows reached an aggregation after its merge began".to_string(),
+    })?;
+    table.update_packed(keys, arguments)
 }
 
 /// Evaluates each expression over `batch` into a full-length column, for `operator`.
