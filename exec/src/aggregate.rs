@@ -1174,8 +1174,9 @@ fn take_each(columns: &[Vec<ArrayRef>], indices: &UInt32Array) -> Result<Vec<Vec
 
 /// Packs the rows' group keys, splits the rows by their key's partition, and folds
 /// each partition's rows into its table of `shared`. A table another task holds is passed over
-/// and folded into after the others, so that tasks seldom wait for each other (TPC-H SF 10 Q16
-/// on 16 threads: every task folds each batch into all 32 tables).
+/// and folded into after the others, so that tasks seldom wait for each other: on 16 threads
+/// (TPC-H SF 10, where every task folds each batch into all 32 tables) waiting on each table in
+/// turn made Q18 0.52–0.54 s instead of 0.36–0.39 s.
 fn scatter_into<K: PackedGroupKey>(
     shared: &[Mutex<Option<GroupTable>>],
     packing: &KeyPacking,
@@ -1216,9 +1217,27 @@ fn scatter_into<K: PackedGroupKey>(
             Err(TryLockError::WouldBlock) => passed_over.push((table, part_keys, part_arguments)),
         }
     }
-    for (table, part_keys, part_arguments) in passed_over {
-        let mut held = table.lock().unwrap_or_else(PoisonError::into_inner);
-        fold_into_shared(&mut held, &part_keys, &part_arguments)?;
+    // Again the tables found free, until a pass finds none: then wait for the first.
+    while !passed_over.is_empty() {
+        let before = passed_over.len();
+        let mut still_held = Vec::with_capacity(before);
+        for (table, part_keys, part_arguments) in passed_over {
+            match table.try_lock() {
+                Ok(mut held) => fold_into_shared(&mut held, &part_keys, &part_arguments)?,
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    fold_into_shared(&mut poisoned.into_inner(), &part_keys, &part_arguments)?
+                }
+                Err(TryLockError::WouldBlock) => {
+                    still_held.push((table, part_keys, part_arguments))
+                }
+            }
+        }
+        if still_held.len() == before {
+            let (table, part_keys, part_arguments) = still_held.remove(0);
+            let mut held = table.lock().unwrap_or_else(PoisonError::into_inner);
+            fold_into_shared(&mut held, &part_keys, &part_arguments)?;
+        }
+        passed_over = still_held;
     }
     Ok(())
 }
@@ -1250,4 +1269,60 @@ pub(crate) fn evaluate_all(
         })
         .collect::<datafusion::error::Result<Vec<_>>>()
         .map_err(ExecError::datafusion(operator))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use arrow::array::{Array, Int64Array};
+    use datafusion::physical_expr::expressions::col;
+
+    use super::*;
+
+    #[test]
+    fn a_batch_folds_into_the_free_shared_tables_before_one_another_task_holds() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Int64, false)]);
+        let spec =
+            AggregateSpec::try_new(vec![col("k", &schema).unwrap()], vec![], &schema, &[None])
+                .unwrap();
+        let KeyLayout::Packed(packing) = &spec.key_layout else {
+            panic!("an Int64 key packs");
+        };
+        let budget = Arc::new(MemoryBudget::new(None));
+        let dictionaries = Arc::new(KeyDictionaries::new(&[DataType::Int64]));
+        let shared: Vec<Mutex<Option<GroupTable>>> = (0..4)
+            .map(|_| {
+                let table = GroupTable::new(&spec, &budget, &dictionaries, 16).unwrap();
+                Mutex::new(Some(table))
+            })
+            .collect();
+        let groups_in = |partition: usize| match shared[partition].try_lock() {
+            Ok(table) => table.as_ref().map_or(0, |table| table.keys.len()),
+            Err(_) => 0,
+        };
+        let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(0..1000));
+        std::thread::scope(|scope| {
+            // Held inside the scope, so that a failing assertion lets the fold finish.
+            let held = shared[1].lock().unwrap();
+            let folding = scope.spawn(|| {
+                scatter_into::<u64>(&shared, packing, KeySplit::Hash, &[Arc::clone(&keys)], &[])
+            });
+            // The other tables get their rows while table 1 is held.
+            let started = Instant::now();
+            while [0, 2, 3].iter().any(|&partition| groups_in(partition) == 0) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "the fold waited for the held table before folding into the free ones"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(held.as_ref().unwrap().keys.len(), 0);
+            drop(held);
+            folding.join().unwrap().unwrap();
+        });
+        let groups: usize = (0..4).map(groups_in).sum();
+        assert_eq!(groups, keys.len());
+        assert!(groups_in(1) > 0);
+    }
 }
