@@ -754,8 +754,9 @@ fn source_column(node: &PhysicalNode, index: usize, source: &PhysicalNode) -> Op
 }
 
 /// Whether `scan` should read its small decimals narrow for the pipeline `operators` (its
-/// key filters `key_filters` ahead of them): where the first operator is a filter, which then
-/// widens the rows it keeps, and no key filter reads a narrowed column. Sets the filter up.
+/// key filters `key_filters` ahead of them): where the first operator is a filter or a join
+/// probe, which widen the rows they keep or join, and no key (of a key filter or of that join)
+/// is a narrowed column. Sets the filter up.
 fn read_narrow(
     scan: &ParquetScan,
     operators: &mut [StreamingOperator],
@@ -764,15 +765,13 @@ fn read_narrow(
     let Some(narrow_schema) = scan.narrow_schema() else {
         return false;
     };
-    let keys_stay_wide = key_filters.iter().all(|filter| match &filter.step {
-        Step::KeyFilter { column, .. } => {
-            narrow_schema.field(*column).data_type() == scan.schema().field(*column).data_type()
-        }
-        _ => true,
-    });
     let stays_wide = |column: usize| {
         narrow_schema.field(column).data_type() == scan.schema().field(column).data_type()
     };
+    let keys_stay_wide = key_filters.iter().all(|filter| match &filter.step {
+        Step::KeyFilter { column, .. } => stays_wide(*column),
+        _ => true,
+    });
     match operators.first_mut() {
         Some(StreamingOperator {
             node,

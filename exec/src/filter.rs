@@ -12,8 +12,9 @@
 //!
 //! A filter right after a scan that reads decimals narrow (`Decimal64`, see
 //! [`crate::source::ParquetScan::narrow_schema`]) gives the conjuncts over every row only the
-//! columns they read, those decimals widened to the plan's `Decimal128`, selects the rows from
-//! the narrow batch and widens only the rows it keeps.
+//! columns they read, those decimals widened to the plan's `Decimal128` unless they are only
+//! compared with literals (then compared as they come, as 64-bit integers), selects the rows
+//! from the narrow batch and widens only the rows it keeps.
 
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ use datafusion::physical_plan::PhysicalExpr;
 use sabot_kernels::{LikePattern, ViewLiteral, string_views_like, strings_like, views_matching};
 
 use crate::error::{ExecError, Result};
-use crate::source::widened;
+use crate::source::{widened, widened_column};
 
 const OPERATOR: &str = "Filter";
 
@@ -176,9 +177,7 @@ impl FilterPredicate {
                     .read
                     .iter()
                     .zip(narrow.read_schema.fields())
-                    .map(|(&column, field)| {
-                        crate::source::widened_column(batch.column(column), field.data_type())
-                    })
+                    .map(|(&column, field)| widened_column(batch.column(column), field.data_type()))
                     .collect::<Result<Vec<_>>>()?;
                 let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
                 let read = RecordBatch::try_new_with_options(
@@ -760,14 +759,14 @@ mod tests {
         let narrow = RecordBatch::try_new(
             Arc::clone(&narrow_schema),
             vec![
-                Arc::new(numbers.clone()),
+                Arc::new(numbers),
                 narrow_column(&cents),
-                Arc::new(tags.clone()),
+                Arc::new(tags),
                 narrow_column(&others),
             ],
         )
         .unwrap();
-        let wide = crate::source::widened(&narrow, &schema).unwrap();
+        let wide = widened(&narrow, &schema).unwrap();
         let (n, d, v, e) = (
             col("n", &schema).unwrap(),
             col("d", &schema).unwrap(),

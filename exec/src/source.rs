@@ -9,8 +9,8 @@
 //!
 //! Decimals of up to 18 digits stored as 64-bit integers can be read as `Decimal64`
 //! ([`ParquetScan::narrow_schema`]) instead of the `Decimal128` the plan types them as: the
-//! decoder then hands over its values as they are, and a filter right after the scan widens only
-//! the rows it keeps.
+//! decoder then hands over its values as they are, and a filter or join probe right after the
+//! scan widens only the rows it keeps or joins.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -177,7 +177,7 @@ impl ParquetScan {
             let options = ArrowReaderOptions::new().with_schema(hint);
             match ArrowReaderMetadata::try_new(Arc::clone(file.metadata.metadata()), options) {
                 Ok(reader) => readers.push(reader),
-                // A file the decoder cannot read so is read as the plan types it.
+                // A file the decoder cannot read narrow: every file is read as the plan types it.
                 Err(_) => return,
             }
         }
