@@ -282,15 +282,7 @@ fn narrow_comparison(conjunct: &Conjunct, narrow_schema: &Schema) -> Option<(usi
         return None;
     };
     let binary = expr.downcast_ref::<BinaryExpr>()?;
-    if !matches!(
-        binary.op(),
-        Operator::Eq
-            | Operator::NotEq
-            | Operator::Lt
-            | Operator::LtEq
-            | Operator::Gt
-            | Operator::GtEq
-    ) {
+    if !is_comparison(binary.op()) {
         return None;
     }
     let narrow_column = |side: &Arc<dyn PhysicalExpr>| {
@@ -333,6 +325,19 @@ fn narrow_comparison(conjunct: &Conjunct, narrow_schema: &Schema) -> Option<(usi
     Some((column, Conjunct::Expr(Arc::new(compared))))
 }
 
+/// Whether `op` is `=`, `<>`, `<`, `<=`, `>` or `>=`.
+fn is_comparison(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    )
+}
+
 /// The rows of `batch` for which every one of `conjuncts` is true; `None` for no conjuncts.
 fn mask(conjuncts: &[Conjunct], batch: &RecordBatch) -> Result<Option<BooleanBuffer>> {
     let mut mask: Option<BooleanBuffer> = None;
@@ -371,17 +376,8 @@ fn cheap_over_all_rows(conjunct: &dyn PhysicalExpr, schema: &Schema) -> bool {
     };
     let literal = |expr: &Arc<dyn PhysicalExpr>| expr.downcast_ref::<Literal>().is_some();
     if let Some(binary) = conjunct.downcast_ref::<BinaryExpr>() {
-        let comparison = matches!(
-            binary.op(),
-            Operator::Eq
-                | Operator::NotEq
-                | Operator::Lt
-                | Operator::LtEq
-                | Operator::Gt
-                | Operator::GtEq
-        );
         let (left, right) = (binary.left(), binary.right());
-        return comparison
+        return is_comparison(binary.op())
             && (fixed_width_column(left) || fixed_width_column(right))
             && (fixed_width_column(left) || literal(left))
             && (fixed_width_column(right) || literal(right));

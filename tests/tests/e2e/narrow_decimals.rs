@@ -10,7 +10,7 @@ use sabot::arrow::datatypes::{Field, Schema};
 use sabot::arrow::record_batch::RecordBatch;
 use sabot::{Engine, Sabot};
 
-use crate::common::sorted_rows;
+use crate::facts_and_dims::rows_on;
 
 const FACT_ROWS: i64 = 120_000;
 const DIM_ROWS: i64 = 1_000;
@@ -120,18 +120,12 @@ fn filters_and_joins_over_narrow_decimals_give_datafusions_answers() {
         "SELECT f.id, f.disc, d.name FROM facts f JOIN dims d ON f.dkey = d.dkey WHERE f.price > 100",
     ];
     for query in queries {
-        let run = |engine| {
-            sorted_rows(
-                &sabot
-                    .sql(query)
-                    .unwrap()
-                    .with_engine(engine)
-                    .collect()
-                    .unwrap(),
-            )
-        };
-        let on_sabot = run(Engine::Sabot);
+        let on_sabot = rows_on(&sabot, query, Engine::Sabot);
         assert!(!on_sabot.is_empty(), "{query}: no rows");
-        assert_eq!(on_sabot, run(Engine::DataFusion), "{query}");
+        assert_eq!(
+            on_sabot,
+            rows_on(&sabot, query, Engine::DataFusion),
+            "{query}"
+        );
     }
 }
