@@ -31,7 +31,11 @@ use crate::source::ParquetScan;
 /// Lets another thread stop a running query: its tasks stop at their next batch, tasks not yet
 /// started are skipped, and the run ends with [`ExecError::Cancelled`].
 #[derive(Debug, Clone, Default)]
-pub struct CancelHandle(Arc<AtomicBool>);
+pub struct CancelHandle {
+    cancelled: Arc<AtomicBool>,
+    /// The handle this one was made from, whose cancellation cancels this one too.
+    outer: Option<Box<CancelHandle>>,
+}
 
 impl CancelHandle {
     /// A handle for one query run.
@@ -39,14 +43,27 @@ impl CancelHandle {
         CancelHandle::default()
     }
 
-    /// Asks the query to stop.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Release);
+    /// A handle cancelled with this one, or alone: a run stops its own work through it
+    /// without cancelling the caller's handle.
+    pub(crate) fn inner(&self) -> CancelHandle {
+        CancelHandle {
+            cancelled: Arc::default(),
+            outer: Some(Box::new(self.clone())),
+        }
     }
 
-    /// Whether [`CancelHandle::cancel`] was called.
+    /// Asks the query to stop.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// Whether [`CancelHandle::cancel`] was called (on this handle or the one it was made from).
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.cancelled.load(Ordering::Acquire)
+            || self
+                .outer
+                .as_ref()
+                .is_some_and(|outer| outer.is_cancelled())
     }
 
     fn check(&self) -> Result<()> {
@@ -137,7 +154,8 @@ impl Executor {
     ) -> Result<Vec<RecordBatch>> {
         let run = Run {
             budget: Arc::clone(budget),
-            cancel: cancel.clone(),
+            // Cancelled when part of the plan fails, so that the parts running beside it stop.
+            cancel: cancel.inner(),
             shared: nodes_reached_twice(root),
             shared_outputs: Mutex::new(HashMap::new()),
         };
@@ -263,7 +281,7 @@ impl Executor {
                     })
                     .collect();
                 let mut output = Vec::new();
-                for batches in concurrently(jobs)? {
+                for batches in concurrently(jobs, &run.cancel)? {
                     for batch in batches {
                         output.push(as_union_rows(batch, &node.schema)?);
                     }
@@ -368,7 +386,7 @@ impl Executor {
                 None
             }
         };
-        let mut made = concurrently(jobs)?.into_iter();
+        let mut made = concurrently(jobs, &run.cancel)?.into_iter();
         let mut next_table = || match made.next() {
             Some(Made::Table(table)) => Ok(table),
             _ => Err(ExecError::Internal {
