@@ -137,9 +137,11 @@ impl SabotBuilder {
         let scheduler = Scheduler::new(threads).map_err(|error| SabotError::Execution {
             message: format!("cannot start the scheduler: {error}"),
         })?;
+        // Named apart from the scheduler's `sabot-worker-N` threads, so that profiles tell
+        // DataFusion's share of a query (fallback subtrees, `--engine datafusion`) from Sabot's.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
-            .thread_name("sabot-worker")
+            .thread_name("sabot-async")
             .enable_all()
             .build()
             .map_err(|error| SabotError::Execution {
