@@ -1209,12 +1209,8 @@ fn scatter_into<K: PackedGroupKey>(
             let part_keys = rows.iter().map(|&row| keys[row as usize]).collect();
             (part_keys, take_each(arguments, &UInt32Array::from(rows))?)
         };
-        match table.try_lock() {
-            Ok(mut held) => fold_into_shared(&mut held, &part_keys, &part_arguments)?,
-            Err(TryLockError::Poisoned(poisoned)) => {
-                fold_into_shared(&mut poisoned.into_inner(), &part_keys, &part_arguments)?
-            }
-            Err(TryLockError::WouldBlock) => passed_over.push((table, part_keys, part_arguments)),
+        if !fold_into_free_table(table, &part_keys, &part_arguments)? {
+            passed_over.push((table, part_keys, part_arguments));
         }
     }
     // Again the tables found free, until a pass finds none: then wait for the first.
@@ -1222,14 +1218,8 @@ fn scatter_into<K: PackedGroupKey>(
         let before = passed_over.len();
         let mut still_held = Vec::with_capacity(before);
         for (table, part_keys, part_arguments) in passed_over {
-            match table.try_lock() {
-                Ok(mut held) => fold_into_shared(&mut held, &part_keys, &part_arguments)?,
-                Err(TryLockError::Poisoned(poisoned)) => {
-                    fold_into_shared(&mut poisoned.into_inner(), &part_keys, &part_arguments)?
-                }
-                Err(TryLockError::WouldBlock) => {
-                    still_held.push((table, part_keys, part_arguments))
-                }
+            if !fold_into_free_table(table, &part_keys, &part_arguments)? {
+                still_held.push((table, part_keys, part_arguments));
             }
         }
         if still_held.len() == before {
@@ -1240,6 +1230,23 @@ fn scatter_into<K: PackedGroupKey>(
         passed_over = still_held;
     }
     Ok(())
+}
+
+/// Folds rows of packed `keys` and their `arguments` into `table` if no other task holds it;
+/// returns whether it did.
+fn fold_into_free_table<K: PackedGroupKey>(
+    table: &Mutex<Option<GroupTable>>,
+    keys: &[K],
+    arguments: &[Vec<ArrayRef>],
+) -> Result<bool> {
+    match table.try_lock() {
+        Ok(mut held) => fold_into_shared(&mut held, keys, arguments)?,
+        Err(TryLockError::Poisoned(poisoned)) => {
+            fold_into_shared(&mut poisoned.into_inner(), keys, arguments)?
+        }
+        Err(TryLockError::WouldBlock) => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Folds rows of packed `keys` and their `arguments` into a shared table.
